@@ -1,0 +1,204 @@
+//! The documents a gateway module reads: the outgoing request (DESIGN §3) and the
+//! gateway parameter block shared by every command.
+
+use crate::gateway::GatewayError;
+use crate::xml::{self, Params};
+
+/// A gateway's settings as the module sees them.
+#[derive(Debug, Clone, Default)]
+pub struct GatewaySettings {
+    /// `<gateway>`'s own children (id, name, gateway_module, ...), without xmlparams.
+    pub gateway: Params,
+    /// The xmlparams document as text (empty when there was none).
+    pub xmlparams: String,
+    /// What the module works with: xmlparams' fields, then `<gateway>`'s own children
+    /// for names xmlparams does not have.
+    pub params: Params,
+}
+
+impl GatewaySettings {
+    /// Builds the settings from a gateway row's columns and its xmlparams text.
+    pub fn new(gateway: Params, xmlparams: &str) -> Result<Self, GatewayError> {
+        let mut params = if xmlparams.trim().is_empty() {
+            Params::new()
+        } else {
+            let doc = xml::parse(xmlparams)
+                .map_err(|e| GatewayError::xml(format!("xmlparams is not an XML document: {e}")))?;
+            Params::from_children(doc.root_element())
+        };
+        for (k, v) in gateway.iter() {
+            params.insert_if_absent(k, v);
+        }
+        register_secrets(&params);
+        Ok(Self {
+            gateway,
+            xmlparams: xmlparams.to_owned(),
+            params,
+        })
+    }
+
+    /// Reads the settings from a document: its `<gateway>` element when it has one
+    /// (outgoing, ingoing), else its root (the check_connection form).
+    pub fn from_doc(doc: &roxmltree::Document<'_>) -> Result<Self, GatewayError> {
+        let root = doc.root_element();
+        let holder = root
+            .children()
+            .find(|c| c.has_tag_name("gateway"))
+            .unwrap_or(root);
+        let mut gateway = Params::new();
+        let mut xmlparams = String::new();
+        for child in holder.children().filter(|c| c.is_element()) {
+            if child.has_tag_name("xmlparams") {
+                xmlparams = if child.children().any(|c| c.is_element()) {
+                    // Nested elements: keep them as a document of their own.
+                    let range = child.range();
+                    let inner = &doc.input_text()[range];
+                    inner.to_owned()
+                } else {
+                    xml::text_of(child)
+                };
+            } else if holder != root || !child.children().any(|c| c.is_element()) {
+                gateway.insert_if_absent(child.tag_name().name(), &xml::text_of(child));
+            }
+        }
+        Self::new(gateway, &xmlparams)
+    }
+
+    /// A required parameter, or a `missed` error naming it.
+    pub fn require(&self, name: &str) -> Result<&str, GatewayError> {
+        self.params
+            .get(name)
+            .ok_or_else(|| GatewayError::missed(name))
+    }
+
+    fn write_into(&self, w: &mut xmlwriter::XmlWriter) {
+        w.start_element("gateway");
+        self.gateway.write_into(w);
+        w.start_element("xmlparams");
+        w.write_text(&self.xmlparams);
+        w.end_element();
+        w.end_element();
+    }
+}
+
+/// Values of parameters whose names say they are secrets never reach a log.
+fn register_secrets(params: &Params) {
+    for (k, v) in params.iter() {
+        if crate::log::is_secret_name(k) {
+            crate::log::add_secret(v);
+        }
+    }
+}
+
+/// `--command outgoing`'s input: one message for one user through one gateway.
+#[derive(Debug, Clone, Default)]
+pub struct OutgoingInput {
+    pub settings: GatewaySettings,
+    pub message: String,
+    pub subject: String,
+    pub user: Params,
+    pub project: Params,
+}
+
+impl OutgoingInput {
+    pub fn parse(text: &str) -> Result<Self, GatewayError> {
+        if text.trim().is_empty() {
+            return Err(GatewayError::xml(
+                "empty input: expected the outgoing XML on stdin",
+            ));
+        }
+        let doc = xml::parse(text)
+            .map_err(|e| GatewayError::xml(format!("input is not an XML document: {e}")))?;
+        let root = doc.root_element();
+        let child = |name: &str| root.children().find(|c| c.has_tag_name(name));
+        if child("gateway").is_none() {
+            return Err(GatewayError::missed("gateway"));
+        }
+        Ok(Self {
+            settings: GatewaySettings::from_doc(&doc)?,
+            message: child("message").map(xml::text_of).unwrap_or_default(),
+            subject: child("subject").map(xml::text_of).unwrap_or_default(),
+            user: child("user").map(Params::from_children).unwrap_or_default(),
+            project: child("project")
+                .map(Params::from_children)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The document a notification module sends to `gate/<module> --command outgoing`.
+    pub fn to_xml(&self) -> String {
+        let mut w = xml::writer();
+        w.start_element("doc");
+        self.settings.write_into(&mut w);
+        w.start_element("message");
+        w.write_text(&self.message);
+        w.end_element();
+        w.start_element("subject");
+        w.write_text(&self.subject);
+        w.end_element();
+        for (name, params) in [("user", &self.user), ("project", &self.project)] {
+            w.start_element(name);
+            params.write_into(&mut w);
+            w.end_element();
+        }
+        w.end_document()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED_SHAPE: &str = r#"<doc>
+  <gateway><id>3</id><name>sms</name><gateway_module>gwepochta</gateway_module><sender>FromRow</sender>
+    <xmlparams>&lt;doc&gt;&lt;login&gt;user&lt;/login&gt;&lt;password&gt;pw&lt;/password&gt;&lt;sender&gt;Shop&lt;/sender&gt;&lt;/doc&gt;</xmlparams></gateway>
+  <message>Hello</message><subject>S</subject>
+  <user><id>7</id><phone>+79990000000</phone></user>
+  <project><id>1</id><name>Hosting</name></project>
+</doc>"#;
+
+    #[test]
+    fn xmlparams_as_text_then_gateway_children() {
+        let i = OutgoingInput::parse(SEED_SHAPE).unwrap();
+        assert_eq!(i.settings.params.get("login"), Some("user"));
+        assert_eq!(i.settings.params.get("sender"), Some("Shop"));
+        assert_eq!(i.settings.params.get("gateway_module"), Some("gwepochta"));
+        assert_eq!(i.user.get("phone"), Some("+79990000000"));
+        assert_eq!(i.project.get("id"), Some("1"));
+        assert_eq!(i.message, "Hello");
+    }
+
+    #[test]
+    fn xmlparams_as_nested_elements() {
+        let text =
+            "<doc><gateway><xmlparams><login>u</login><password>p</password></xmlparams></gateway>\
+                    <message>m</message><user><phone>1</phone></user></doc>";
+        let i = OutgoingInput::parse(text).unwrap();
+        assert_eq!(i.settings.params.get("login"), Some("u"));
+        assert_eq!(i.settings.params.get("password"), Some("p"));
+    }
+
+    #[test]
+    fn round_trip_through_to_xml() {
+        let i = OutgoingInput::parse(SEED_SHAPE).unwrap();
+        let again = OutgoingInput::parse(&i.to_xml()).unwrap();
+        assert_eq!(again.settings.params, i.settings.params);
+        assert_eq!(again.user, i.user);
+        assert_eq!(again.subject, "S");
+    }
+
+    #[test]
+    fn bad_inputs_are_clear_errors() {
+        assert_eq!(OutgoingInput::parse("").unwrap_err().kind, "xml");
+        assert_eq!(OutgoingInput::parse("<doc>").unwrap_err().kind, "xml");
+        assert_eq!(
+            OutgoingInput::parse("<doc/>").unwrap_err().object,
+            "gateway"
+        );
+        let bad = "<doc><gateway><xmlparams>&lt;doc&gt;</xmlparams></gateway></doc>";
+        assert!(OutgoingInput::parse(bad)
+            .unwrap_err()
+            .msg
+            .contains("xmlparams"));
+    }
+}

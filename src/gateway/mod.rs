@@ -1,0 +1,374 @@
+//! The gateway module protocol (the seed's "Gateway module architecture"): the trait
+//! every gateway role implements, and `serve`, which answers one `--command` with XML
+//! on stdout. Errors are mapped to BILLmanager's error XML here and nowhere else.
+
+pub mod input;
+pub mod script;
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+pub use input::{GatewaySettings, OutgoingInput};
+
+use crate::xml;
+
+/// Largest stdin a gateway command accepts; BILLmanager sends a few kilobytes.
+const MAX_INPUT: u64 = 16 * 1024 * 1024;
+
+/// A failure as BILLmanager shows it: `<error type=".." object=".."><msg>..`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    /// BILLmanager's error type: `xml`, `missed`, `value`, `gateway`, `script`, ...
+    pub kind: String,
+    /// What the error is about: a parameter name, a provider, a script.
+    pub object: String,
+    /// Human text for the operator.
+    pub msg: String,
+}
+
+impl GatewayError {
+    pub fn new(kind: &str, object: &str, msg: impl Into<String>) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            object: object.to_owned(),
+            msg: msg.into(),
+        }
+    }
+    /// The input is not the XML the command expects.
+    pub fn xml(msg: impl Into<String>) -> Self {
+        Self::new("xml", "", msg)
+    }
+    /// A required parameter is missing.
+    pub fn missed(name: &str) -> Self {
+        Self::new(
+            "missed",
+            name,
+            format!("required parameter '{name}' is missing"),
+        )
+    }
+    /// A parameter has a value the module cannot use.
+    pub fn value(name: &str, msg: impl Into<String>) -> Self {
+        Self::new("value", name, msg)
+    }
+    /// The provider refused or failed: its answer is in `msg`.
+    pub fn provider(module: &str, msg: impl Into<String>) -> Self {
+        Self::new("gateway", module, msg)
+    }
+
+    pub fn to_xml(&self) -> String {
+        xml::error_doc(&self.kind, &self.object, &self.msg)
+    }
+}
+
+impl fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let msg = crate::log::redact(&self.msg);
+        if self.object.is_empty() {
+            write!(f, "{}: {msg}", self.kind)
+        } else {
+            write!(f, "{} ({}): {msg}", self.kind, self.object)
+        }
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
+/// The seed's gateway features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    Outgoing,
+    Ingoing,
+    Formtune,
+    CheckConnection,
+}
+
+impl Feature {
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::Outgoing => "outgoing",
+            Feature::Ingoing => "ingoing",
+            Feature::Formtune => "formtune",
+            Feature::CheckConnection => "check_connection",
+        }
+    }
+}
+
+/// What `--command features` reports.
+#[derive(Debug, Clone)]
+pub struct Features {
+    pub features: Vec<Feature>,
+    pub notify_module: String,
+}
+
+impl Features {
+    pub fn to_xml(&self) -> String {
+        let mut w = xml::writer();
+        w.start_element("doc");
+        w.start_element("features");
+        for f in &self.features {
+            w.start_element("feature");
+            w.write_attribute("name", f.name());
+            w.end_element();
+        }
+        w.end_element();
+        w.start_element("notify_module");
+        w.write_text(&self.notify_module);
+        w.end_document() + "\n"
+    }
+}
+
+/// A message the provider accepted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// The provider's id for the message, when it gives one.
+    pub id: Option<String>,
+}
+
+impl Delivery {
+    pub fn to_xml(&self) -> String {
+        match &self.id {
+            None => "<doc/>\n".to_owned(),
+            Some(id) => {
+                let mut w = xml::writer();
+                w.start_element("doc");
+                w.start_element("id");
+                w.write_text(id);
+                w.end_document() + "\n"
+            }
+        }
+    }
+}
+
+/// A gateway module, as the seed's C++ API has it.
+pub trait GatewayModule {
+    fn features(&self) -> Features;
+    /// Sends one message.
+    fn outgoing(&self, input: &OutgoingInput) -> Result<Delivery, GatewayError>;
+    /// Fetches received messages (their source text).
+    fn ingoing(&self, _settings: &GatewaySettings) -> Result<Vec<String>, GatewayError> {
+        Err(unsupported("ingoing"))
+    }
+    /// Tunes the gateway edit form; the default leaves it as it is.
+    fn formtune(&self, form: &str) -> Result<String, GatewayError> {
+        Ok(form.to_owned())
+    }
+    /// Checks the credentials entered into the form against the provider.
+    fn check_connection(&self, _settings: &GatewaySettings) -> Result<(), GatewayError> {
+        Err(unsupported("check_connection"))
+    }
+}
+
+fn unsupported(command: &str) -> GatewayError {
+    GatewayError::new(
+        "unsupported",
+        command,
+        format!("this gateway does not support --command {command}"),
+    )
+}
+
+/// Answers one command: reads stdin where the command takes input, writes the reply
+/// XML to stdout. Success exits 0, an error XML exits 1.
+pub fn serve(module: &dyn GatewayModule, command: &str) -> ExitCode {
+    let reply = answer(module, command, &mut std::io::stdin().lock());
+    let (text, code) = match reply {
+        Ok(text) => (text, ExitCode::SUCCESS),
+        Err(e) => {
+            crate::error!("--command {command}: {e}");
+            (e.to_xml(), ExitCode::FAILURE)
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+    code
+}
+
+/// The reply text for `command`, given stdin.
+pub fn answer(
+    module: &dyn GatewayModule,
+    command: &str,
+    stdin: &mut dyn Read,
+) -> Result<String, GatewayError> {
+    let features = module.features();
+    let supported = |f: Feature| features.features.contains(&f);
+    match command {
+        "features" => Ok(features.to_xml()),
+        "formtune" if supported(Feature::Formtune) => module.formtune(&read_input(stdin)?),
+        "formtune" => Ok(read_input(stdin)?),
+        "check_connection" if supported(Feature::CheckConnection) => {
+            let form = read_input(stdin)?;
+            let doc = parse_input(&form)?;
+            module.check_connection(&GatewaySettings::from_doc(&doc)?)?;
+            Ok(form)
+        }
+        "outgoing" if supported(Feature::Outgoing) => {
+            let input = OutgoingInput::parse(&read_input(stdin)?)?;
+            crate::info!(
+                "outgoing: user {} via gateway {}",
+                input.user.get("id").unwrap_or("?"),
+                input.settings.gateway.get("id").unwrap_or("?")
+            );
+            let delivery = module.outgoing(&input)?;
+            crate::info!(
+                "outgoing: sent, provider id {}",
+                delivery.id.as_deref().unwrap_or("none")
+            );
+            Ok(delivery.to_xml())
+        }
+        "ingoing" if supported(Feature::Ingoing) => {
+            let doc_text = read_input(stdin)?;
+            let doc = parse_input(&doc_text)?;
+            let messages = module.ingoing(&GatewaySettings::from_doc(&doc)?)?;
+            let mut w = xml::writer();
+            w.start_element("doc");
+            w.start_element("messages");
+            for m in &messages {
+                w.start_element("message");
+                w.write_text(m);
+                w.end_element();
+            }
+            Ok(w.end_document() + "\n")
+        }
+        "outgoing" | "ingoing" | "check_connection" => Err(unsupported(command)),
+        "" => Err(GatewayError::new(
+            "missed",
+            "command",
+            "no --command given: use features, formtune, check_connection, outgoing or ingoing",
+        )),
+        other => Err(GatewayError::new(
+            "unknown",
+            "command",
+            format!(
+                "unknown command '{other}': use features, formtune, check_connection, \
+                 outgoing or ingoing"
+            ),
+        )),
+    }
+}
+
+fn read_input(stdin: &mut dyn Read) -> Result<String, GatewayError> {
+    let mut buf = Vec::new();
+    stdin
+        .take(MAX_INPUT + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| GatewayError::xml(format!("cannot read stdin: {e}")))?;
+    if buf.len() as u64 > MAX_INPUT {
+        return Err(GatewayError::xml("input is larger than 16 MiB"));
+    }
+    String::from_utf8(buf).map_err(|_| GatewayError::xml("input is not UTF-8 text"))
+}
+
+fn parse_input(text: &str) -> Result<roxmltree::Document<'_>, GatewayError> {
+    if text.trim().is_empty() {
+        return Err(GatewayError::xml(
+            "empty input: expected an XML document on stdin",
+        ));
+    }
+    xml::parse(text).map_err(|e| GatewayError::xml(format!("input is not an XML document: {e}")))
+}
+
+/// Reads a gateway module's reply (stdout and whether it exited 0), for modules run
+/// as programs: empty or `<doc/>` is success, `<doc><id>` carries the provider's id,
+/// an `<error>` or a failed exit is a failure.
+pub fn parse_reply(module: &str, stdout: &str, exited_ok: bool) -> Result<Delivery, GatewayError> {
+    let text = stdout.trim();
+    if text.is_empty() {
+        return if exited_ok {
+            Ok(Delivery::default())
+        } else {
+            Err(GatewayError::provider(
+                module,
+                "exited with an error and printed nothing",
+            ))
+        };
+    }
+    let doc = xml::parse(text).map_err(|e| {
+        GatewayError::provider(
+            module,
+            format!(
+                "replied with something that is not XML ({e}): {}",
+                excerpt(text)
+            ),
+        )
+    })?;
+    let root = doc.root_element();
+    if let Some(err) = root.descendants().find(|n| n.has_tag_name("error")) {
+        let msg = err
+            .children()
+            .find(|c| c.has_tag_name("msg"))
+            .map(xml::text_of)
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| err.attribute("type").unwrap_or("error").to_owned());
+        return Err(GatewayError::new(
+            err.attribute("type").unwrap_or("gateway"),
+            err.attribute("object").unwrap_or(module),
+            msg,
+        ));
+    }
+    if !exited_ok {
+        return Err(GatewayError::provider(
+            module,
+            format!("exited with an error: {}", excerpt(text)),
+        ));
+    }
+    let id = root
+        .children()
+        .find(|c| c.has_tag_name("id"))
+        .map(xml::text_of)
+        .filter(|s| !s.trim().is_empty());
+    Ok(Delivery { id })
+}
+
+/// The first 300 characters of a text, for error messages.
+pub fn excerpt(text: &str) -> String {
+    let mut s: String = text.chars().take(300).collect();
+    if s.len() < text.len() {
+        s.push('…');
+    }
+    s
+}
+
+/// Message of the built-in gateway roles that a later version brings.
+pub const NOT_AVAILABLE: &str = "is not available yet in this version of mgrnotify";
+
+/// gwsmtp, gwimap, gwpop3 until they are built: every command a clear error.
+pub fn serve_not_available(role: &str) -> ExitCode {
+    let e = GatewayError::new("unsupported", role, format!("{role} {NOT_AVAILABLE}"));
+    eprintln!("{role}: {}", e.msg);
+    print!("{}", e.to_xml());
+    ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies() {
+        assert_eq!(parse_reply("gwx", "", true), Ok(Delivery::default()));
+        assert_eq!(parse_reply("gwx", "<doc/>", true), Ok(Delivery::default()));
+        assert_eq!(
+            parse_reply("gwx", "<doc><id>42</id></doc>", true)
+                .unwrap()
+                .id
+                .as_deref(),
+            Some("42")
+        );
+        let e = parse_reply(
+            "gwx",
+            r#"<doc><error type="auth"><msg>bad login</msg></error></doc>"#,
+            true,
+        )
+        .unwrap_err();
+        assert_eq!((e.kind.as_str(), e.msg.as_str()), ("auth", "bad login"));
+        assert!(parse_reply("gwx", "", false).is_err());
+        assert!(parse_reply("gwx", "<doc/>", false).is_err());
+        assert!(
+            parse_reply("gwx", "Traceback (most recent call last)", true)
+                .unwrap_err()
+                .msg
+                .contains("not XML")
+        );
+    }
+}

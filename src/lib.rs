@@ -1,0 +1,111 @@
+//! mgrnotify: BILLmanager 5 notification and gateway modules in one executable.
+//!
+//! Layers, each behind a narrow interface:
+//! - [`gateway`]: the gateway module protocol and the script-backed gateways;
+//! - [`notify`]: the notification module protocol and the notification roles;
+//! - [`script`]: the rhai provider-script engine; [`http`]: HTTP for scripts;
+//! - [`template`]: rendering notices; [`notice`]: BILLmanager's notification file;
+//! - [`root`], [`log`], [`xml`]: the install layout, logging, XML helpers;
+//! - [`cli`]: the operator's `mgrnotify` command.
+
+pub mod cli;
+pub mod gateway;
+pub mod log;
+pub mod notice;
+pub mod notify;
+pub mod root;
+pub mod script;
+pub mod template;
+pub mod xml;
+
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
+use std::process::ExitCode;
+
+use argh::FromArgs;
+
+use crate::root::MgrRoot;
+
+/// What a name started as means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// The operator's command, `mgrnotify`.
+    Cli,
+    Notify(notify::Kind),
+    /// gwsmtp, gwimap, gwpop3.
+    BuiltinGateway(String),
+    /// `gw<name>` backed by `etc/mgrnotify/scripts/gw<name>.rhai`.
+    ScriptGateway(String),
+}
+
+/// The role name in argv[0]: its file name.
+pub fn role_name(argv0: &OsStr) -> String {
+    Path::new(argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The arguments BILLmanager passes to a module.
+#[derive(FromArgs)]
+/// A BILLmanager module. See `mgrnotify --help` for the roles.
+struct ModuleArgs {
+    /// the command: features, process, getmessage (notification modules); features,
+    /// formtune, check_connection, outgoing, ingoing (gateway modules)
+    #[argh(option)]
+    command: Option<String>,
+    /// gateway id or `all`, for getmessage
+    #[argh(option)]
+    gate: Option<String>,
+    /// print the version and exit
+    #[argh(switch)]
+    version: bool,
+}
+
+/// Runs a module role with its arguments (after argv[0]).
+pub fn run_role(argv0: &OsStr, name: &str, role: Role, args: Vec<OsString>) -> ExitCode {
+    let strings: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
+    let parsed = match ModuleArgs::from_args(&[name], &refs) {
+        Ok(a) => a,
+        Err(early) => {
+            return if early.status.is_ok() {
+                print!("{}", early.output);
+                ExitCode::SUCCESS
+            } else {
+                eprint!("{}", early.output);
+                if matches!(role, Role::BuiltinGateway(_) | Role::ScriptGateway(_)) {
+                    print!(
+                        "{}",
+                        xml::error_doc("value", "arguments", early.output.trim())
+                    );
+                }
+                ExitCode::from(2)
+            };
+        }
+    };
+    if parsed.version {
+        println!("{name} (mgrnotify) {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let root = MgrRoot::discover(argv0);
+    log::init(&root, name);
+    let command = parsed.command.unwrap_or_default();
+    match role {
+        Role::Cli => ExitCode::from(2),
+        Role::Notify(kind) => notify::serve(&root, kind, &command, parsed.gate.as_deref()),
+        Role::BuiltinGateway(name) => gateway::serve_not_available(&name),
+        Role::ScriptGateway(name) => match gateway::script::ScriptGateway::open(&root, &name) {
+            Ok(module) => gateway::serve(&module, &command),
+            Err(e) => {
+                error!("{e}");
+                eprintln!("{name}: {e}");
+                print!("{}", e.to_xml());
+                ExitCode::from(2)
+            }
+        },
+    }
+}

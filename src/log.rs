@@ -1,0 +1,225 @@
+//! One log a role, `var/<role>.log`, with levels from `etc/debug.conf` and every
+//! registered secret redacted from every line.
+//!
+//! Levels (a `debug.conf` line is `<role> <0-9>`, or `* <0-9>` for all roles):
+//! 0 nothing, 1 errors, 2 warnings, 3-5 info (default 4), 6-8 debug (requests and
+//! replies, redacted), 9 trace.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::{Mutex, OnceLock, RwLock};
+
+use crate::root::MgrRoot;
+
+pub const ERROR: u8 = 1;
+pub const WARN: u8 = 2;
+pub const INFO: u8 = 4;
+pub const DEBUG: u8 = 6;
+pub const TRACE: u8 = 9;
+const DEFAULT_LEVEL: u8 = INFO;
+
+/// What replaces a secret in every log line and error text.
+pub const REDACTED: &str = "***";
+
+struct Logger {
+    role: String,
+    level: u8,
+    sink: Mutex<Sink>,
+    offset: time::UtcOffset,
+}
+
+enum Sink {
+    File(File),
+    Stderr,
+}
+
+static LOGGER: OnceLock<Logger> = OnceLock::new();
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Opens `var/<role>.log` (creating `var/` if needed). When it cannot be opened the
+/// log goes to stderr, so a read-only root still tells what happened.
+pub fn init(root: &MgrRoot, role: &str) {
+    let level = level_for(root, role);
+    let path = root.log_file(role);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let sink = match OpenOptions::new().create(true).append(true).open(&path) {
+        Ok(f) => Sink::File(f),
+        Err(_) => Sink::Stderr,
+    };
+    // The local offset can only be read safely while the process is single-threaded.
+    let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
+    let _ = LOGGER.set(Logger {
+        role: role.to_owned(),
+        level,
+        sink: Mutex::new(sink),
+        offset,
+    });
+}
+
+fn level_for(root: &MgrRoot, role: &str) -> u8 {
+    let Ok(text) = std::fs::read_to_string(root.debug_conf()) else {
+        return DEFAULT_LEVEL;
+    };
+    let mut level = DEFAULT_LEVEL;
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(name), Some(value)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Ok(value) = value.parse::<u8>() else {
+            continue;
+        };
+        if name == role {
+            return value.min(9);
+        }
+        if name == "*" {
+            level = value.min(9);
+        }
+    }
+    level
+}
+
+/// Whether a message at `level` would be written; lets callers skip building
+/// expensive debug text.
+pub fn enabled(level: u8) -> bool {
+    LOGGER.get().is_some_and(|l| level <= l.level)
+}
+
+/// Writes one line if the level is enabled. Use the `error!`..`trace!` macros.
+pub fn write(level: u8, args: fmt::Arguments<'_>) {
+    let Some(logger) = LOGGER.get() else { return };
+    if level > logger.level || level == 0 {
+        return;
+    }
+    let name = match level {
+        ERROR => "ERROR",
+        WARN | 3 => "WARN",
+        4 | 5 => "INFO",
+        6..=8 => "DEBUG",
+        _ => "TRACE",
+    };
+    let now = time::OffsetDateTime::now_utc().to_offset(logger.offset);
+    let stamp = now
+        .format(time::macros::format_description!(
+            "[month repr:short] [day] [hour]:[minute]:[second].[subsecond digits:3]"
+        ))
+        .unwrap_or_default();
+    let thread = std::thread::current();
+    let tname = thread.name().unwrap_or("main");
+    let message = redact(&args.to_string());
+    let line = format!(
+        "{stamp} [{}:{tname}] {} {name} {message}\n",
+        std::process::id(),
+        logger.role
+    );
+    let Ok(mut sink) = logger.sink.lock() else {
+        return;
+    };
+    match &mut *sink {
+        Sink::File(f) => {
+            let _ = f.write_all(line.as_bytes());
+        }
+        Sink::Stderr => {
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+    }
+}
+
+/// Registers a secret (a password, a token): from now on it is replaced by `***` in
+/// every log line and every text passed through [`redact`], also in its XML-escaped
+/// and URL-encoded spellings.
+pub fn add_secret(secret: &str) {
+    if secret.chars().count() < 2 {
+        return;
+    }
+    let mut forms = vec![secret.to_owned()];
+    let escaped = crate::xml::escape_text(secret);
+    if escaped != secret {
+        forms.push(escaped);
+    }
+    let encoded = form_encode(secret);
+    if encoded != secret {
+        forms.push(encoded.replace("%20", "+"));
+        forms.push(encoded);
+    }
+    let Ok(mut all) = SECRETS.write() else { return };
+    for form in forms {
+        if !all.contains(&form) {
+            all.push(form);
+        }
+    }
+    // Longest first, so a secret that contains another is replaced whole.
+    all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// The text with every registered secret replaced by `***`.
+pub fn redact(text: &str) -> String {
+    let Ok(all) = SECRETS.read() else {
+        return text.to_owned();
+    };
+    let mut out = text.to_owned();
+    for secret in all.iter() {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), REDACTED);
+        }
+    }
+    out
+}
+
+/// Whether a parameter's name says it holds a secret, for parameters whose form type
+/// is not known (third-party gateways, the generic outgoing XML).
+pub fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "pass", "secret", "token", "apikey", "api_key", "auth", "key",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[macro_export]
+macro_rules! error { ($($t:tt)*) => { $crate::log::write($crate::log::ERROR, format_args!($($t)*)) } }
+#[macro_export]
+macro_rules! warn { ($($t:tt)*) => { $crate::log::write($crate::log::WARN, format_args!($($t)*)) } }
+#[macro_export]
+macro_rules! info { ($($t:tt)*) => { $crate::log::write($crate::log::INFO, format_args!($($t)*)) } }
+#[macro_export]
+macro_rules! debug { ($($t:tt)*) => { $crate::log::write($crate::log::DEBUG, format_args!($($t)*)) } }
+#[macro_export]
+macro_rules! trace { ($($t:tt)*) => { $crate::log::write($crate::log::TRACE, format_args!($($t)*)) } }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_all_spellings() {
+        add_secret("p@ss w<rd");
+        let text = "a=p@ss w<rd b=p%40ss+w%3Crd c=p@ss w&lt;rd";
+        assert_eq!(redact(text), "a=*** b=*** c=***");
+    }
+
+    #[test]
+    fn secret_names() {
+        assert!(is_secret_name("password"));
+        assert!(is_secret_name("api_token"));
+        assert!(!is_secret_name("login"));
+        assert!(!is_secret_name("sender"));
+    }
+}

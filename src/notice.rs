@@ -1,0 +1,181 @@
+//! BILLmanager's notification file (DESIGN §3): one or more `<notify>` blocks, each a
+//! template, the notice as XML text, the user and a fallback subject.
+
+use std::fmt;
+
+use crate::xml::{self, Params};
+
+/// One `<notify>` block.
+#[derive(Debug, Clone, Default)]
+pub struct Notice {
+    /// The template: an XSLT stylesheet, EJS text, or plain text.
+    pub tmpl: String,
+    /// The notice document as text (`<doc><project>..</project><subject>..`).
+    pub notice_xml: String,
+    /// The recipient: id, name, email, phone and addon fields.
+    pub user: Params,
+    /// Used when the notice has no subject of its own.
+    pub template_subject: String,
+}
+
+/// Why a notification file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeError(pub String);
+
+impl fmt::Display for NoticeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoticeError {}
+
+/// Parses a notification file's text into its notify blocks (at least one).
+pub fn parse_file(text: &str) -> Result<Vec<Notice>, NoticeError> {
+    if text.trim().is_empty() {
+        return Err(NoticeError("the notification file is empty".into()));
+    }
+    let doc = xml::parse(text)
+        .map_err(|e| NoticeError(format!("the notification file is not XML: {e}")))?;
+    let root = doc.root_element();
+    let blocks: Vec<_> = if root.has_tag_name("notify") {
+        vec![root]
+    } else {
+        root.children()
+            .filter(|c| c.has_tag_name("notify"))
+            .collect()
+    };
+    if blocks.is_empty() {
+        return Err(NoticeError(
+            "the notification file has no <notify> block".into(),
+        ));
+    }
+    Ok(blocks.into_iter().map(notice_from).collect())
+}
+
+fn notice_from(block: roxmltree::Node<'_, '_>) -> Notice {
+    let child = |name: &str| block.children().find(|c| c.has_tag_name(name));
+    let notice_xml = match child("notice_xml") {
+        // Escaped text, as BILLmanager writes it; or the document nested as elements.
+        Some(n) => match n.first_element_child() {
+            Some(inner) => block.document().input_text()[inner.range()].to_owned(),
+            None => xml::text_of(n),
+        },
+        None => String::new(),
+    };
+    Notice {
+        tmpl: child("tmpl").map(xml::text_of).unwrap_or_default(),
+        notice_xml,
+        user: child("user").map(Params::from_children).unwrap_or_default(),
+        template_subject: child("templatesubject")
+            .map(xml::text_of)
+            .unwrap_or_default(),
+    }
+}
+
+impl Notice {
+    fn notice_doc(&self) -> Option<roxmltree::Document<'_>> {
+        xml::parse(&self.notice_xml).ok()
+    }
+
+    /// The provider (`project/id` under notice_xml's root) the notice belongs to.
+    pub fn provider_id(&self) -> Option<String> {
+        let doc = self.notice_doc()?;
+        let project = doc
+            .root_element()
+            .children()
+            .find(|c| c.has_tag_name("project"))?;
+        let id = project.children().find(|c| c.has_tag_name("id"))?;
+        Some(xml::text_of(id).trim().to_owned()).filter(|s| !s.is_empty())
+    }
+
+    /// The notice's project block (id, name, ...), for the gateway's `<project>`.
+    pub fn project(&self) -> Params {
+        self.notice_doc()
+            .and_then(|doc| {
+                doc.root_element()
+                    .children()
+                    .find(|c| c.has_tag_name("project"))
+                    .map(Params::from_children)
+            })
+            .unwrap_or_default()
+    }
+
+    /// Paths listed in `/doc/attachments/attachment`.
+    pub fn attachments(&self) -> Vec<String> {
+        let Some(doc) = self.notice_doc() else {
+            return Vec::new();
+        };
+        doc.root_element()
+            .children()
+            .filter(|c| c.has_tag_name("attachments"))
+            .flat_map(|a| a.children().filter(|c| c.has_tag_name("attachment")))
+            .map(|a| xml::text_of(a).trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// The subject before macros: notice_xml's `subject`, then
+    /// `noticeparams/subject`, then `templatesubject`.
+    pub fn raw_subject(&self) -> String {
+        let from_doc = self.notice_doc().and_then(|doc| {
+            let root = doc.root_element();
+            let direct = root
+                .children()
+                .find(|c| c.has_tag_name("subject"))
+                .map(xml::text_of);
+            let params = || {
+                root.children()
+                    .find(|c| c.has_tag_name("noticeparams"))?
+                    .children()
+                    .find(|c| c.has_tag_name("subject"))
+                    .map(xml::text_of)
+            };
+            direct
+                .filter(|s| !s.trim().is_empty())
+                .or_else(|| params().filter(|s| !s.trim().is_empty()))
+        });
+        from_doc.unwrap_or_else(|| self.template_subject.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"<doc><notify>
+<tmpl>Hello</tmpl>
+<notice_xml>&lt;doc&gt;&lt;project&gt;&lt;id&gt;1&lt;/id&gt;&lt;name&gt;Hosting&lt;/name&gt;&lt;/project&gt;&lt;noticeparams&gt;&lt;subject&gt;Params subject&lt;/subject&gt;&lt;/noticeparams&gt;&lt;attachments&gt;&lt;attachment&gt;/tmp/a.pdf&lt;/attachment&gt;&lt;/attachments&gt;&lt;/doc&gt;</notice_xml>
+<user><id>7</id><name>client</name><phone>+79990000000</phone></user>
+<templatesubject>Fallback</templatesubject>
+</notify></doc>"#;
+
+    #[test]
+    fn reads_the_design_shape() {
+        let n = &parse_file(FILE).unwrap()[0];
+        assert_eq!(n.tmpl, "Hello");
+        assert_eq!(n.provider_id().as_deref(), Some("1"));
+        assert_eq!(n.project().get("name"), Some("Hosting"));
+        assert_eq!(n.attachments(), vec!["/tmp/a.pdf"]);
+        assert_eq!(n.raw_subject(), "Params subject");
+        assert_eq!(n.user.get("phone"), Some("+79990000000"));
+    }
+
+    #[test]
+    fn subject_order() {
+        let mut n = parse_file(FILE).unwrap().remove(0);
+        n.notice_xml =
+            "<doc><subject>Own</subject><noticeparams><subject>P</subject></noticeparams></doc>"
+                .into();
+        assert_eq!(n.raw_subject(), "Own");
+        n.notice_xml = "<doc/>".into();
+        assert_eq!(n.raw_subject(), "Fallback");
+    }
+
+    #[test]
+    fn bad_files() {
+        assert!(parse_file("").is_err());
+        assert!(parse_file("<doc>").is_err());
+        assert!(parse_file("<doc/>").unwrap_err().0.contains("notify"));
+    }
+}

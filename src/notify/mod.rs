@@ -1,0 +1,119 @@
+//! The notification module protocol (the seed's "Notification module architecture"):
+//! the trait every notification role implements and `serve`, which runs one
+//! `--command` (features, process, getmessage).
+
+pub mod ntsms;
+
+use std::fmt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::root::MgrRoot;
+use crate::xml;
+
+/// The notification roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sms,
+    Email,
+    Internal,
+}
+
+impl Kind {
+    pub fn role(self) -> &'static str {
+        match self {
+            Kind::Sms => "ntsms",
+            Kind::Email => "ntemail",
+            Kind::Internal => "ntinternal",
+        }
+    }
+}
+
+/// A notification module's failure, with the context an operator needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyError(pub String);
+
+impl fmt::Display for NotifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::log::redact(&self.0))
+    }
+}
+
+impl std::error::Error for NotifyError {}
+
+/// What `--command features` reports.
+pub struct NotifyFeatures {
+    pub features: &'static [&'static str],
+    pub contact_type: &'static str,
+}
+
+impl NotifyFeatures {
+    pub fn to_xml(&self) -> String {
+        let mut w = xml::writer();
+        w.start_element("doc");
+        w.start_element("features");
+        for f in self.features {
+            w.start_element("feature");
+            w.write_attribute("name", f);
+            w.end_element();
+        }
+        w.end_element();
+        w.start_element("contact_type");
+        w.write_text(self.contact_type);
+        w.end_document() + "\n"
+    }
+}
+
+/// A notification module, as the seed's C++ API has it.
+pub trait NotifyModule {
+    fn features(&self) -> NotifyFeatures;
+    /// Sends the notification described in one file.
+    fn user_notify(&self, file: &Path) -> Result<(), NotifyError>;
+    /// Processes incoming messages of one gateway, or of all (`all`).
+    fn get_message(&self, gate: &str) -> Result<(), NotifyError>;
+    /// Works through this module's rows of the notifytask queue.
+    fn process_queue(&self) -> Result<(), NotifyError>;
+}
+
+/// Runs one command of a notification role.
+pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> ExitCode {
+    let module: Box<dyn NotifyModule> = match kind {
+        Kind::Sms => Box::new(ntsms::Ntsms::new(root.clone())),
+        Kind::Email | Kind::Internal => {
+            let role = kind.role();
+            eprintln!("{role}: {role} is not available yet in this version of mgrnotify");
+            print!(
+                "{}",
+                xml::error_doc("unsupported", role, &format!("{role} is not available yet"))
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match command {
+        "features" => {
+            print!("{}", module.features().to_xml());
+            Ok(())
+        }
+        "process" => module.process_queue(),
+        "getmessage" => match gate {
+            Some(g) => module.get_message(g),
+            None => Err(NotifyError(
+                "getmessage needs --gate ID or --gate all".into(),
+            )),
+        },
+        "" => Err(NotifyError(
+            "no --command given: use features, process or getmessage".into(),
+        )),
+        other => Err(NotifyError(format!(
+            "unknown command '{other}': use features, process or getmessage"
+        ))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            crate::error!("--command {command}: {e}");
+            eprintln!("{}: {e}", kind.role());
+            ExitCode::FAILURE
+        }
+    }
+}
