@@ -1,0 +1,63 @@
+//! The roles as BILLmanager and operators start them: argv[0] dispatch, --help,
+//! --version, unknown roles and commands.
+
+mod common;
+
+use common::mgr_root::{stderr, stdout, MgrRoot};
+
+#[test]
+fn unknown_role_is_a_clear_error_with_exit_2() {
+    let root = MgrRoot::new();
+    std::os::unix::fs::symlink("../sbin/mgrnotify", root.path().join("notify/xyz")).unwrap();
+    let out = root.run("notify/xyz", &["--command", "features"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown role 'xyz'"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn ntsms_features_match_the_seed() {
+    let root = MgrRoot::new();
+    let out = root.run("notify/ntsms", &["--command", "features"], "");
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out).trim(),
+        r#"<doc><features><feature name="sms"/></features><contact_type>phone</contact_type></doc>"#
+    );
+}
+
+#[test]
+fn version_and_help_everywhere() {
+    let root = MgrRoot::new();
+    for role in ["sbin/mgrnotify", "notify/ntsms", "gate/gwsmtp"] {
+        let out = root.run(role, &["--version"], "");
+        assert!(out.status.success(), "{role}");
+        assert!(stdout(&out).contains(env!("CARGO_PKG_VERSION")), "{role}");
+        let out = root.run(role, &["--help"], "");
+        assert!(out.status.success(), "{role}");
+        assert!(stdout(&out).contains("Usage"), "{role}: {}", stdout(&out));
+    }
+}
+
+#[test]
+fn builtin_gateways_not_yet_built_answer_error_xml() {
+    let root = MgrRoot::new();
+    let out = root.run("gate/gwsmtp", &["--command", "features"], "");
+    assert!(!out.status.success());
+    assert!(
+        stdout(&out).contains("<error type=\"unsupported\""),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn cli_runs_a_role_by_name() {
+    let root = MgrRoot::new();
+    let out = root.run("sbin/mgrnotify", &["ntsms", "--command", "features"], "");
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("<contact_type>phone</contact_type>"));
+}
