@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod log;
 pub mod notice;
 pub mod notify;
+pub mod plugin;
 pub mod root;
 pub mod script;
 pub mod template;

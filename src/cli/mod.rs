@@ -4,7 +4,11 @@
 use std::ffi::{OsStr, OsString};
 use std::process::ExitCode;
 
+use crate::root::MgrRoot;
 use crate::Role;
+
+mod list;
+pub mod sync;
 
 const USAGE: &str = "\
 Usage: mgrnotify <command> [args]
@@ -38,6 +42,8 @@ pub fn run(argv0: &OsStr, args: Vec<OsString>, role_of: fn(&str) -> Option<Role>
             println!("mgrnotify {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        "list" => report(list::run(&MgrRoot::discover(argv0)).map(|()| true)),
+        "sync" => report(sync::run(&MgrRoot::discover(argv0))),
         name => match role_of(name) {
             Some(Role::Cli) | None => {
                 eprintln!("mgrnotify: unknown command or role '{name}'\n\n{USAGE}");
@@ -45,5 +51,18 @@ pub fn run(argv0: &OsStr, args: Vec<OsString>, role_of: fn(&str) -> Option<Role>
             }
             Some(role) => crate::run_role(argv0, name, role, rest),
         },
+    }
+}
+
+/// Exit status of a tool: 0 when it fully worked, 1 when it partly did (it said what),
+/// 2 when it could not run (the message goes to stderr).
+fn report(result: Result<bool, String>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("mgrnotify: {e}");
+            ExitCode::from(2)
+        }
     }
 }

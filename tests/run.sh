@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every test of mgrnotify on a fresh Debian 12 machine or a developer's one:
+# installs what the tests need (Debian and npm packages), checks formatting and lints,
+# builds, runs the shell smoke test through an installed root, then the Rust tests.
+# The tests start their own servers (a private MariaDB, fake providers on loopback)
+# unless MGRNOTIFY_TEST_DB_URL names a database server to use.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Debian packages: libxslt (XSLT templates), a C compiler (QuickJS), MariaDB (the
+# queue's tests), Node.js and npm (the EJS differential test), Python (a third-party
+# gateway written in Python).
+need=()
+[ -e /usr/include/libxslt/xslt.h ] || need+=(libxslt1-dev)
+command -v cc >/dev/null || need+=(gcc)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "tests/run.sh: installing ${need[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ -f tests/ejs/package-lock.json ] && [ ! -d tests/ejs/node_modules/ejs ]; then
+  (cd tests/ejs && npm ci --silent --no-audit --no-fund)
+fi
+
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo build --locked --release
+tests/smoke.sh "${CARGO_TARGET_DIR:-target}/release/mgrnotify"
+cargo test --locked
