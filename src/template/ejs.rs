@@ -422,16 +422,19 @@ fn describe(ctx: &Ctx<'_>, error: rquickjs::Error, compiled: Option<&Compiled>) 
     } else {
         format!("{name}: {message}")
     };
-    let source_line = object
-        .get::<_, Option<i32>>("lineNumber")
-        .ok()
-        .flatten()
+    // QuickJS reports where a syntax error is only in the stack: "at eval_script:LINE:COL".
+    let stack: String = object.get("stack").unwrap_or_default();
+    let source_line = stack
+        .split("eval_script:")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|digits| digits.parse::<usize>().ok())
         .filter(|&l| l > 0);
     match (compiled, source_line) {
         (Some(compiled), Some(line)) => {
             let template_line = compiled
                 .lines
-                .get(line as usize - 1)
+                .get(line - 1)
                 .copied()
                 .unwrap_or(1);
             format!("line {template_line}: {text}")

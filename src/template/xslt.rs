@@ -2,8 +2,9 @@
 //!
 //! Safety rules kept here, so that an operator's stylesheet can neither reach out nor take the
 //! process down:
-//! - documents are parsed with `XML_PARSE_NONET` and without entity substitution or DTD
-//!   loading, and an external-entity loader that refuses everything is installed;
+//! - documents are parsed with `XML_PARSE_NONET` and without DTD loading; internal
+//!   entities are substituted, and every external entity or DTD goes to a loader that
+//!   refuses it;
 //! - libxslt's security preferences forbid file read/write, directory creation and network
 //!   read/write, for the stylesheet's own imports as well as for `document()` at run time;
 //! - template recursion is bounded by `xsltMaxDepth`, variables by `xsltMaxVars`;
@@ -38,9 +39,12 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(2);
 /// How many parsed stylesheets a thread keeps.
 const CACHE_SIZE: usize = 16;
 
+const XML_PARSE_NOENT: c_int = 1 << 1;
 const XML_PARSE_NONET: c_int = 1 << 11;
 const XML_PARSE_NOCDATA: c_int = 1 << 14;
-const PARSE_OPTIONS: c_int = XML_PARSE_NONET | XML_PARSE_NOCDATA;
+/// Internal DTD entities (`&nbsp;` in stylesheets) are substituted; external ones go to the
+/// refusing loader.
+const PARSE_OPTIONS: c_int = XML_PARSE_NOENT | XML_PARSE_NONET | XML_PARSE_NOCDATA;
 
 const XSLT_SECPREF_READ_FILE: c_int = 1;
 const XSLT_SECPREF_WRITE_FILE: c_int = 2;
@@ -263,8 +267,13 @@ unsafe extern "C" fn refuse_external_entity(
 }
 
 fn push_message(text: &str) {
-    let text = text.trim_end();
-    if text.is_empty() {
+    // The first line says what happened; libxslt's recursion report adds advice and a
+    // dump of the template and variable stacks, which only bury it.
+    let text = text.lines().next().unwrap_or_default().trim_end();
+    let stack_dump = text.starts_with('#')
+        || text.starts_with("name ")
+        || matches!(text, "Templates:" | "Variables:");
+    if text.is_empty() || stack_dump {
         return;
     }
     MESSAGES.with(|m| {
@@ -530,15 +539,18 @@ impl Drop for BudgetGuard {
 
 struct StylesheetCache(VecDeque<(String, std::rc::Rc<Stylesheet>)>);
 
-fn parse_document(text: &str, what: &str) -> Result<Doc, TemplateError> {
+/// `what` names the document in messages and is its base URL (relative references in
+/// it resolve to nothing loadable).
+fn parse_document(text: &str, what: &CStr) -> Result<Doc, TemplateError> {
+    let what_text = what.to_string_lossy();
     let size = c_int::try_from(text.len())
-        .map_err(|_| TemplateError(format!("XSLT: the {what} is too large")))?;
+        .map_err(|_| TemplateError(format!("XSLT: the {what_text} is too large")))?;
     take_messages();
     let doc = unsafe {
         xmlReadMemory(
             text.as_ptr().cast(),
             size,
-            c"mgrnotify:".as_ptr(),
+            what.as_ptr(),
             c"UTF-8".as_ptr(),
             PARSE_OPTIONS,
         )
@@ -546,7 +558,7 @@ fn parse_document(text: &str, what: &str) -> Result<Doc, TemplateError> {
     let messages = take_messages();
     if doc.is_null() {
         return Err(TemplateError(format!(
-            "XSLT: the {what} is not well-formed XML: {}",
+            "XSLT: the {what_text} is not well-formed XML: {}",
             or_unknown(&messages)
         )));
     }
@@ -571,7 +583,7 @@ fn compile(template: &str) -> Result<std::rc::Rc<Stylesheet>, TemplateError> {
     }) {
         return Ok(found);
     }
-    let mut doc = parse_document(template, "stylesheet")?;
+    let mut doc = parse_document(template, c"stylesheet")?;
     take_messages();
     let style = unsafe { xsltParseStylesheetDoc(doc.0) };
     let messages = take_messages();
@@ -600,7 +612,7 @@ fn compile(template: &str) -> Result<std::rc::Rc<Stylesheet>, TemplateError> {
 pub fn transform(stylesheet: &str, document: &str) -> Result<String, TemplateError> {
     init_thread();
     let style = compile(stylesheet)?;
-    let input = parse_document(document, "notice XML")?;
+    let input = parse_document(document, c"notice XML")?;
     let ctxt = unsafe { xsltNewTransformContext(style.0, input.0) };
     if ctxt.is_null() {
         return Err(TemplateError(
