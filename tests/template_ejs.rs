@@ -14,14 +14,20 @@ fn refused(template: &str) -> String {
 #[test]
 fn include_is_refused_clearly() {
     let err = refused("a\n<%- include('header') %>");
-    assert!(err.contains("include(\"header\") is not supported"), "{err}");
+    assert!(
+        err.contains("include(\"header\") is not supported"),
+        "{err}"
+    );
     assert!(err.contains("line 2"), "{err}");
 }
 
 #[test]
 fn runtime_errors_name_the_line() {
     let err = refused("ok\nstill ok\n<%= nosuch.field %>");
-    assert!(err.contains("line 3") && err.contains("ReferenceError"), "{err}");
+    assert!(
+        err.contains("line 3") && err.contains("ReferenceError"),
+        "{err}"
+    );
     let err = refused("<% throw 'boom' %>");
     assert!(err.contains("boom"), "{err}");
 }
@@ -61,7 +67,10 @@ fn endless_allocation_is_stopped() {
 #[test]
 fn the_engine_works_after_hostile_templates() {
     let _ = ejs::render("<% while (true) {} %>", "{}");
-    let _ = ejs::render("<% var a = []; while (true) a.push(new Array(1e5)); %>", "{}");
+    let _ = ejs::render(
+        "<% var a = []; while (true) a.push(new Array(1e5)); %>",
+        "{}",
+    );
     assert_eq!(ejs::render("<%= a %>", r#"{"a":"fine"}"#).unwrap(), "fine");
 }
 

@@ -215,5 +215,11 @@ fn byte_identical_to_the_real_ejs() {
             Err(e) => mismatches.push(format!("{name}: ours failed: {e}\n  ejs: {want:?}")),
         }
     }
-    assert!(mismatches.is_empty(), "{} of {} differ:\n{}", mismatches.len(), cases.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
 }

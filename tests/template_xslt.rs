@@ -55,9 +55,15 @@ fn html_output_escapes_and_keeps_cyrillic() {
         r#"<xsl:template match="/doc"><html><body><p class="t">Клиент: <xsl:value-of select="project/name"/></p><p><xsl:value-of select="comment"/></p><br/></body></html></xsl:template>"#,
     );
     let out = xslt::transform(&xsl, NOTICE).unwrap();
-    assert!(out.contains("<p class=\"t\">Клиент: Хостинг «Ромашка»</p>"), "{out}");
+    assert!(
+        out.contains("<p class=\"t\">Клиент: Хостинг «Ромашка»</p>"),
+        "{out}"
+    );
     assert!(out.contains("<p>a &amp; b &lt; c</p>"), "{out}");
-    assert!(out.contains("<br>"), "html method writes void elements as HTML: {out}");
+    assert!(
+        out.contains("<br>"),
+        "html method writes void elements as HTML: {out}"
+    );
 }
 
 #[test]
@@ -96,7 +102,10 @@ fn exslt_functions_work() {
 <xsl:variable name="parts"><p>b</p><p>a</p></xsl:variable>
 <xsl:for-each select="exsl:node-set($parts)/p"><xsl:sort/><xsl:value-of select="."/></xsl:for-each>|<xsl:value-of select="math:max(invoice/item/cost)"/>|<xsl:for-each select="str:tokenize('x,y,z', ',')"><xsl:value-of select="."/>;</xsl:for-each>|<xsl:value-of select="str:padding(3, '-')"/>|<xsl:value-of select="date:year('2024-05-06')"/></xsl:template>"#,
     );
-    assert_eq!(xslt::transform(&xsl, NOTICE).unwrap().trim(), "ab|590.5|x;y;z;|---|2024");
+    assert_eq!(
+        xslt::transform(&xsl, NOTICE).unwrap().trim(),
+        "ab|590.5|x;y;z;|---|2024"
+    );
 }
 
 #[test]
@@ -142,7 +151,8 @@ fn reading_files_is_refused() {
     let import = r#"<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:import href="/etc/passwd"/></xsl:stylesheet>"#;
     assert_refused(import, NOTICE);
     let xxe = r#"<?xml version="1.0"?><!DOCTYPE doc [<!ENTITY x SYSTEM "file:///etc/passwd">]><doc><a>&x;</a></doc>"#;
-    let show = text_output(r#"<xsl:template match="/">[<xsl:value-of select="doc/a"/>]</xsl:template>"#);
+    let show =
+        text_output(r#"<xsl:template match="/">[<xsl:value-of select="doc/a"/>]</xsl:template>"#);
     match xslt::transform(&show, xxe) {
         Ok(out) => assert_eq!(out, "[]", "the external entity must not be loaded"),
         Err(e) => assert!(e.0.starts_with("XSLT: "), "{e}"),
@@ -169,15 +179,22 @@ fn writing_files_and_network_are_refused() {
         r#"<xsl:template match="/">[<xsl:value-of select="document('http://127.0.0.1:{port}/x.xml')"/>]</xsl:template>"#
     ));
     let _ = xslt::transform(&fetch, NOTICE);
-    assert!(listener.accept().is_err(), "a stylesheet connected to the network");
+    assert!(
+        listener.accept().is_err(),
+        "a stylesheet connected to the network"
+    );
 }
 
 #[test]
 fn bad_stylesheets_get_clear_errors_with_lines() {
     let broken = "<xsl:stylesheet version=\"1.0\" xmlns:xsl=\"http://www.w3.org/1999/XSL/Transform\">\n<xsl:template match=\"/\">\n<b></xsl:template>\n</xsl:stylesheet>";
     let err = assert_refused(broken, NOTICE);
-    assert!(err.contains("not well-formed") && err.contains("line 3"), "{err}");
-    let bad_xpath = text_output(r#"<xsl:template match="/"><xsl:value-of select="count(("/></xsl:template>"#);
+    assert!(
+        err.contains("not well-formed") && err.contains("line 3"),
+        "{err}"
+    );
+    let bad_xpath =
+        text_output(r#"<xsl:template match="/"><xsl:value-of select="count(("/></xsl:template>"#);
     let err = assert_refused(&bad_xpath, NOTICE);
     assert!(err.contains("not valid"), "{err}");
     let bad_notice = text_output(r#"<xsl:template match="/">x</xsl:template>"#);
@@ -203,7 +220,10 @@ fn endless_allocation_is_stopped() {
     );
     let started = Instant::now();
     let err = assert_refused(&xsl, NOTICE);
-    assert!(err.contains("MiB") || err.contains("recursion") || err.contains("memory"), "{err}");
+    assert!(
+        err.contains("MiB") || err.contains("recursion") || err.contains("memory"),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(20));
 }
 
@@ -226,6 +246,8 @@ fn the_engine_works_after_a_hostile_stylesheet() {
         r#"<xsl:template match="/"><xsl:call-template name="loop"/></xsl:template><xsl:template name="loop"><xsl:call-template name="loop"/></xsl:template>"#,
     );
     assert!(xslt::transform(&loop_xsl, NOTICE).is_err());
-    let ok = text_output(r#"<xsl:template match="/doc"><xsl:value-of select="project/id"/></xsl:template>"#);
+    let ok = text_output(
+        r#"<xsl:template match="/doc"><xsl:value-of select="project/id"/></xsl:template>"#,
+    );
     assert_eq!(xslt::transform(&ok, NOTICE).unwrap(), "1");
 }

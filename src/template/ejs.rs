@@ -330,7 +330,9 @@ pub fn render(template: &str, data_json: &str) -> Result<String, TemplateError> 
             *slot = Some(Engine::new()?);
         }
         let Some(engine) = slot.as_ref() else {
-            return Err(TemplateError("EJS: the JavaScript engine is missing".into()));
+            return Err(TemplateError(
+                "EJS: the JavaScript engine is missing".into(),
+            ));
         };
         DEADLINE.with(|d| d.set(Some(Instant::now() + TIME_LIMIT)));
         let outcome = run(engine, &compiled, data_json);
@@ -362,8 +364,12 @@ fn run(engine: &Engine, compiled: &Compiled, data_json: &str) -> Result<String, 
             .restore(&ctx)
             .map_err(|e| describe(&ctx, e, None))?;
         let escape: Value = helpers.get("escape").map_err(|e| describe(&ctx, e, None))?;
-        let include: Value = helpers.get("include").map_err(|e| describe(&ctx, e, None))?;
-        let rethrow: Value = helpers.get("rethrow").map_err(|e| describe(&ctx, e, None))?;
+        let include: Value = helpers
+            .get("include")
+            .map_err(|e| describe(&ctx, e, None))?;
+        let rethrow: Value = helpers
+            .get("rethrow")
+            .map_err(|e| describe(&ctx, e, None))?;
         let result: Value = function
             .call((data, escape, include, rethrow))
             .map_err(|e| describe(&ctx, e, None))?;
@@ -432,11 +438,7 @@ fn describe(ctx: &Ctx<'_>, error: rquickjs::Error, compiled: Option<&Compiled>) 
         .filter(|&l| l > 0);
     match (compiled, source_line) {
         (Some(compiled), Some(line)) => {
-            let template_line = compiled
-                .lines
-                .get(line - 1)
-                .copied()
-                .unwrap_or(1);
+            let template_line = compiled.lines.get(line - 1).copied().unwrap_or(1);
             format!("line {template_line}: {text}")
         }
         _ => text,

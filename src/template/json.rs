@@ -124,20 +124,25 @@ mod tests {
 
     #[test]
     fn root_dropped_children_as_properties() {
-        let v = json("<doc><project><id>1</id><name>Хостинг</name></project><subject>S</subject></doc>");
+        let v = json(
+            "<doc><project><id>1</id><name>Хостинг</name></project><subject>S</subject></doc>",
+        );
         assert_eq!(v["project"]["name"], "Хостинг");
         assert_eq!(v["subject"], "S");
     }
 
     #[test]
     fn repeated_elements_become_arrays_in_order() {
-        let text = notice_to_json("<doc><item>a</item><x/><item>b</item><item>c</item></doc>").unwrap();
+        let text =
+            notice_to_json("<doc><item>a</item><x/><item>b</item><item>c</item></doc>").unwrap();
         assert_eq!(text, r#"{"item":["a","b","c"],"x":""}"#);
     }
 
     #[test]
     fn attributes_and_text() {
-        let v = json(r#"<doc><cost currency="RUB">100.00</cost><flag on="yes"/><mixed a="1"><b>2</b></mixed></doc>"#);
+        let v = json(
+            r#"<doc><cost currency="RUB">100.00</cost><flag on="yes"/><mixed a="1"><b>2</b></mixed></doc>"#,
+        );
         assert_eq!(v["cost"]["currency"], "RUB");
         assert_eq!(v["cost"]["$"], "100.00");
         assert_eq!(v["flag"], serde_json::json!({"on": "yes"}));
@@ -154,6 +159,9 @@ mod tests {
     #[test]
     fn bad_and_empty_input() {
         assert_eq!(notice_to_json("  ").unwrap(), "{}");
-        assert!(notice_to_json("<doc>").unwrap_err().0.contains("not well-formed"));
+        assert!(notice_to_json("<doc>")
+            .unwrap_err()
+            .0
+            .contains("not well-formed"));
     }
 }

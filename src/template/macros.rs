@@ -53,7 +53,10 @@ mod tests {
     #[test]
     fn known_fields_are_replaced() {
         assert_eq!(
-            apply("Hi {user.name} <{user.email}> {user.addon_5}{user.realname}.", &user()),
+            apply(
+                "Hi {user.name} <{user.email}> {user.addon_5}{user.realname}.",
+                &user()
+            ),
             "Hi Иван <ivan@example.com> VIP."
         );
     }

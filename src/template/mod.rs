@@ -66,7 +66,9 @@ fn is_stylesheet(template: &str) -> bool {
         allow_dtd: true,
         nodes_limit: u32::MAX,
     };
-    let Ok(doc) = roxmltree::Document::parse_with_options(template.trim_start_matches('\u{feff}'), options) else {
+    let Ok(doc) =
+        roxmltree::Document::parse_with_options(template.trim_start_matches('\u{feff}'), options)
+    else {
         return false;
     };
     let root = doc.root_element();

@@ -116,8 +116,7 @@ type GenericErrorFunc =
 type StructuredErrorFunc = unsafe extern "C" fn(*mut c_void, *mut XmlError);
 type SecurityCheck =
     unsafe extern "C" fn(*mut XsltSecurityPrefs, *mut TransformContext, *const c_char) -> c_int;
-type EntityLoader =
-    unsafe extern "C" fn(*const c_char, *const c_char, *mut c_void) -> *mut c_void;
+type EntityLoader = unsafe extern "C" fn(*const c_char, *const c_char, *mut c_void) -> *mut c_void;
 
 #[link(name = "xml2")]
 extern "C" {
@@ -173,8 +172,7 @@ extern "C" {
         check: SecurityCheck,
     ) -> c_int;
     fn xsltSetDefaultSecurityPrefs(sec: *mut XsltSecurityPrefs);
-    fn xsltSetCtxtSecurityPrefs(sec: *mut XsltSecurityPrefs, ctxt: *mut TransformContext)
-        -> c_int;
+    fn xsltSetCtxtSecurityPrefs(sec: *mut XsltSecurityPrefs, ctxt: *mut TransformContext) -> c_int;
     fn xsltSecurityForbid(
         sec: *mut XsltSecurityPrefs,
         ctxt: *mut TransformContext,
@@ -190,10 +188,8 @@ extern "C" {
 
 /// The process-wide security preferences: everything forbidden. Created once, never freed
 /// (libxslt keeps a pointer to them as the default).
+/// Written once under `INIT` and only read afterwards.
 struct SecurityPrefs(*mut XsltSecurityPrefs);
-// SAFETY: the preferences are written once under `INIT` and only read afterwards.
-unsafe impl Send for SecurityPrefs {}
-unsafe impl Sync for SecurityPrefs {}
 static mut SECURITY: SecurityPrefs = SecurityPrefs(ptr::null_mut());
 static INIT: Once = Once::new();
 
@@ -290,7 +286,11 @@ fn push_message(text: &str) {
 }
 
 fn take_messages() -> String {
-    MESSAGES.with(|m| m.try_borrow_mut().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default())
+    MESSAGES.with(|m| {
+        m.try_borrow_mut()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default()
+    })
 }
 
 unsafe extern "C" fn collect_structured_error(_ctx: *mut c_void, error: *mut XmlError) {
@@ -677,8 +677,6 @@ pub fn transform(stylesheet: &str, document: &str) -> Result<String, TemplateErr
     }
     let bytes = unsafe { std::slice::from_raw_parts(buffer.0, len as usize) };
     String::from_utf8(bytes.to_vec()).map_err(|_| {
-        TemplateError(
-            "XSLT: the output is not UTF-8; use encoding=\"UTF-8\" in xsl:output".into(),
-        )
+        TemplateError("XSLT: the output is not UTF-8; use encoding=\"UTF-8\" in xsl:output".into())
     })
 }
