@@ -1,8 +1,14 @@
 //! Rendering a notice into message text and subject (XSLT, EJS, plain text, macros).
+//! docs/templates.md describes the rules for operators.
 
 use std::fmt;
 
 use crate::notice::Notice;
+
+pub mod ejs;
+pub mod json;
+pub mod macros;
+pub mod xslt;
 
 /// A rendered notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,10 +29,98 @@ impl fmt::Display for TemplateError {
 
 impl std::error::Error for TemplateError {}
 
-/// The one rendering function every notification module uses.
+/// What kind of template a text is, judged from its structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An XSLT stylesheet (`xsl:stylesheet`/`xsl:transform`, or a literal result element
+    /// carrying `xsl:version`).
+    Xslt,
+    /// EJS text: it has `<%` tags.
+    Ejs,
+    /// Anything else is sent as it is (after macros).
+    Plain,
+}
+
+const XSLT_NAMESPACE: &str = "http://www.w3.org/1999/XSL/Transform";
+
+/// Tells the template kind. A text that is a well-formed XSLT stylesheet is XSLT even if
+/// it contains `<%`; a text that names the XSLT namespace but is not well-formed (and has
+/// no EJS tags) is XSLT too, so that libxslt explains what is wrong with it.
+pub fn detect(template: &str) -> Kind {
+    let mentions_xslt = template.contains(XSLT_NAMESPACE);
+    if mentions_xslt && is_stylesheet(template) {
+        return Kind::Xslt;
+    }
+    if template.contains("<%") {
+        Kind::Ejs
+    } else if mentions_xslt {
+        Kind::Xslt
+    } else {
+        Kind::Plain
+    }
+}
+
+fn is_stylesheet(template: &str) -> bool {
+    let options = roxmltree::ParsingOptions {
+        // BILLmanager's stylesheets often declare entities such as &nbsp; in a DOCTYPE.
+        allow_dtd: true,
+        nodes_limit: u32::MAX,
+    };
+    let Ok(doc) =
+        roxmltree::Document::parse_with_options(template.trim_start_matches('\u{feff}'), options)
+    else {
+        return false;
+    };
+    let root = doc.root_element();
+    let tag = root.tag_name();
+    (tag.namespace() == Some(XSLT_NAMESPACE) && matches!(tag.name(), "stylesheet" | "transform"))
+        || root.attribute((XSLT_NAMESPACE, "version")).is_some()
+}
+
+/// The one rendering function every notification module uses: the template applied to
+/// the notice (XSLT to notice_xml, EJS to notice_xml as JSON, plain text as it is), then
+/// the user macros in the text and in the subject.
 pub fn render(notice: &Notice) -> Result<Rendered, TemplateError> {
+    let text = match detect(&notice.tmpl) {
+        Kind::Xslt => xslt::transform(&notice.tmpl, &notice.notice_xml)?,
+        Kind::Ejs => ejs::render(&notice.tmpl, &json::notice_to_json(&notice.notice_xml)?)?,
+        Kind::Plain => notice.tmpl.clone(),
+    };
     Ok(Rendered {
-        text: notice.tmpl.clone(),
-        subject: notice.raw_subject(),
+        text: macros::apply(&text, &notice.user),
+        subject: macros::apply(&notice.raw_subject(), &notice.user),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detection() {
+        let xsl = r#"<?xml version="1.0"?>
+<!DOCTYPE xsl:stylesheet [<!ENTITY nbsp "&#160;">]>
+<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:template match="/">a&nbsp;b</xsl:template></xsl:stylesheet>"#;
+        assert_eq!(detect(xsl), Kind::Xslt);
+        let simplified = r#"<html xsl:version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><xsl:value-of select="/doc/a"/></html>"#;
+        assert_eq!(detect(simplified), Kind::Xslt);
+        assert_eq!(detect("<p><%= a %></p>"), Kind::Ejs);
+        assert_eq!(detect("Hello {user.name}"), Kind::Plain);
+        assert_eq!(detect("<html><body>static</body></html>"), Kind::Plain);
+        let broken = r#"<xsl:stylesheet xmlns:xsl="http://www.w3.org/1999/XSL/Transform">"#;
+        assert_eq!(detect(broken), Kind::Xslt);
+    }
+
+    #[test]
+    fn plain_text_with_macros_and_subject() {
+        let mut notice = Notice {
+            tmpl: "Dear {user.name}, {user.unknown}".into(),
+            notice_xml: "<doc><subject>For {user.name}</subject></doc>".into(),
+            ..Notice::default()
+        };
+        notice.user.set("name", "Anna");
+        let r = render(&notice).unwrap();
+        assert_eq!(r.text, "Dear Anna, {user.unknown}");
+        assert_eq!(r.subject, "For Anna");
+    }
 }

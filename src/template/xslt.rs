@@ -1,0 +1,682 @@
+//! XSLT 1.0 (with EXSLT) through the system libxslt, by a small FFI of our own.
+//!
+//! Safety rules kept here, so that an operator's stylesheet can neither reach out nor take the
+//! process down:
+//! - documents are parsed with `XML_PARSE_NONET` and without DTD loading; internal
+//!   entities are substituted, and every external entity or DTD goes to a loader that
+//!   refuses it;
+//! - libxslt's security preferences forbid file read/write, directory creation and network
+//!   read/write, for the stylesheet's own imports as well as for `document()` at run time;
+//! - template recursion is bounded by `xsltMaxDepth`, variables by `xsltMaxVars`;
+//! - libxml2 allocates through counting hooks: a transform that uses more than
+//!   [`MEMORY_LIMIT`] or runs longer than [`TIME_LIMIT`] is stopped (libxslt's own
+//!   `XSLT_STATE_STOPPED`) and reported as an error;
+//! - every libxml/libxslt object is freed on every path (RAII guards below).
+//!
+//! Parsed stylesheets are cached per thread, so a queue that sends one template to many
+//! users parses it once.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ptr;
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use super::TemplateError;
+
+/// How deep templates may call each other; small enough for a 2 MiB thread stack.
+const MAX_TEMPLATE_DEPTH: c_int = 400;
+/// How many variables may be live at once.
+const MAX_VARIABLES: c_int = 20_000;
+/// Memory one transform may allocate (net) before it is stopped.
+pub const MEMORY_LIMIT: usize = 128 * 1024 * 1024;
+/// Past this the allocation hooks refuse memory outright (a stopped transform unwinds
+/// without allocating much, so this is only reached by a single huge allocation).
+const HARD_MEMORY_LIMIT: usize = 4 * MEMORY_LIMIT;
+/// Wall time one transform may take.
+pub const TIME_LIMIT: Duration = Duration::from_secs(2);
+/// How many parsed stylesheets a thread keeps.
+const CACHE_SIZE: usize = 16;
+
+const XML_PARSE_NOENT: c_int = 1 << 1;
+const XML_PARSE_NONET: c_int = 1 << 11;
+const XML_PARSE_NOCDATA: c_int = 1 << 14;
+/// Internal DTD entities (`&nbsp;` in stylesheets) are substituted; external ones go to the
+/// refusing loader.
+const PARSE_OPTIONS: c_int = XML_PARSE_NOENT | XML_PARSE_NONET | XML_PARSE_NOCDATA;
+
+const XSLT_SECPREF_READ_FILE: c_int = 1;
+const XSLT_SECPREF_WRITE_FILE: c_int = 2;
+const XSLT_SECPREF_CREATE_DIRECTORY: c_int = 3;
+const XSLT_SECPREF_READ_NETWORK: c_int = 4;
+const XSLT_SECPREF_WRITE_NETWORK: c_int = 5;
+const XSLT_STATE_STOPPED: c_int = 2;
+
+#[repr(C)]
+struct XmlDoc {
+    _opaque: [u8; 0],
+}
+#[repr(C)]
+struct XsltStylesheet {
+    _opaque: [u8; 0],
+}
+#[repr(C)]
+struct XsltSecurityPrefs {
+    _opaque: [u8; 0],
+}
+
+/// The leading fields of libxslt's public `struct _xsltTransformContext`, up to `state`
+/// (the library only appends fields, so this prefix is stable across 1.1.x).
+#[repr(C)]
+struct TransformContext {
+    style: *mut c_void,
+    output_type: c_int,
+    templ: *mut c_void,
+    templ_nr: c_int,
+    templ_max: c_int,
+    templ_tab: *mut c_void,
+    vars: *mut c_void,
+    vars_nr: c_int,
+    vars_max: c_int,
+    vars_tab: *mut c_void,
+    vars_base: c_int,
+    ext_functions: *mut c_void,
+    ext_elements: *mut c_void,
+    ext_infos: *mut c_void,
+    mode: *const c_void,
+    mode_uri: *const c_void,
+    doc_list: *mut c_void,
+    document: *mut c_void,
+    node: *mut c_void,
+    node_list: *mut c_void,
+    output: *mut c_void,
+    insert: *mut c_void,
+    xpath_ctxt: *mut c_void,
+    state: c_int,
+}
+
+/// The leading fields of libxml2's public `struct _xmlError`.
+#[repr(C)]
+struct XmlError {
+    domain: c_int,
+    code: c_int,
+    message: *const c_char,
+    level: c_int,
+    file: *const c_char,
+    line: c_int,
+}
+
+/// A libxml2/libxslt generic error callback. The C side declares it variadic; on the
+/// Linux ABIs (System V x86-64, AAPCS64) variadic integer and pointer arguments travel in
+/// the same registers as fixed ones, so the first four are read as fixed arguments and
+/// interpreted by the format string (see [`format_c_message`]).
+type GenericErrorFunc =
+    unsafe extern "C" fn(*mut c_void, *const c_char, usize, usize, usize, usize);
+type StructuredErrorFunc = unsafe extern "C" fn(*mut c_void, *mut XmlError);
+type SecurityCheck =
+    unsafe extern "C" fn(*mut XsltSecurityPrefs, *mut TransformContext, *const c_char) -> c_int;
+type EntityLoader = unsafe extern "C" fn(*const c_char, *const c_char, *mut c_void) -> *mut c_void;
+
+#[link(name = "xml2")]
+extern "C" {
+    fn xmlInitParser();
+    fn xmlReadMemory(
+        buffer: *const c_char,
+        size: c_int,
+        url: *const c_char,
+        encoding: *const c_char,
+        options: c_int,
+    ) -> *mut XmlDoc;
+    fn xmlFreeDoc(doc: *mut XmlDoc);
+    fn xmlSetStructuredErrorFunc(ctx: *mut c_void, handler: Option<StructuredErrorFunc>);
+    fn xmlSetGenericErrorFunc(ctx: *mut c_void, handler: Option<GenericErrorFunc>);
+    fn xmlSetExternalEntityLoader(loader: EntityLoader);
+    fn xmlMemSetup(
+        free: unsafe extern "C" fn(*mut c_void),
+        malloc: unsafe extern "C" fn(usize) -> *mut c_void,
+        realloc: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void,
+        strdup: unsafe extern "C" fn(*const c_char) -> *mut c_char,
+    ) -> c_int;
+}
+
+#[link(name = "xslt")]
+extern "C" {
+    static mut xsltMaxDepth: c_int;
+    static mut xsltMaxVars: c_int;
+    fn xsltParseStylesheetDoc(doc: *mut XmlDoc) -> *mut XsltStylesheet;
+    fn xsltFreeStylesheet(style: *mut XsltStylesheet);
+    fn xsltNewTransformContext(
+        style: *mut XsltStylesheet,
+        doc: *mut XmlDoc,
+    ) -> *mut TransformContext;
+    fn xsltFreeTransformContext(ctxt: *mut TransformContext);
+    fn xsltApplyStylesheetUser(
+        style: *mut XsltStylesheet,
+        doc: *mut XmlDoc,
+        params: *const *const c_char,
+        output: *const c_char,
+        profile: *mut c_void,
+        ctxt: *mut TransformContext,
+    ) -> *mut XmlDoc;
+    fn xsltSaveResultToString(
+        out: *mut *mut u8,
+        len: *mut c_int,
+        result: *mut XmlDoc,
+        style: *mut XsltStylesheet,
+    ) -> c_int;
+    fn xsltNewSecurityPrefs() -> *mut XsltSecurityPrefs;
+    fn xsltSetSecurityPrefs(
+        sec: *mut XsltSecurityPrefs,
+        option: c_int,
+        check: SecurityCheck,
+    ) -> c_int;
+    fn xsltSetDefaultSecurityPrefs(sec: *mut XsltSecurityPrefs);
+    fn xsltSetCtxtSecurityPrefs(sec: *mut XsltSecurityPrefs, ctxt: *mut TransformContext) -> c_int;
+    fn xsltSecurityForbid(
+        sec: *mut XsltSecurityPrefs,
+        ctxt: *mut TransformContext,
+        value: *const c_char,
+    ) -> c_int;
+    fn xsltSetGenericErrorFunc(ctx: *mut c_void, handler: Option<GenericErrorFunc>);
+}
+
+#[link(name = "exslt")]
+extern "C" {
+    fn exsltRegisterAll();
+}
+
+/// The process-wide security preferences: everything forbidden. Created once, never freed
+/// (libxslt keeps a pointer to them as the default).
+/// Written once under `INIT` and only read afterwards.
+struct SecurityPrefs(*mut XsltSecurityPrefs);
+static mut SECURITY: SecurityPrefs = SecurityPrefs(ptr::null_mut());
+static INIT: Once = Once::new();
+
+fn init_process() {
+    INIT.call_once(|| unsafe {
+        // The hooks must be in place before libxml2 allocates anything.
+        xmlMemSetup(hook_free, hook_malloc, hook_realloc, hook_strdup);
+        xmlInitParser();
+        xmlSetExternalEntityLoader(refuse_external_entity);
+        exsltRegisterAll();
+        xsltMaxDepth = MAX_TEMPLATE_DEPTH;
+        xsltMaxVars = MAX_VARIABLES;
+        xsltSetGenericErrorFunc(ptr::null_mut(), Some(collect_generic_error));
+        let sec = xsltNewSecurityPrefs();
+        if !sec.is_null() {
+            for option in [
+                XSLT_SECPREF_READ_FILE,
+                XSLT_SECPREF_WRITE_FILE,
+                XSLT_SECPREF_CREATE_DIRECTORY,
+                XSLT_SECPREF_READ_NETWORK,
+                XSLT_SECPREF_WRITE_NETWORK,
+            ] {
+                xsltSetSecurityPrefs(sec, option, xsltSecurityForbid);
+            }
+            xsltSetDefaultSecurityPrefs(sec);
+            SECURITY = SecurityPrefs(sec);
+        }
+    });
+}
+
+fn security_prefs() -> *mut XsltSecurityPrefs {
+    // SAFETY: written once inside `INIT`, which happens-before every caller.
+    unsafe { (*ptr::addr_of!(SECURITY)).0 }
+}
+
+thread_local! {
+    /// libxml2 keeps its error handlers per thread.
+    static THREAD_READY: Cell<bool> = const { Cell::new(false) };
+    /// Messages libxml2/libxslt reported during the current operation on this thread.
+    static MESSAGES: RefCell<String> = const { RefCell::new(String::new()) };
+    static CACHE: RefCell<StylesheetCache> = const { RefCell::new(StylesheetCache(VecDeque::new())) };
+    /// The running transform's budget, read by the allocation hooks.
+    static BUDGET: Budget = const { Budget::idle() };
+}
+
+fn init_thread() {
+    init_process();
+    THREAD_READY.with(|ready| {
+        if !ready.get() {
+            unsafe {
+                xmlSetStructuredErrorFunc(ptr::null_mut(), Some(collect_structured_error));
+                xmlSetGenericErrorFunc(ptr::null_mut(), Some(collect_generic_error));
+            }
+            ready.set(true);
+        }
+    });
+}
+
+unsafe extern "C" fn refuse_external_entity(
+    url: *const c_char,
+    _id: *const c_char,
+    _ctxt: *mut c_void,
+) -> *mut c_void {
+    let what = if url.is_null() {
+        String::from("an external entity")
+    } else {
+        format!("\"{}\"", CStr::from_ptr(url).to_string_lossy())
+    };
+    push_message(&format!("loading {what} is not allowed"));
+    ptr::null_mut()
+}
+
+fn push_message(text: &str) {
+    // The first line says what happened; libxslt's recursion report adds advice and a
+    // dump of the template and variable stacks, which only bury it.
+    let text = text.lines().next().unwrap_or_default().trim_end();
+    let stack_dump = text.starts_with('#')
+        || text.starts_with("name ")
+        || matches!(text, "Templates:" | "Variables:");
+    if text.is_empty() || stack_dump {
+        return;
+    }
+    MESSAGES.with(|m| {
+        if let Ok(mut m) = m.try_borrow_mut() {
+            // A runaway stylesheet can report thousands of errors: keep the first few.
+            if m.len() < 2000 {
+                if !m.is_empty() {
+                    m.push_str("; ");
+                }
+                m.push_str(text);
+            }
+        }
+    });
+}
+
+fn take_messages() -> String {
+    MESSAGES.with(|m| {
+        m.try_borrow_mut()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default()
+    })
+}
+
+unsafe extern "C" fn collect_structured_error(_ctx: *mut c_void, error: *mut XmlError) {
+    if error.is_null() {
+        return;
+    }
+    let error = &*error;
+    if error.message.is_null() {
+        return;
+    }
+    let message = CStr::from_ptr(error.message).to_string_lossy();
+    if error.line > 0 {
+        push_message(&format!("line {}: {}", error.line, message.trim_end()));
+    } else {
+        push_message(&message);
+    }
+}
+
+unsafe extern "C" fn collect_generic_error(
+    _ctx: *mut c_void,
+    format: *const c_char,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+) {
+    if format.is_null() {
+        return;
+    }
+    let format = CStr::from_ptr(format).to_bytes();
+    push_message(&format_c_message(format, [a1, a2, a3, a4]));
+}
+
+/// A tiny printf for the formats libxml2/libxslt pass to generic error handlers: `%s`,
+/// `%d`/`%i`, `%%`; anything else ends the formatting (the message stays readable).
+unsafe fn format_c_message(format: &[u8], args: [usize; 4]) -> String {
+    let mut out = Vec::with_capacity(format.len() + 64);
+    let mut next = args.into_iter();
+    let mut bytes = format.iter().copied();
+    while let Some(b) = bytes.next() {
+        if b != b'%' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next() {
+            Some(b'%') => out.push(b'%'),
+            Some(b's') => match next.next() {
+                Some(0) => out.extend_from_slice(b"(null)"),
+                Some(p) => out.extend_from_slice(CStr::from_ptr(p as *const c_char).to_bytes()),
+                None => break,
+            },
+            Some(b'd' | b'i') => match next.next() {
+                Some(v) => out.extend_from_slice((v as c_int).to_string().as_bytes()),
+                None => break,
+            },
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What the allocation hooks account against while a transform runs on this thread.
+struct Budget {
+    context: Cell<*mut TransformContext>,
+    net_bytes: Cell<i64>,
+    deadline: Cell<Option<Instant>>,
+    calls: Cell<u32>,
+    exceeded: Cell<Option<Limit>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Limit {
+    Memory,
+    Time,
+}
+
+impl Budget {
+    const fn idle() -> Self {
+        Self {
+            context: Cell::new(ptr::null_mut()),
+            net_bytes: Cell::new(0),
+            deadline: Cell::new(None),
+            calls: Cell::new(0),
+            exceeded: Cell::new(None),
+        }
+    }
+
+    /// Accounts `delta` bytes; false when the allocation must be refused.
+    fn account(&self, delta: i64) -> bool {
+        let ctxt = self.context.get();
+        if ctxt.is_null() {
+            return true;
+        }
+        let net = self.net_bytes.get() + delta;
+        self.net_bytes.set(net);
+        if delta <= 0 {
+            return true;
+        }
+        if net > MEMORY_LIMIT as i64 {
+            self.stop(ctxt, Limit::Memory);
+        }
+        let calls = self.calls.get().wrapping_add(1);
+        self.calls.set(calls);
+        if calls % 64 == 0 {
+            if let Some(deadline) = self.deadline.get() {
+                if Instant::now() > deadline {
+                    self.stop(ctxt, Limit::Time);
+                }
+            }
+        }
+        net <= HARD_MEMORY_LIMIT as i64
+    }
+
+    fn stop(&self, ctxt: *mut TransformContext, why: Limit) {
+        if self.exceeded.get().is_none() {
+            self.exceeded.set(Some(why));
+        }
+        // SAFETY: `ctxt` is the live transform context registered by `Transform::run`
+        // for the duration of xsltApplyStylesheetUser on this thread.
+        unsafe { (*ctxt).state = XSLT_STATE_STOPPED };
+    }
+}
+
+fn usable_size(p: *mut c_void) -> i64 {
+    if p.is_null() {
+        0
+    } else {
+        // SAFETY: `p` came from libc malloc/realloc (all libxml2 memory goes through the hooks).
+        unsafe { libc::malloc_usable_size(p) as i64 }
+    }
+}
+
+fn account(delta: i64) -> bool {
+    BUDGET.try_with(|b| b.account(delta)).unwrap_or(true)
+}
+
+unsafe extern "C" fn hook_malloc(size: usize) -> *mut c_void {
+    if !account(size as i64) {
+        return ptr::null_mut();
+    }
+    let p = libc::malloc(size);
+    account(usable_size(p) - size as i64);
+    p
+}
+
+unsafe extern "C" fn hook_realloc(old: *mut c_void, size: usize) -> *mut c_void {
+    let old_size = usable_size(old);
+    if !account(size as i64 - old_size) {
+        return ptr::null_mut();
+    }
+    let p = libc::realloc(old, size);
+    if p.is_null() {
+        account(old_size - size as i64);
+    } else {
+        account(usable_size(p) - size as i64);
+    }
+    p
+}
+
+unsafe extern "C" fn hook_free(p: *mut c_void) {
+    if !p.is_null() {
+        account(-usable_size(p));
+        libc::free(p);
+    }
+}
+
+unsafe extern "C" fn hook_strdup(s: *const c_char) -> *mut c_char {
+    if s.is_null() {
+        return ptr::null_mut();
+    }
+    let len = libc::strlen(s) + 1;
+    let p = hook_malloc(len) as *mut c_char;
+    if !p.is_null() {
+        ptr::copy_nonoverlapping(s, p, len);
+    }
+    p
+}
+
+/// An owned libxml2 document.
+struct Doc(*mut XmlDoc);
+
+impl Drop for Doc {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            unsafe { xmlFreeDoc(self.0) };
+        }
+    }
+}
+
+/// An owned compiled stylesheet (it owns its own document).
+struct Stylesheet(*mut XsltStylesheet);
+
+impl Drop for Stylesheet {
+    fn drop(&mut self) {
+        unsafe { xsltFreeStylesheet(self.0) };
+    }
+}
+
+struct TransformGuard(*mut TransformContext);
+
+impl Drop for TransformGuard {
+    fn drop(&mut self) {
+        unsafe { xsltFreeTransformContext(self.0) };
+    }
+}
+
+/// A string libxml2 allocated.
+struct XmlBuffer(*mut u8);
+
+impl Drop for XmlBuffer {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            unsafe { hook_free(self.0.cast()) };
+        }
+    }
+}
+
+/// Registers a transform with the allocation hooks for its lifetime.
+struct BudgetGuard;
+
+impl BudgetGuard {
+    fn start(ctxt: *mut TransformContext) -> Self {
+        BUDGET.with(|b| {
+            b.net_bytes.set(0);
+            b.calls.set(0);
+            b.exceeded.set(None);
+            b.deadline.set(Some(Instant::now() + TIME_LIMIT));
+            b.context.set(ctxt);
+        });
+        BudgetGuard
+    }
+
+    fn exceeded(&self) -> Option<Limit> {
+        BUDGET.with(|b| b.exceeded.get())
+    }
+}
+
+impl Drop for BudgetGuard {
+    fn drop(&mut self) {
+        BUDGET.with(|b| {
+            b.context.set(ptr::null_mut());
+            b.deadline.set(None);
+        });
+    }
+}
+
+struct StylesheetCache(VecDeque<(String, std::rc::Rc<Stylesheet>)>);
+
+/// `what` names the document in messages and is its base URL (relative references in
+/// it resolve to nothing loadable).
+fn parse_document(text: &str, what: &CStr) -> Result<Doc, TemplateError> {
+    let what_text = what.to_string_lossy();
+    let size = c_int::try_from(text.len())
+        .map_err(|_| TemplateError(format!("XSLT: the {what_text} is too large")))?;
+    take_messages();
+    let doc = unsafe {
+        xmlReadMemory(
+            text.as_ptr().cast(),
+            size,
+            what.as_ptr(),
+            c"UTF-8".as_ptr(),
+            PARSE_OPTIONS,
+        )
+    };
+    let messages = take_messages();
+    if doc.is_null() {
+        return Err(TemplateError(format!(
+            "XSLT: the {what_text} is not well-formed XML: {}",
+            or_unknown(&messages)
+        )));
+    }
+    Ok(Doc(doc))
+}
+
+fn or_unknown(messages: &str) -> &str {
+    if messages.is_empty() {
+        "libxml2 gave no reason"
+    } else {
+        messages
+    }
+}
+
+fn compile(template: &str) -> Result<std::rc::Rc<Stylesheet>, TemplateError> {
+    if let Some(found) = CACHE.with(|c| {
+        c.borrow()
+            .0
+            .iter()
+            .find(|(text, _)| text == template)
+            .map(|(_, s)| s.clone())
+    }) {
+        return Ok(found);
+    }
+    let mut doc = parse_document(template, c"stylesheet")?;
+    take_messages();
+    let style = unsafe { xsltParseStylesheetDoc(doc.0) };
+    let messages = take_messages();
+    if style.is_null() {
+        // On failure libxslt leaves the document to the caller (`doc` frees it).
+        return Err(TemplateError(format!(
+            "XSLT: the stylesheet is not valid: {}",
+            or_unknown(&messages)
+        )));
+    }
+    // The stylesheet owns the document from here on.
+    doc.0 = ptr::null_mut();
+    let style = std::rc::Rc::new(Stylesheet(style));
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0.len() >= CACHE_SIZE {
+            c.0.pop_front();
+        }
+        c.0.push_back((template.to_owned(), style.clone()));
+    });
+    Ok(style)
+}
+
+/// Applies `stylesheet` to `document`; the output is serialised as the stylesheet's
+/// `xsl:output` says (method xml, html or text).
+pub fn transform(stylesheet: &str, document: &str) -> Result<String, TemplateError> {
+    init_thread();
+    let style = compile(stylesheet)?;
+    let input = parse_document(document, c"notice XML")?;
+    let ctxt = unsafe { xsltNewTransformContext(style.0, input.0) };
+    if ctxt.is_null() {
+        return Err(TemplateError(
+            "XSLT: libxslt could not create a transformation context".into(),
+        ));
+    }
+    let ctxt = TransformGuard(ctxt);
+    let sec = security_prefs();
+    if sec.is_null() || unsafe { xsltSetCtxtSecurityPrefs(sec, ctxt.0) } != 0 {
+        return Err(TemplateError(
+            "XSLT: the security preferences could not be applied; refusing to transform".into(),
+        ));
+    }
+    take_messages();
+    let (result, exceeded) = {
+        let budget = BudgetGuard::start(ctxt.0);
+        let result = unsafe {
+            xsltApplyStylesheetUser(
+                style.0,
+                input.0,
+                ptr::null(),
+                ptr::null(),
+                ptr::null_mut(),
+                ctxt.0,
+            )
+        };
+        (Doc(result), budget.exceeded())
+    };
+    let messages = take_messages();
+    match exceeded {
+        Some(Limit::Memory) => {
+            return Err(TemplateError(format!(
+                "XSLT: the stylesheet used more than {} MiB and was stopped",
+                MEMORY_LIMIT / (1024 * 1024)
+            )))
+        }
+        Some(Limit::Time) => {
+            return Err(TemplateError(format!(
+                "XSLT: the stylesheet ran longer than {} s and was stopped",
+                TIME_LIMIT.as_secs()
+            )))
+        }
+        None => {}
+    }
+    if result.0.is_null() {
+        return Err(TemplateError(format!(
+            "XSLT: the transformation failed: {}",
+            or_unknown(&messages)
+        )));
+    }
+    let mut out: *mut u8 = ptr::null_mut();
+    let mut len: c_int = 0;
+    let rc = unsafe { xsltSaveResultToString(&mut out, &mut len, result.0, style.0) };
+    let buffer = XmlBuffer(out);
+    if rc != 0 {
+        return Err(TemplateError(
+            "XSLT: the result could not be serialised".into(),
+        ));
+    }
+    if buffer.0.is_null() || len <= 0 {
+        return Ok(String::new());
+    }
+    let bytes = unsafe { std::slice::from_raw_parts(buffer.0, len as usize) };
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        TemplateError("XSLT: the output is not UTF-8; use encoding=\"UTF-8\" in xsl:output".into())
+    })
+}

@@ -1,0 +1,123 @@
+//! EJS templates: errors with lines, include refused, the limits, and render() end to end.
+
+use std::time::{Duration, Instant};
+
+use mgrnotify::notice::Notice;
+use mgrnotify::template::{self, ejs};
+
+fn refused(template: &str) -> String {
+    let err = ejs::render(template, "{}").unwrap_err().0;
+    assert!(err.starts_with("EJS: "), "{err}");
+    err
+}
+
+#[test]
+fn include_is_refused_clearly() {
+    let err = refused("a\n<%- include('header') %>");
+    assert!(
+        err.contains("include(\"header\") is not supported"),
+        "{err}"
+    );
+    assert!(err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn runtime_errors_name_the_line() {
+    let err = refused("ok\nstill ok\n<%= nosuch.field %>");
+    assert!(
+        err.contains("line 3") && err.contains("ReferenceError"),
+        "{err}"
+    );
+    let err = refused("<% throw 'boom' %>");
+    assert!(err.contains("boom"), "{err}");
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let err = refused("line 1\nline 2\n<% if (x { %>\n<% } %>");
+    assert!(err.contains("SyntaxError"), "{err}");
+    assert!(err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn endless_loop_is_stopped() {
+    let started = Instant::now();
+    let err = refused("<% while (true) {} %>");
+    assert!(err.contains("longer than"), "{err}");
+    assert!(started.elapsed() < ejs::TIME_LIMIT + Duration::from_secs(3));
+    // A catch block cannot swallow the interrupt.
+    let err = refused("<% for (;;) { try { while (true) {} } catch (e) {} } %>");
+    assert!(err.contains("longer than"), "{err}");
+}
+
+#[test]
+fn endless_recursion_is_stopped() {
+    let err = refused("<% function f(n) { return f(n + 1) + 1; } %><%= f(0) %>");
+    assert!(err.contains("recursed too deep"), "{err}");
+}
+
+#[test]
+fn endless_allocation_is_stopped() {
+    let err = refused("<% var a = []; while (true) { a.push('x'.repeat(1 << 20) + a.length); } %>");
+    assert!(err.contains("MiB") || err.contains("longer than"), "{err}");
+    let err = refused("<% var s = 'xy'; while (true) { s = s + s; } %>");
+    assert!(err.contains("MiB") || err.contains("longer than"), "{err}");
+}
+
+#[test]
+fn the_engine_works_after_hostile_templates() {
+    let _ = ejs::render("<% while (true) {} %>", "{}");
+    let _ = ejs::render(
+        "<% var a = []; while (true) a.push(new Array(1e5)); %>",
+        "{}",
+    );
+    assert_eq!(ejs::render("<%= a %>", r#"{"a":"fine"}"#).unwrap(), "fine");
+}
+
+#[test]
+fn globals_from_one_render_do_not_break_the_next() {
+    ejs::render("<% var leaked = 1 %>", "{}").unwrap();
+    assert_eq!(ejs::render("<%= typeof x %>", "{}").unwrap(), "undefined");
+}
+
+#[test]
+fn renders_on_many_threads() {
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                (0..50)
+                    .map(|_| ejs::render("<%= n * 2 %>", &format!(r#"{{"n":{i}}}"#)).unwrap())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        assert!(h.join().unwrap().iter().all(|s| *s == (i * 2).to_string()));
+    }
+}
+
+#[test]
+fn render_converts_the_notice_and_applies_macros() {
+    let mut notice = Notice {
+        tmpl: "<%= client.name %>, {user.name}: <% invoice.item.forEach(function (i) { %><%= i.name %>;<% }) %>".into(),
+        notice_xml: "<doc><client><name>Анна &amp; Ко</name></client><invoice><item><name>a</name></item><item><name>b</name></item></invoice><noticeparams><subject>Заказ {user.id}</subject></noticeparams></doc>".into(),
+        template_subject: "unused".into(),
+        ..Notice::default()
+    };
+    notice.user.set("name", "Anna");
+    notice.user.set("id", "7");
+    let rendered = template::render(&notice).unwrap();
+    assert_eq!(rendered.text, "Анна &amp; Ко, Anna: a;b;");
+    assert_eq!(rendered.subject, "Заказ 7");
+}
+
+#[test]
+fn render_reports_a_bad_notice() {
+    let notice = Notice {
+        tmpl: "<%= a %>".into(),
+        notice_xml: "<doc><a></doc>".into(),
+        ..Notice::default()
+    };
+    let err = template::render(&notice).unwrap_err();
+    assert!(err.0.starts_with("EJS: the notice XML"), "{err}");
+}
