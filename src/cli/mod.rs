@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 use crate::Role;
 
+mod check;
+mod send;
+
 const USAGE: &str = "\
 Usage: mgrnotify <command> [args]
 
@@ -38,6 +41,8 @@ pub fn run(argv0: &OsStr, args: Vec<OsString>, role_of: fn(&str) -> Option<Role>
             println!("mgrnotify {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        "send" => send::run(argv0, rest),
+        "check" => check::run(rest),
         name => match role_of(name) {
             Some(Role::Cli) | None => {
                 eprintln!("mgrnotify: unknown command or role '{name}'\n\n{USAGE}");

@@ -98,7 +98,7 @@ impl ScriptGateway {
         for field in &metadata.fields {
             if field.kind == FieldKind::Password {
                 if let Some(value) = params.get(&field.name) {
-                    crate::log::add_secret(value);
+                    register_secret(value);
                 }
             }
         }
@@ -139,6 +139,9 @@ impl ScriptGateway {
             );
             if failure.raised {
                 GatewayError::provider(&self.role, failure.msg)
+            } else if failure.line.is_none() {
+                // rhai reports sandbox limits without the line they struck at.
+                self.script_error(format!("in fn {}(): {}", command.name(), failure.msg))
             } else {
                 self.script_error(failure.located_msg())
             }
@@ -262,6 +265,20 @@ impl GatewayModule for ScriptGateway {
             Dynamic::from_map(params_map(params)),
         )
         .map(|_| ())
+    }
+}
+
+/// A password in every spelling a provider may echo it back in: as is, XML-escaped
+/// once or twice (an escaped request inside an XML answer), JSON-escaped (each also
+/// URL-encoded, by `add_secret`).
+fn register_secret(value: &str) {
+    crate::log::add_secret(value);
+    crate::log::add_secret(&crate::xml::escape_text(value));
+    if let Ok(json) = serde_json::to_string(value) {
+        let inner = &json[1..json.len() - 1];
+        if inner != value {
+            crate::log::add_secret(inner);
+        }
     }
 }
 

@@ -272,11 +272,16 @@ fn parse_error(file: &str, e: &ParseError) -> ScriptError {
 /// A runtime failure while reading metadata is a script error, whatever its kind.
 fn runtime_script_error(file: &str, e: &EvalAltResult) -> ScriptError {
     let failure = Failure::from_eval(e);
+    let msg = if failure.line.is_none() {
+        format!("while reading metadata(): {}", failure.msg)
+    } else {
+        failure.msg
+    };
     ScriptError {
         file: file.to_owned(),
         line: failure.line,
         column: failure.column,
-        msg: failure.msg,
+        msg,
     }
 }
 
