@@ -25,7 +25,7 @@ use crate::xml::Params;
 pub struct ScriptGateway {
     role: String,
     script: Arc<Script>,
-    http: Arc<HttpClient>,
+    /// Built on the first command, with the gateway's keep-alive HTTP client.
     engine: OnceLock<Engine>,
     dry_run: bool,
     recorded: Mutex<Vec<HttpRequest>>,
@@ -51,7 +51,6 @@ impl ScriptGateway {
         Ok(Self {
             role: role.to_owned(),
             script,
-            http: Arc::new(HttpClient::new()),
             engine: OnceLock::new(),
             dry_run: false,
             recorded: Mutex::new(Vec::new()),
@@ -83,7 +82,7 @@ impl ScriptGateway {
 
     fn engine(&self) -> &Engine {
         self.engine
-            .get_or_init(|| script::runtime_engine(self.http.clone()))
+            .get_or_init(|| script::runtime_engine(Arc::new(HttpClient::new())))
     }
 
     /// Runs one command function with the gateway's parameters in force.
