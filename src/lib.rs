@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod gateway;
+pub mod http;
 pub mod log;
 pub mod notice;
 pub mod notify;

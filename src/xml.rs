@@ -59,7 +59,7 @@ impl Params {
         for (k, v) in self.iter() {
             if is_xml_name(k) {
                 w.start_element(k);
-                w.write_text(v);
+                w.write_text(&escape_text(v));
                 w.end_element();
             }
         }
@@ -108,6 +108,10 @@ pub fn is_xml_name(name: &str) -> bool {
 }
 
 /// A writer set up the way every document here is written.
+///
+/// xmlwriter 0.1 escapes only `<` in text and the quote in attribute values: pass
+/// text and attribute values through [`escape_text`] first (its output has neither
+/// left, so nothing is escaped twice).
 pub fn writer() -> XmlWriter {
     // No indentation: whitespace added around text would change parameter values.
     XmlWriter::new(Options {
@@ -125,10 +129,10 @@ pub fn error_doc(kind: &str, object: &str, msg: &str) -> String {
     w.start_element("error");
     w.write_attribute("type", kind);
     if !object.is_empty() {
-        w.write_attribute("object", &crate::log::redact(object));
+        w.write_attribute("object", &escape_text(&crate::log::redact(object)));
     }
     w.start_element("msg");
-    w.write_text(&crate::log::redact(msg));
+    w.write_text(&escape_text(&crate::log::redact(msg)));
     w.end_document() + "\n"
 }
 
@@ -138,13 +142,16 @@ mod tests {
 
     #[test]
     fn error_doc_shape() {
-        let doc = error_doc("value", "phone", "bad <number>");
+        let doc = error_doc("value", "phone", "bad <number> & \"quote\"");
         let parsed = parse(&doc).unwrap();
         let err = parsed.root_element().first_element_child().unwrap();
         assert_eq!(err.tag_name().name(), "error");
         assert_eq!(err.attribute("type"), Some("value"));
         assert_eq!(err.attribute("object"), Some("phone"));
-        assert_eq!(text_of(err.first_element_child().unwrap()), "bad <number>");
+        assert_eq!(
+            text_of(err.first_element_child().unwrap()),
+            "bad <number> & \"quote\""
+        );
     }
 
     #[test]

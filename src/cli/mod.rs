@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use crate::root::MgrRoot;
 use crate::Role;
 
+mod check;
+mod send;
 mod list;
 pub mod sync;
 
@@ -44,6 +46,8 @@ pub fn run(argv0: &OsStr, args: Vec<OsString>, role_of: fn(&str) -> Option<Role>
         }
         "list" => report(list::run(&MgrRoot::discover(argv0)).map(|()| true)),
         "sync" => report(sync::run(&MgrRoot::discover(argv0))),
+        "send" => send::run(argv0, rest),
+        "check" => check::run(rest),
         name => match role_of(name) {
             Some(Role::Cli) | None => {
                 eprintln!("mgrnotify: unknown command or role '{name}'\n\n{USAGE}");

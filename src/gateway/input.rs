@@ -75,7 +75,7 @@ impl GatewaySettings {
         w.start_element("gateway");
         self.gateway.write_into(w);
         w.start_element("xmlparams");
-        w.write_text(&self.xmlparams);
+        w.write_text(&xml::escape_text(&self.xmlparams));
         w.end_element();
         w.end_element();
     }
@@ -131,10 +131,10 @@ impl OutgoingInput {
         w.start_element("doc");
         self.settings.write_into(&mut w);
         w.start_element("message");
-        w.write_text(&self.message);
+        w.write_text(&xml::escape_text(&self.message));
         w.end_element();
         w.start_element("subject");
-        w.write_text(&self.subject);
+        w.write_text(&xml::escape_text(&self.subject));
         w.end_element();
         for (name, params) in [("user", &self.user), ("project", &self.project)] {
             w.start_element(name);
@@ -151,8 +151,8 @@ mod tests {
 
     const SEED_SHAPE: &str = r#"<doc>
   <gateway><id>3</id><name>sms</name><gateway_module>gwepochta</gateway_module><sender>FromRow</sender>
-    <xmlparams>&lt;doc&gt;&lt;login&gt;user&lt;/login&gt;&lt;password&gt;pw&lt;/password&gt;&lt;sender&gt;Shop&lt;/sender&gt;&lt;/doc&gt;</xmlparams></gateway>
-  <message>Hello</message><subject>S</subject>
+    <xmlparams>&lt;doc&gt;&lt;login&gt;user&lt;/login&gt;&lt;password&gt;p&amp;amp;w&lt;/password&gt;&lt;sender&gt;Shop&lt;/sender&gt;&lt;/doc&gt;</xmlparams></gateway>
+  <message>Hello &amp; bye</message><subject>S &amp; T</subject>
   <user><id>7</id><phone>+79990000000</phone></user>
   <project><id>1</id><name>Hosting</name></project>
 </doc>"#;
@@ -165,7 +165,8 @@ mod tests {
         assert_eq!(i.settings.params.get("gateway_module"), Some("gwepochta"));
         assert_eq!(i.user.get("phone"), Some("+79990000000"));
         assert_eq!(i.project.get("id"), Some("1"));
-        assert_eq!(i.message, "Hello");
+        assert_eq!(i.message, "Hello & bye");
+        assert_eq!(i.settings.params.get("password"), Some("p&w"));
     }
 
     #[test]
@@ -184,7 +185,8 @@ mod tests {
         let again = OutgoingInput::parse(&i.to_xml()).unwrap();
         assert_eq!(again.settings.params, i.settings.params);
         assert_eq!(again.user, i.user);
-        assert_eq!(again.subject, "S");
+        assert_eq!(again.subject, "S & T");
+        assert_eq!(again.message, "Hello & bye");
     }
 
     #[test]

@@ -133,7 +133,7 @@ impl Delivery {
                 let mut w = xml::writer();
                 w.start_element("doc");
                 w.start_element("id");
-                w.write_text(id);
+                w.write_text(&xml::escape_text(id));
                 w.end_document() + "\n"
             }
         }
@@ -225,7 +225,7 @@ pub fn answer(
             w.start_element("messages");
             for m in &messages {
                 w.start_element("message");
-                w.write_text(m);
+                w.write_text(&xml::escape_text(m));
                 w.end_element();
             }
             Ok(w.end_document() + "\n")
