@@ -28,14 +28,25 @@ fn queue(root: &MgrRoot, db: &TestDb, name: &str, text: &str, provider: u32) -> 
         &format!("var/notify/2026-01-01/{name}"),
         &notice_file(text, Some("+79990000001"), provider),
     );
-    db.add_task(&format!("2026-01-01/{name}"), 0, "2026-01-01 10:00:00", false)
+    db.add_task(
+        &format!("2026-01-01/{name}"),
+        0,
+        "2026-01-01 10:00:00",
+        false,
+    )
 }
 
 #[test]
 fn sends_highest_priority_first_then_oldest_and_deletes_row_and_file() {
     let (root, db) = setup("QueueWorkers 1\n");
     add_program(&root, "gwrecord", RECORDING_GATEWAY);
-    db.add_gateway("gwrecord", 1, "<doc><login>u</login></doc>", "on", "outgoing");
+    db.add_gateway(
+        "gwrecord",
+        1,
+        "<doc><login>u</login></doc>",
+        "on",
+        "outgoing",
+    );
     for (name, priority, created) in [
         ("old-low", 0, "2026-01-01 09:00:00"),
         ("new-high", 5, "2026-01-02 09:00:00"),
@@ -52,7 +63,12 @@ fn sends_highest_priority_first_then_oldest_and_deletes_row_and_file() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         delivered(&root),
-        ["+7999|old-high", "+7999|new-high", "+7999|old-low", "+7999|new-low"]
+        [
+            "+7999|old-high",
+            "+7999|new-high",
+            "+7999|old-low",
+            "+7999|new-low"
+        ]
     );
     assert!(db.tasks().is_empty());
     assert!(!root.path().join("var/notify/d/old-high").exists());
@@ -118,7 +134,11 @@ fn failover_tries_the_next_gateway_in_id_order() {
     let (root, db) = setup("");
     add_program(&root, "gwfail", FAILING_GATEWAY);
     add_program(&root, "gwrecord", RECORDING_GATEWAY);
-    add_program(&root, "gwother", RECORDING_GATEWAY.replace("delivered", "wrong").as_str());
+    add_program(
+        &root,
+        "gwother",
+        RECORDING_GATEWAY.replace("delivered", "wrong").as_str(),
+    );
     db.add_gateway("gwother", 1, "", "off", "outgoing");
     db.add_gateway("gwother", 1, "", "on", "ingoing");
     db.add_gateway("gwother", 2, "", "on", "outgoing");
@@ -193,16 +213,39 @@ fn bad_rows_get_clear_reasons_and_never_stop_the_others() {
         if let Some(text) = file {
             root.write(&format!("var/notify/{name}"), &text);
         }
-        expect.push((db.add_task(name, 0, "2026-01-01 00:00:00", false), why.to_owned()));
+        expect.push((
+            db.add_task(name, 0, "2026-01-01 00:00:00", false),
+            why.to_owned(),
+        ));
     };
     add("missing", None, "is missing");
     add("garbled", Some("<doc><notify>".into()), "is not XML");
-    add("nophone", Some(notice_file("t", None, 1)), "user 7 has no phone number");
-    add("noprovider", Some(notice_file("t", Some("+1"), 9)), "no active outgoing ntsms gateway for provider 9");
-    add("unknownmodule", Some(notice_file("t", Some("+1"), 2)), "unknown gateway module 'gwnothere'");
-    add("hangs", Some(notice_file("t", Some("+1"), 3)), "did not answer within 1 s and was killed");
+    add(
+        "nophone",
+        Some(notice_file("t", None, 1)),
+        "user 7 has no phone number",
+    );
+    add(
+        "noprovider",
+        Some(notice_file("t", Some("+1"), 9)),
+        "no active outgoing ntsms gateway for provider 9",
+    );
+    add(
+        "unknownmodule",
+        Some(notice_file("t", Some("+1"), 2)),
+        "unknown gateway module 'gwnothere'",
+    );
+    add(
+        "hangs",
+        Some(notice_file("t", Some("+1"), 3)),
+        "did not answer within 1 s and was killed",
+    );
     add("garbage", Some(notice_file("t", Some("+1"), 4)), "not XML");
-    add("badparams", Some(notice_file("t", Some("+1"), 5)), "xmlparams is not an XML document");
+    add(
+        "badparams",
+        Some(notice_file("t", Some("+1"), 5)),
+        "xmlparams is not an XML document",
+    );
     root.write("var/notify/good", &notice_file("good", Some("+1"), 1));
     let good = db.add_task("good", 0, "2026-01-01 00:00:00", false);
 
@@ -213,7 +256,9 @@ fn bad_rows_get_clear_reasons_and_never_stop_the_others() {
     assert_eq!(delivered(&root), ["+1|good"]);
     assert!(db.task(good).is_none());
     for (id, why) in expect {
-        let row = db.task(id).unwrap_or_else(|| panic!("row for '{why}' was lost"));
+        let row = db
+            .task(id)
+            .unwrap_or_else(|| panic!("row for '{why}' was lost"));
         assert_eq!(row.error_count, 1, "{why}");
         let info = row.err_info.unwrap_or_default();
         assert!(info.contains(&why), "expected '{why}' in err_info: {info}");
@@ -244,7 +289,10 @@ print('<doc><id>%s</id></doc>' % reply.read().decode())
     db.add_gateway(
         "gwpy",
         1,
-        &format!("<doc><url>{}/send</url><sender>Shop</sender></doc>", fake.url()),
+        &format!(
+            "<doc><url>{}/send</url><sender>Shop</sender></doc>",
+            fake.url()
+        ),
         "on",
         "outgoing",
     );

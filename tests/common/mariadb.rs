@@ -200,7 +200,10 @@ fn start_mariadbd(base: &Path, data: &Path, socket: &Path, port: u16) {
     cmd.arg("--no-defaults")
         .arg(format!("--datadir={}", data.display()))
         .arg(format!("--socket={}", socket.display()))
-        .arg(format!("--pid-file={}", base.join("mariadbd.pid").display()))
+        .arg(format!(
+            "--pid-file={}",
+            base.join("mariadbd.pid").display()
+        ))
         .arg(format!("--port={port}"))
         .arg("--bind-address=127.0.0.1")
         .arg("--skip-name-resolve")
@@ -218,7 +221,11 @@ fn start_mariadbd(base: &Path, data: &Path, socket: &Path, port: u16) {
     if is_root() {
         cmd.arg("--user=root");
     }
-    cmd.spawn().expect("start mariadbd");
+    let mut server = cmd.spawn().expect("start mariadbd");
+    // It outlives this process (init adopts it then); while we live, reap it if it ends.
+    std::thread::spawn(move || {
+        let _ = server.wait();
+    });
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
         if socket_conn(socket).is_ok() {
@@ -243,7 +250,9 @@ fn socket_conn(socket: &Path) -> mysql::Result<Conn> {
 fn create_test_user(socket: &Path) {
     let mut root = socket_conn(socket).expect("log in as root over the socket");
     for stmt in [
-        format!("CREATE USER IF NOT EXISTS '{TEST_USER}'@'127.0.0.1' IDENTIFIED BY '{TEST_PASSWORD}'"),
+        format!(
+            "CREATE USER IF NOT EXISTS '{TEST_USER}'@'127.0.0.1' IDENTIFIED BY '{TEST_PASSWORD}'"
+        ),
         format!("GRANT ALL PRIVILEGES ON *.* TO '{TEST_USER}'@'127.0.0.1'"),
     ] {
         root.query_drop(stmt).expect("create the test user");
@@ -268,10 +277,8 @@ impl TestDb {
         let mut conn = server.conn(None);
         conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
             .expect("drop an old test database");
-        conn.query_drop(format!(
-            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
-        ))
-        .expect("create the test database");
+        conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+            .expect("create the test database");
         let db = Self { name, server };
         let schema = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema.sql"),
@@ -358,7 +365,12 @@ impl TestDb {
         c.exec_drop(
             "INSERT INTO notifytask (modulename, filename, priority, forcedonothing, createdate) \
              VALUES ('ntsms', ?, ?, ?, ?)",
-            (filename, priority, if forced { "on" } else { "off" }, createdate),
+            (
+                filename,
+                priority,
+                if forced { "on" } else { "off" },
+                createdate,
+            ),
         )
         .expect("insert notifytask");
         c.last_insert_id()
