@@ -322,3 +322,26 @@ fn bad_configuration_is_a_clear_error_and_changes_nothing() {
     assert_eq!(db.task(id).unwrap().error_count, 0);
     assert!(delivered(&root).is_empty());
 }
+
+#[test]
+fn time_budget_ends_the_run_and_the_rest_waits() {
+    let (root, db) = setup("QueueWorkers 1\nQueueTimeBudget 1s\n");
+    add_program(
+        &root,
+        "gwslow",
+        &RECORDING_GATEWAY.replace("input=$(cat)", "input=$(cat)\nsleep 0.3"),
+    );
+    db.add_gateway("gwslow", 1, "", "on", "outgoing");
+    for n in 0..20 {
+        queue(&root, &db, &format!("t{n}"), &format!("t{n}"), 1);
+    }
+    let started = std::time::Instant::now();
+    let out = run_process(&root, &db);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    let sent = delivered(&root).len();
+    assert!((2..=6).contains(&sent), "{sent} sent");
+    assert_eq!(db.tasks().len(), 20 - sent);
+    assert!(db.tasks().iter().all(|t| t.error_count == 0));
+    assert!(root.read("var/ntsms.log").contains("time budget spent"));
+}

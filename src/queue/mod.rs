@@ -120,7 +120,8 @@ pub fn process(root: &MgrRoot, role: &str) -> Result<Summary, QueueError> {
         config: config.clone(),
     });
 
-    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(config.batch_size);
+    // A short hand-over queue: the time budget is checked close to the sending.
+    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(config.workers);
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (outcome_tx, outcome_rx) = mpsc::channel::<Outcome>();
     let mut workers = Vec::with_capacity(config.workers);

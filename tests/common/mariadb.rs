@@ -418,6 +418,8 @@ pub const RECORDING_GATEWAY: &str = r#"#!/bin/sh
 input=$(cat)
 phone=$(printf '%s' "$input" | sed -n 's:.*<phone>\([^<]*\)</phone>.*:\1:p')
 msg=$(printf '%s' "$input" | sed -n 's:.*<message>\([^<]*\)</message>.*:\1:p')
+# Input cut short (the sender died while writing it): refuse, as a real module would.
+if [ -z "$msg" ]; then echo '<doc><error type="xml"><msg>no message</msg></error></doc>'; exit 1; fi
 printf '%s|%s\n' "$phone" "$msg" >> var/delivered.log
 echo '<doc/>'
 "#;
