@@ -9,12 +9,14 @@
 //! - [`cli`]: the operator's `mgrnotify` command.
 
 pub mod cli;
+pub mod db;
 pub mod gateway;
 pub mod http;
 pub mod log;
 pub mod notice;
 pub mod notify;
 pub mod plugin;
+pub mod queue;
 pub mod root;
 pub mod script;
 pub mod template;

@@ -8,8 +8,8 @@ use crate::root::MgrRoot;
 use crate::Role;
 
 mod check;
-mod send;
 mod list;
+mod send;
 pub mod sync;
 
 const USAGE: &str = "\

@@ -3,10 +3,12 @@
 use std::path::Path;
 
 use crate::notify::{NotifyError, NotifyFeatures, NotifyModule};
+use crate::queue;
 use crate::root::MgrRoot;
 
+const ROLE: &str = "ntsms";
+
 pub struct Ntsms {
-    #[allow(dead_code)]
     root: MgrRoot,
 }
 
@@ -24,8 +26,8 @@ impl NotifyModule for Ntsms {
         }
     }
 
-    fn user_notify(&self, _file: &Path) -> Result<(), NotifyError> {
-        Err(NotifyError("not built yet".into()))
+    fn user_notify(&self, file: &Path) -> Result<(), NotifyError> {
+        queue::deliver_one(&self.root, ROLE, file).map_err(|e| NotifyError(e.0))
     }
 
     fn get_message(&self, _gate: &str) -> Result<(), NotifyError> {
@@ -35,6 +37,8 @@ impl NotifyModule for Ntsms {
     }
 
     fn process_queue(&self) -> Result<(), NotifyError> {
-        Err(NotifyError("not built yet".into()))
+        queue::process(&self.root, ROLE)
+            .map(|_| ())
+            .map_err(|e| NotifyError(e.0))
     }
 }

@@ -1,0 +1,280 @@
+//! BILLmanager's database: where its settings come from (`etc/billmgr.conf.d/db.conf`,
+//! then `etc/billmgr.conf`, or env `MGRNOTIFY_DB_URL`) and a connection pool to it.
+//! Every table and column name and every SQL text lives in [`schema`].
+
+pub mod schema;
+
+use std::fmt;
+use std::time::Duration;
+
+use mysql::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+
+use crate::root::MgrRoot;
+
+/// Environment variable that replaces the config files: `mysql://user:pass@host:port/db`.
+pub const URL_ENV: &str = "MGRNOTIFY_DB_URL";
+
+/// How long connecting may take before the run gives up with a clear error.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the database cannot be used. The text never contains the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbError(pub String);
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::log::redact(&self.0))
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl DbError {
+    /// Wraps a driver error with what was being done.
+    pub fn query(context: &str, e: &mysql::Error) -> Self {
+        Self(format!("{context}: {e}"))
+    }
+}
+
+/// Where the database is and who we are there.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct DbSettings {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub socket: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub name: Option<String>,
+    /// Where the settings were read from, for error messages.
+    pub source: String,
+}
+
+impl fmt::Debug for DbSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The password never reaches a log, not even through Debug.
+        write!(f, "DbSettings({})", self.describe())
+    }
+}
+
+impl DbSettings {
+    /// `MGRNOTIFY_DB_URL` when set, else `db.conf` with `billmgr.conf` filling the keys
+    /// it lacks. The password is registered as a secret either way.
+    pub fn load(root: &MgrRoot) -> Result<Self, DbError> {
+        let settings = match std::env::var(URL_ENV).ok().filter(|v| !v.trim().is_empty()) {
+            Some(url) => Self::from_url(&url)?,
+            None => Self::from_files(root)?,
+        };
+        if let Some(pass) = &settings.password {
+            crate::log::add_secret(pass);
+        }
+        Ok(settings)
+    }
+
+    /// Parses `mysql://user:pass@host:port/db` (the mysql crate's URL syntax, so
+    /// `?socket=/path` works too).
+    pub fn from_url(url: &str) -> Result<Self, DbError> {
+        let opts = Opts::from_url(url).map_err(|e| {
+            // The URL holds the password: say what is wrong without repeating it.
+            DbError(format!(
+                "{URL_ENV} is not a valid mysql://user:password@host:port/database URL ({})",
+                url_error_kind(&e)
+            ))
+        })?;
+        Ok(Self {
+            host: Some(opts.get_ip_or_hostname().into_owned()),
+            port: Some(opts.get_tcp_port()),
+            socket: opts.get_socket().map(str::to_owned),
+            user: opts.get_user().map(str::to_owned),
+            password: opts.get_pass().map(str::to_owned),
+            name: opts.get_db_name().map(str::to_owned),
+            source: format!("env {URL_ENV}"),
+        })
+    }
+
+    /// Reads `db.conf` then `billmgr.conf`: the first file that sets a key wins.
+    pub fn from_files(root: &MgrRoot) -> Result<Self, DbError> {
+        let mut settings = Self::default();
+        let mut sources = Vec::new();
+        for path in [root.db_conf(), root.billmgr_conf()] {
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(DbError(format!("cannot read {}: {e}", path.display()))),
+            };
+            sources.push(path.display().to_string());
+            settings.fill_from_conf(&text, &path.display().to_string())?;
+        }
+        if sources.is_empty() {
+            return Err(DbError(format!(
+                "no database settings: neither {} nor {} exists, and {URL_ENV} is not set",
+                root.db_conf().display(),
+                root.billmgr_conf().display()
+            )));
+        }
+        settings.source = sources.join(", ");
+        if settings.name.is_none() {
+            return Err(DbError(format!(
+                "no DBName in {}: which database is BILLmanager's?",
+                settings.source
+            )));
+        }
+        Ok(settings)
+    }
+
+    /// Takes the `DB*` keys of a `Key Value` file for the fields not set yet.
+    fn fill_from_conf(&mut self, text: &str, file: &str) -> Result<(), DbError> {
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, value) = match line.split_once(char::is_whitespace) {
+                Some((k, v)) => (k, v.trim()),
+                None => (line, ""),
+            };
+            let slot = match key {
+                "DBHost" => &mut self.host,
+                "DBUser" => &mut self.user,
+                "DBPassword" => &mut self.password,
+                "DBName" => &mut self.name,
+                "DBSocket" => &mut self.socket,
+                "DBPort" => {
+                    if self.port.is_none() && !value.is_empty() {
+                        self.port = Some(value.parse().map_err(|_| {
+                            DbError(format!(
+                                "{file} line {}: DBPort '{value}' is not a port number",
+                                number + 1
+                            ))
+                        })?);
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            if slot.is_none() && !value.is_empty() {
+                *slot = Some(value.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// `user@host:port/db` or `user@socket/db`, never the password.
+    pub fn describe(&self) -> String {
+        let user = self.user.as_deref().unwrap_or("(no user)");
+        let place = match (&self.socket, &self.host) {
+            (Some(s), _) => s.clone(),
+            (None, host) => format!(
+                "{}:{}",
+                host.as_deref().unwrap_or("localhost"),
+                self.port.unwrap_or(3306)
+            ),
+        };
+        let db = self.name.as_deref().unwrap_or("(no database)");
+        format!("{user}@{place}/{db}")
+    }
+
+    fn opts(&self, pool_size: usize) -> OptsBuilder {
+        let constraints = PoolConstraints::new(1, pool_size.max(1)).unwrap_or_default();
+        OptsBuilder::new()
+            .ip_or_hostname(Some(
+                self.host.clone().unwrap_or_else(|| "localhost".to_owned()),
+            ))
+            .tcp_port(self.port.unwrap_or(3306))
+            .socket(self.socket.clone())
+            .user(self.user.clone())
+            .pass(self.password.clone())
+            .db_name(self.name.clone())
+            .tcp_connect_timeout(Some(CONNECT_TIMEOUT))
+            // BILLmanager's tables hold UTF-8 text; timestamps compare in UTC.
+            .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"])
+            .pool_opts(
+                PoolOpts::new()
+                    .with_constraints(constraints)
+                    .with_reset_connection(false),
+            )
+    }
+
+    /// Opens a pool of up to `size` connections; fails now, with a clear message, when
+    /// the server is down or refuses us.
+    pub fn connect(&self, size: usize) -> Result<Pool, DbError> {
+        Pool::new(self.opts(size)).map_err(|e| {
+            DbError(format!(
+                "cannot connect to the database {} (settings from {}): {e}",
+                self.describe(),
+                self.source
+            ))
+        })
+    }
+}
+
+/// What is wrong with a URL, without the URL itself (it holds the password).
+fn url_error_kind(e: &mysql::UrlError) -> &'static str {
+    match e {
+        mysql::UrlError::ParseError(_) => "it does not parse as a URL",
+        mysql::UrlError::UnsupportedScheme(_) => "the scheme must be mysql://",
+        mysql::UrlError::FeatureRequired(..) => "it needs a feature this build lacks",
+        mysql::UrlError::InvalidValue(..) => "a query parameter has an invalid value",
+        mysql::UrlError::UnknownParameter(..) => "it has an unknown query parameter",
+        mysql::UrlError::InvalidPoolConstraints { .. } => "its pool limits are invalid",
+        mysql::UrlError::BadUrl => "it is malformed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_conf_wins_and_billmgr_conf_fills_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = MgrRoot::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("etc/billmgr.conf.d")).unwrap();
+        std::fs::write(
+            root.db_conf(),
+            "# BILLmanager\nDBHost db.local\nDBUser billmgr\nDBPassword s3cr3t pass\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.billmgr_conf(),
+            "DBHost other\nDBName billmgr\nDBPort 3307\nLicense x\n",
+        )
+        .unwrap();
+        let s = DbSettings::from_files(&root).unwrap();
+        assert_eq!(s.host.as_deref(), Some("db.local"));
+        assert_eq!(s.password.as_deref(), Some("s3cr3t pass"));
+        assert_eq!(s.name.as_deref(), Some("billmgr"));
+        assert_eq!(s.port, Some(3307));
+        assert_eq!(s.describe(), "billmgr@db.local:3307/billmgr");
+        assert!(!format!("{s:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn missing_files_or_name_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = MgrRoot::new(dir.path());
+        assert!(DbSettings::from_files(&root)
+            .unwrap_err()
+            .0
+            .contains("no database settings"));
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(root.billmgr_conf(), "DBHost x\nDBPort nope\n").unwrap();
+        assert!(DbSettings::from_files(&root)
+            .unwrap_err()
+            .0
+            .contains("DBPort 'nope'"));
+        std::fs::write(root.billmgr_conf(), "DBHost x\n").unwrap();
+        assert!(DbSettings::from_files(&root)
+            .unwrap_err()
+            .0
+            .contains("no DBName"));
+    }
+
+    #[test]
+    fn url_errors_do_not_repeat_the_password() {
+        let s = DbSettings::from_url("mysql://u:pw1@h:3310/billmgr").unwrap();
+        assert_eq!(s.describe(), "u@h:3310/billmgr");
+        assert_eq!(s.password.as_deref(), Some("pw1"));
+        let e = DbSettings::from_url("postgres://u:hunter2@h/db").unwrap_err();
+        assert!(!e.0.contains("hunter2"), "{e}");
+    }
+}

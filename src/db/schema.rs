@@ -1,0 +1,456 @@
+//! Every assumption about BILLmanager's tables, and all SQL mgrnotify runs, in one
+//! place (DESIGN §3). BILLmanager's schema is not public: when a real installation
+//! differs, this is the file to correct.
+//!
+//! Assumed (and checked at start, see [`check_tables`]):
+//! - `notifytask(id, modulename, filename, priority, error_count, forcedonothing,
+//!   err_info, createdate, ...)`; more columns are ignored. NULLs in priority,
+//!   error_count, createdate are read as 0, 0, "oldest".
+//! - `gateway(id, name, gateway_module, notify_module, gateway_type, active, project,
+//!   xmlparams, ...)`; every column is passed to the gateway module.
+//!
+//! mgrnotify never alters these tables. The retry schedule lives in `err_info`, as a
+//! suffix an operator can read: `<reason> [attempt 3/10, retry after 2026-11-27
+//! 18:14:00 UTC]`; the timestamp is compared in SQL (it sorts lexically).
+
+use mysql::prelude::Queryable;
+use mysql::{PooledConn, Transaction, TxOpts, Value};
+
+use crate::db::DbError;
+use crate::xml::Params;
+
+/// The queue table.
+pub const NOTIFYTASK: &str = "notifytask";
+/// The gateway table.
+pub const GATEWAY: &str = "gateway";
+
+const NOTIFYTASK_COLUMNS: &[&str] = &[
+    "id",
+    "modulename",
+    "filename",
+    "priority",
+    "error_count",
+    "forcedonothing",
+    "err_info",
+    "createdate",
+];
+const GATEWAY_COLUMNS: &[&str] = &[
+    "id",
+    "gateway_module",
+    "notify_module",
+    "gateway_type",
+    "active",
+    "project",
+    "xmlparams",
+];
+
+/// The timestamp format of the retry marker; it sorts lexically.
+pub const RETRY_STAMP: &[time::format_description::FormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+
+/// `createdate` as the candidate order reads it; NULL is the oldest.
+const CREATED: &str = "COALESCE(DATE_FORMAT(createdate, '%Y-%m-%d %H:%i:%s'), '')";
+const PRIORITY: &str = "COALESCE(priority, 0)";
+const ERRORS: &str = "COALESCE(error_count, 0)";
+
+/// How a run makes sure no other run sends the row it is sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimMode {
+    /// `SELECT ... FOR UPDATE SKIP LOCKED` (MariaDB >= 10.6, MySQL >= 8.0.1).
+    SkipLocked,
+    /// `GET_LOCK('mgrnotify.notifytask.<id>', 0)` and a row lock (older servers).
+    NamedLocks,
+}
+
+impl ClaimMode {
+    /// The best mode a server of this `VERSION()` supports.
+    pub fn for_server(version: &str) -> Self {
+        // Old MariaDB handshakes prefix the real version with "5.5.5-".
+        let real = version.strip_prefix("5.5.5-").unwrap_or(version);
+        let mut numbers = real
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|n| n.parse::<u32>().unwrap_or(0));
+        let major = numbers.next().unwrap_or(0);
+        let minor = numbers.next().unwrap_or(0);
+        let patch = numbers.next().unwrap_or(0);
+        let has_skip_locked = if version.to_ascii_lowercase().contains("mariadb") {
+            (major, minor) >= (10, 6)
+        } else {
+            (major, minor, patch) >= (8, 0, 1)
+        };
+        if has_skip_locked {
+            Self::SkipLocked
+        } else {
+            Self::NamedLocks
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SkipLocked => "skip_locked",
+            Self::NamedLocks => "named_locks",
+        }
+    }
+}
+
+/// The server's `VERSION()` text.
+pub fn server_version(conn: &mut PooledConn) -> Result<String, DbError> {
+    conn.query_first::<String, _>("SELECT VERSION()")
+        .map_err(|e| DbError::query("cannot read the server version", &e))
+        .map(Option::unwrap_or_default)
+}
+
+/// What the tables look like on this server.
+#[derive(Debug, Clone, Copy)]
+pub struct TableFacts {
+    /// The most characters `err_info` holds (its declared length, capped).
+    pub err_info_chars: usize,
+}
+
+/// Longest err_info written even when the column is TEXT: enough for any reason.
+const ERR_INFO_MAX: usize = 2000;
+/// Assumed when the server does not say (a VARCHAR(255) would be the tightest).
+const ERR_INFO_UNKNOWN: usize = 255;
+
+/// Checks that both tables have the columns this module relies on, and reads how
+/// long `err_info` may be (an overlong write would fail in strict mode).
+pub fn check_tables(conn: &mut PooledConn) -> Result<TableFacts, DbError> {
+    let mut facts = TableFacts {
+        err_info_chars: ERR_INFO_UNKNOWN,
+    };
+    for (table, needed) in [(NOTIFYTASK, NOTIFYTASK_COLUMNS), (GATEWAY, GATEWAY_COLUMNS)] {
+        let columns: Vec<(String, Option<u64>)> = conn
+            .exec(
+                "SELECT COLUMN_NAME, CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (table,),
+            )
+            .map_err(|e| DbError::query(&format!("cannot read the columns of {table}"), &e))?;
+        if columns.is_empty() {
+            return Err(DbError(format!(
+                "the database has no table {table}: is this BILLmanager's database?"
+            )));
+        }
+        let missing: Vec<&str> = needed
+            .iter()
+            .copied()
+            .filter(|n| !columns.iter().any(|(c, _)| c.eq_ignore_ascii_case(n)))
+            .collect();
+        if !missing.is_empty() {
+            return Err(DbError(format!(
+                "table {table} lacks the column(s) {}: this BILLmanager schema is not the one \
+                 mgrnotify expects (see src/db/schema.rs)",
+                missing.join(", ")
+            )));
+        }
+        if table == NOTIFYTASK {
+            if let Some((_, Some(len))) = columns
+                .iter()
+                .find(|(c, _)| c.eq_ignore_ascii_case("err_info"))
+            {
+                facts.err_info_chars = usize::try_from(*len)
+                    .unwrap_or(ERR_INFO_MAX)
+                    .min(ERR_INFO_MAX);
+            }
+        }
+    }
+    Ok(facts)
+}
+
+/// Which rows of the queue are ready now.
+#[derive(Debug, Clone)]
+pub struct ReadyFilter {
+    /// `modulename`, the notification role.
+    pub module: String,
+    /// `etc/billmgr.DoNothing` is present: only `forcedonothing='on'` rows.
+    pub forced_only: bool,
+    /// Rows with this many failures wait for an operator.
+    pub max_attempts: u32,
+    /// Now, in [`RETRY_STAMP`] format (UTC).
+    pub now: String,
+}
+
+impl ReadyFilter {
+    /// The WHERE condition (3 parameters: module, max_attempts, now). A row is ready
+    /// when it has failed fewer than max_attempts times and its retry time, if any,
+    /// has come; an operator who resets error_count to 0 makes it ready at once.
+    fn condition(&self) -> String {
+        let forced = if self.forced_only {
+            " AND LOWER(COALESCE(forcedonothing, '')) = 'on'"
+        } else {
+            ""
+        };
+        format!(
+            "modulename = ? AND {ERRORS} < ? AND ({ERRORS} = 0 OR NOT (\
+             COALESCE(err_info, '') LIKE '%, retry after ____-__-__ __:__:__ UTC]' AND \
+             SUBSTRING(err_info, CHAR_LENGTH(err_info) - 23, 19) > ?)){forced}"
+        )
+    }
+
+    fn params(&self) -> Vec<Value> {
+        vec![
+            Value::from(self.module.as_str()),
+            Value::from(self.max_attempts),
+            Value::from(self.now.as_str()),
+        ]
+    }
+}
+
+/// A ready row's place in the queue order: priority (higher first), createdate
+/// (older first), id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePosition {
+    pub priority: i64,
+    pub created: String,
+    pub id: u64,
+}
+
+/// The next `limit` ready rows after `after` in queue order: paging keeps memory flat
+/// whatever the queue length.
+pub fn ready_page(
+    conn: &mut PooledConn,
+    filter: &ReadyFilter,
+    after: Option<&QueuePosition>,
+    limit: usize,
+) -> Result<Vec<QueuePosition>, DbError> {
+    let mut sql = format!(
+        "SELECT id, {PRIORITY}, {CREATED} FROM {NOTIFYTASK} WHERE {}",
+        filter.condition()
+    );
+    let mut params = filter.params();
+    if let Some(p) = after {
+        sql.push_str(&format!(
+            " AND ({PRIORITY} < ? OR ({PRIORITY} = ? AND ({CREATED} > ? OR ({CREATED} = ? AND id > ?))))"
+        ));
+        params.extend([
+            Value::from(p.priority),
+            Value::from(p.priority),
+            Value::from(p.created.as_str()),
+            Value::from(p.created.as_str()),
+            Value::from(p.id),
+        ]);
+    }
+    sql.push_str(&format!(
+        " ORDER BY {PRIORITY} DESC, {CREATED} ASC, id ASC LIMIT {limit}"
+    ));
+    conn.exec_map(sql, params, |(id, priority, created)| QueuePosition {
+        priority,
+        created,
+        id,
+    })
+    .map_err(|e| DbError::query("cannot read the notifytask queue", &e))
+}
+
+/// A row this run has claimed: no other run sends it until the claim ends.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: u64,
+    pub filename: String,
+    pub error_count: u32,
+}
+
+/// Claims row `id` if it is still there, still ready and nobody else holds it. The
+/// claim is the returned transaction (a row lock); in [`ClaimMode::NamedLocks`] also
+/// a named lock on the connection, which [`release`] drops after the transaction.
+/// A killed process loses its connection, and the server drops both.
+pub fn claim<'c>(
+    conn: &'c mut PooledConn,
+    mode: ClaimMode,
+    filter: &ReadyFilter,
+    id: u64,
+) -> Result<Option<(Transaction<'c>, Task)>, DbError> {
+    let fail = |e: mysql::Error| DbError::query(&format!("cannot claim notifytask row {id}"), &e);
+    let lock = match mode {
+        ClaimMode::SkipLocked => " FOR UPDATE SKIP LOCKED",
+        ClaimMode::NamedLocks => {
+            let got: Option<Option<i64>> = conn
+                .exec_first(
+                    "SELECT GET_LOCK(CONCAT('mgrnotify.notifytask.', ?), 0)",
+                    (id,),
+                )
+                .map_err(fail)?;
+            if got.flatten() != Some(1) {
+                return Ok(None);
+            }
+            // Nobody else of ours holds it; wait for a lock BILLmanager itself may hold.
+            " FOR UPDATE"
+        }
+    };
+    let sql = format!(
+        "SELECT id, filename, {ERRORS} FROM {NOTIFYTASK} WHERE id = ? AND {}{lock}",
+        filter.condition()
+    );
+    let mut params = vec![Value::from(id)];
+    params.extend(filter.params());
+    let mut tx = conn.start_transaction(TxOpts::default()).map_err(fail)?;
+    let row: Option<(u64, Option<String>, u32)> = tx.exec_first(sql, params).map_err(fail)?;
+    match row {
+        Some((id, filename, error_count)) => Ok(Some((
+            tx,
+            Task {
+                id,
+                filename: filename.unwrap_or_default(),
+                error_count,
+            },
+        ))),
+        None => {
+            tx.rollback().map_err(fail)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Ends a claim's named lock (no-op for [`ClaimMode::SkipLocked`]).
+pub fn release(conn: &mut PooledConn, mode: ClaimMode, id: u64) -> Result<(), DbError> {
+    if mode == ClaimMode::NamedLocks {
+        conn.exec_drop("DO RELEASE_LOCK(CONCAT('mgrnotify.notifytask.', ?))", (id,))
+            .map_err(|e| DbError::query(&format!("cannot release notifytask row {id}"), &e))?;
+    }
+    Ok(())
+}
+
+/// The message went out: the row leaves the queue (commit to make it final).
+pub fn delete_task(tx: &mut Transaction<'_>, id: u64) -> Result<(), DbError> {
+    tx.exec_drop(format!("DELETE FROM {NOTIFYTASK} WHERE id = ?"), (id,))
+        .map_err(|e| DbError::query(&format!("cannot delete notifytask row {id}"), &e))
+}
+
+/// The attempt failed: one more error, and why (with the retry marker).
+pub fn record_failure(tx: &mut Transaction<'_>, id: u64, err_info: &str) -> Result<(), DbError> {
+    tx.exec_drop(
+        format!("UPDATE {NOTIFYTASK} SET error_count = {ERRORS} + 1, err_info = ? WHERE id = ?"),
+        (err_info, id),
+    )
+    .map_err(|e| {
+        DbError::query(
+            &format!("cannot record the failure of notifytask row {id}"),
+            &e,
+        )
+    })
+}
+
+/// `err_info`'s suffix for a failed attempt: when it will be tried again, or that an
+/// operator has to reset error_count.
+pub fn retry_marker(attempt: u32, max_attempts: u32, retry_at: Option<&str>) -> String {
+    match retry_at {
+        Some(at) => format!(" [attempt {attempt}/{max_attempts}, retry after {at} UTC]"),
+        None => format!(
+            " [attempt {attempt}/{max_attempts}, no more retries: set error_count to 0 to retry]"
+        ),
+    }
+}
+
+/// A gateway row.
+#[derive(Debug, Clone)]
+pub struct GatewayRow {
+    pub id: String,
+    pub module: String,
+    pub project: String,
+    /// Every column but xmlparams, as the gateway module's `<gateway>` children.
+    pub columns: Params,
+    pub xmlparams: String,
+    active: String,
+    gateway_type: String,
+}
+
+impl GatewayRow {
+    /// Active ('on' in any case) and outgoing ('outgoing' or 1).
+    pub fn is_active_outgoing(&self) -> bool {
+        let kind = self.gateway_type.trim();
+        self.active.trim().eq_ignore_ascii_case("on")
+            && (kind.eq_ignore_ascii_case("outgoing") || kind == "1")
+    }
+}
+
+/// The gateways of one notification module, in id order (the failover order).
+pub fn gateways(conn: &mut PooledConn, notify_module: &str) -> Result<Vec<GatewayRow>, DbError> {
+    let rows: Vec<mysql::Row> = conn
+        .exec(
+            format!("SELECT * FROM {GATEWAY} WHERE notify_module = ? ORDER BY id"),
+            (notify_module,),
+        )
+        .map_err(|e| DbError::query("cannot read the gateway table", &e))?;
+    Ok(rows.iter().map(gateway_row).collect())
+}
+
+fn gateway_row(row: &mysql::Row) -> GatewayRow {
+    let mut columns = Params::new();
+    let mut xmlparams = String::new();
+    for (i, column) in row.columns_ref().iter().enumerate() {
+        let name = column.name_str().to_ascii_lowercase();
+        let value = row.as_ref(i).map(value_text).unwrap_or_default();
+        if name == "xmlparams" {
+            xmlparams = value;
+        } else {
+            columns.insert_if_absent(&name, &value);
+        }
+    }
+    let col = |n: &str| columns.get(n).unwrap_or("").to_owned();
+    GatewayRow {
+        id: col("id"),
+        module: col("gateway_module"),
+        project: col("project"),
+        active: col("active"),
+        gateway_type: col("gateway_type"),
+        xmlparams,
+        columns,
+    }
+}
+
+/// A column value as the text a gateway module reads.
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::NULL => String::new(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Double(d) => d.to_string(),
+        Value::Date(y, mo, d, h, mi, s, _) => {
+            format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+        }
+        Value::Time(neg, days, h, mi, s, _) => {
+            let hours = u64::from(*days) * 24 + u64::from(*h);
+            format!("{}{hours:02}:{mi:02}:{s:02}", if *neg { "-" } else { "" })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_mode_by_server_version() {
+        use ClaimMode::*;
+        assert_eq!(
+            ClaimMode::for_server("10.11.19-MariaDB-0+deb12u1"),
+            SkipLocked
+        );
+        assert_eq!(ClaimMode::for_server("10.6.0-MariaDB"), SkipLocked);
+        assert_eq!(
+            ClaimMode::for_server("10.3.39-MariaDB-0+deb10u1"),
+            NamedLocks
+        );
+        assert_eq!(ClaimMode::for_server("5.5.5-10.4.1-MariaDB"), NamedLocks);
+        assert_eq!(ClaimMode::for_server("5.5.5-10.6.1-MariaDB"), SkipLocked);
+        assert_eq!(ClaimMode::for_server("8.0.36"), SkipLocked);
+        assert_eq!(ClaimMode::for_server("5.7.44-log"), NamedLocks);
+        assert_eq!(ClaimMode::for_server("8.0.0-dmr"), NamedLocks);
+        assert_eq!(ClaimMode::for_server(""), NamedLocks);
+    }
+
+    #[test]
+    fn retry_marker_matches_the_sql_pattern() {
+        let m = retry_marker(3, 10, Some("2026-11-27 18:14:00"));
+        let text = format!("gateway 3: timeout{m}");
+        assert!(text.ends_with(", retry after 2026-11-27 18:14:00 UTC]"));
+        // SUBSTRING(err_info, CHAR_LENGTH(err_info) - 23, 19), 1-based.
+        let chars: Vec<char> = text.chars().collect();
+        let start = chars.len() - 23 - 1;
+        let stamp: String = chars[start..start + 19].iter().collect();
+        assert_eq!(stamp, "2026-11-27 18:14:00");
+        assert!(retry_marker(10, 10, None).contains("set error_count to 0"));
+    }
+}

@@ -1,0 +1,86 @@
+//! When a failed row is tried again, and the `err_info` text that says so.
+
+use std::time::Duration;
+
+use crate::db::schema;
+
+/// The wait after the `attempt`-th failure (1-based): `base * 2^(attempt-1)`, at most
+/// `cap`, then a random part of its second half, so rows that failed together (a
+/// provider outage) do not all come back in the same second.
+pub fn retry_delay(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(30);
+    let full = base.saturating_mul(1u32 << doublings).min(cap);
+    let half = full / 2;
+    half + half.mul_f64(fastrand::f64())
+}
+
+/// `err_info` for a failed attempt: the reason on one line, shortened so that the
+/// retry marker always fits into `limit` characters.
+pub fn err_info(reason: &str, marker: &str, limit: usize) -> String {
+    let one_line: String = crate::log::redact(reason)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let room = limit.saturating_sub(marker.chars().count());
+    let reason = if one_line.chars().count() > room {
+        let mut cut: String = one_line.chars().take(room.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    } else {
+        one_line
+    };
+    format!("{reason}{marker}")
+}
+
+/// The whole `err_info` after the `attempt`-th failure at `now` (UTC).
+pub fn failure_text(
+    reason: &str,
+    attempt: u32,
+    max_attempts: u32,
+    now: time::OffsetDateTime,
+    delay: Duration,
+    limit: usize,
+) -> String {
+    let retry_at = (attempt < max_attempts).then(|| {
+        let at = now + delay;
+        at.format(schema::RETRY_STAMP).unwrap_or_default()
+    });
+    let marker = schema::retry_marker(attempt, max_attempts, retry_at.as_deref());
+    err_info(reason, &marker, limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_doubles_with_jitter_and_cap() {
+        let base = Duration::from_secs(60);
+        let cap = Duration::from_secs(3600);
+        for _ in 0..100 {
+            let d1 = retry_delay(1, base, cap);
+            assert!(d1 >= Duration::from_secs(30) && d1 <= base, "{d1:?}");
+            let d3 = retry_delay(3, base, cap);
+            assert!(d3 >= Duration::from_secs(120) && d3 <= Duration::from_secs(240));
+            let d20 = retry_delay(20, base, cap);
+            assert!(d20 >= cap / 2 && d20 <= cap);
+            assert!(retry_delay(u32::MAX, base, cap) <= cap);
+        }
+    }
+
+    #[test]
+    fn err_info_keeps_the_marker_within_the_limit() {
+        let now = time::macros::datetime!(2026-11-27 18:00:00 UTC);
+        let text = failure_text("a\nb", 3, 10, now, Duration::from_secs(840), 255);
+        assert_eq!(
+            text,
+            "a b [attempt 3/10, retry after 2026-11-27 18:14:00 UTC]"
+        );
+        let long = "x".repeat(1000);
+        let text = failure_text(&long, 1, 10, now, Duration::ZERO, 255);
+        assert_eq!(text.chars().count(), 255);
+        assert!(text.ends_with("2026-11-27 18:00:00 UTC]"));
+        let last = failure_text("gone", 10, 10, now, Duration::ZERO, 255);
+        assert!(last.starts_with("gone [attempt 10/10, no more retries"));
+    }
+}

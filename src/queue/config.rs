@@ -1,0 +1,215 @@
+//! The queue's settings: `Queue*` lines of `etc/mgrnotify/mgrnotify.conf` (`Key Value`,
+//! like BILLmanager's own conf files). Other keys belong to other parts and are left
+//! alone; a bad value of ours is an error naming the file, line and key.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::db::schema::ClaimMode;
+use crate::root::MgrRoot;
+
+/// How the queue runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Messages sent at once (`QueueWorkers`, default 16).
+    pub workers: usize,
+    /// Failures after which a row waits for an operator (`QueueMaxAttempts`, 10).
+    pub max_attempts: u32,
+    /// First retry delay; doubles with each failure (`QueueRetryBase`, 60s).
+    pub retry_base: Duration,
+    /// Longest retry delay (`QueueRetryCap`, 1h).
+    pub retry_cap: Duration,
+    /// A run stops taking new rows after this long; 0 means no limit
+    /// (`QueueTimeBudget`, 10m).
+    pub time_budget: Option<Duration>,
+    /// A gateway program that has not answered by then is killed (`QueueGatewayTimeout`, 60s).
+    pub gateway_timeout: Duration,
+    /// Rows read from the queue per query (`QueueBatchSize`, 500).
+    pub batch_size: usize,
+    /// `auto` (by server version), `skip_locked` or `named_locks` (`QueueClaim`).
+    pub claim: Option<ClaimMode>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            workers: 16,
+            max_attempts: 10,
+            retry_base: Duration::from_secs(60),
+            retry_cap: Duration::from_secs(3600),
+            time_budget: Some(Duration::from_secs(600)),
+            gateway_timeout: Duration::from_secs(60),
+            batch_size: 500,
+            claim: None,
+        }
+    }
+}
+
+/// A bad configuration line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl QueueConfig {
+    /// The defaults overridden by `etc/mgrnotify/mgrnotify.conf`, when it exists.
+    pub fn load(root: &MgrRoot) -> Result<Self, ConfigError> {
+        let path = root.mgrnotify_conf();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(ConfigError(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let mut c = Self::default();
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, value) = match line.split_once(char::is_whitespace) {
+                Some((k, v)) => (k, v.trim()),
+                None => (line, ""),
+            };
+            if !key.starts_with("Queue") {
+                continue;
+            }
+            let bad = |what: &str| {
+                ConfigError(format!(
+                    "{file} line {}: {key} '{value}' is not {what}",
+                    index + 1
+                ))
+            };
+            match key {
+                "QueueWorkers" => {
+                    c.workers =
+                        number(value, 1, 256).ok_or_else(|| bad("a number from 1 to 256"))?
+                }
+                "QueueMaxAttempts" => {
+                    c.max_attempts = number(value, 1, 1000)
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| bad("a number from 1 to 1000"))?
+                }
+                "QueueRetryBase" => {
+                    c.retry_base = duration(value)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| bad("a positive duration like 30s, 5m or 1h"))?
+                }
+                "QueueRetryCap" => {
+                    c.retry_cap = duration(value)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| bad("a positive duration like 30s, 5m or 1h"))?
+                }
+                "QueueTimeBudget" => {
+                    let d = duration(value)
+                        .ok_or_else(|| bad("a duration like 90s, 10m or 0 (no limit)"))?;
+                    c.time_budget = Some(d).filter(|d| !d.is_zero());
+                }
+                "QueueGatewayTimeout" => {
+                    c.gateway_timeout = duration(value)
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| bad("a positive duration like 30s"))?
+                }
+                "QueueBatchSize" => {
+                    c.batch_size =
+                        number(value, 1, 10_000).ok_or_else(|| bad("a number from 1 to 10000"))?
+                }
+                "QueueClaim" => {
+                    c.claim = match value {
+                        "auto" => None,
+                        "skip_locked" => Some(ClaimMode::SkipLocked),
+                        "named_locks" => Some(ClaimMode::NamedLocks),
+                        _ => return Err(bad("auto, skip_locked or named_locks")),
+                    }
+                }
+                _ => {
+                    return Err(ConfigError(format!(
+                        "{file} line {}: unknown key {key}: the queue keys are QueueWorkers, \
+                         QueueMaxAttempts, QueueRetryBase, QueueRetryCap, QueueTimeBudget, \
+                         QueueGatewayTimeout, QueueBatchSize, QueueClaim",
+                        index + 1
+                    )))
+                }
+            }
+        }
+        if c.retry_cap < c.retry_base {
+            return Err(ConfigError(format!(
+                "{file}: QueueRetryCap ({}s) is shorter than QueueRetryBase ({}s)",
+                c.retry_cap.as_secs(),
+                c.retry_base.as_secs()
+            )));
+        }
+        Ok(c)
+    }
+}
+
+fn number(value: &str, min: usize, max: usize) -> Option<usize> {
+    value.parse().ok().filter(|n| (min..=max).contains(n))
+}
+
+/// `90`, `90s`, `500ms`, `5m`, `1h`; at most a day.
+fn duration(value: &str) -> Option<Duration> {
+    let digits_end = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(digits_end);
+    let n: u64 = digits.parse().ok()?;
+    let d = match unit.trim() {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        _ => return None,
+    };
+    Some(d).filter(|d| *d <= Duration::from_secs(86_400))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = QueueConfig::parse(
+            "# queue\nQueueWorkers 4\nQueueRetryBase 500ms\nQueueTimeBudget 0\n\
+             QueueClaim named_locks\nTemplateCache 10\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(c.workers, 4);
+        assert_eq!(c.retry_base, Duration::from_millis(500));
+        assert_eq!(c.time_budget, None);
+        assert_eq!(c.claim, Some(ClaimMode::NamedLocks));
+        assert_eq!(c.max_attempts, 10);
+        assert_eq!(QueueConfig::parse("", "f").unwrap(), QueueConfig::default());
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_key() {
+        let e = QueueConfig::parse("\nQueueWorkers 0\n", "mgrnotify.conf").unwrap_err();
+        assert_eq!(
+            e.0,
+            "mgrnotify.conf line 2: QueueWorkers '0' is not a number from 1 to 256"
+        );
+        assert!(QueueConfig::parse("QueueRetryBase 5 days", "f").is_err());
+        assert!(QueueConfig::parse("QueueClaim maybe", "f").is_err());
+        assert!(QueueConfig::parse("QueueWorkrs 3", "f")
+            .unwrap_err()
+            .0
+            .contains("unknown key QueueWorkrs"));
+        assert!(
+            QueueConfig::parse("QueueRetryBase 2h\nQueueRetryCap 1h", "f")
+                .unwrap_err()
+                .0
+                .contains("shorter")
+        );
+    }
+}

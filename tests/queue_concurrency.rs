@@ -1,0 +1,149 @@
+//! Never twice, never lost: three runs at once (both claim modes), and a run killed
+//! with SIGKILL in the middle.
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::mariadb::{add_program, delivered, notice_file, TestDb, RECORDING_GATEWAY};
+use common::mgr_root::MgrRoot;
+
+fn spawn_process(root: &MgrRoot, db: &TestDb) -> Child {
+    Command::new(root.path().join("notify/ntsms"))
+        .args(["--command", "process"])
+        .current_dir(root.path())
+        .env_remove("MGR_ROOT")
+        .env("MGRNOTIFY_DB_URL", db.url())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ntsms")
+}
+
+fn fill(root: &MgrRoot, db: &TestDb, rows: usize) {
+    for n in 0..rows {
+        root.write(
+            &format!("var/notify/q/{n}"),
+            &notice_file(&format!("row{n}"), Some("+1"), 1),
+        );
+        db.add_task(
+            &format!("q/{n}"),
+            (n % 3) as i32,
+            "2026-01-01 00:00:00",
+            false,
+        );
+    }
+}
+
+/// How often each row's message reached the provider.
+fn counts(root: &MgrRoot) -> HashMap<String, usize> {
+    let mut c = HashMap::new();
+    for line in delivered(root) {
+        *c.entry(line).or_insert(0) += 1;
+    }
+    c
+}
+
+fn three_runs_deliver_each_row_exactly_once(claim: &str) {
+    let root = MgrRoot::new();
+    root.write(
+        "etc/mgrnotify/mgrnotify.conf",
+        &format!("QueueWorkers 4\nQueueBatchSize 7\nQueueClaim {claim}\n"),
+    );
+    let db = TestDb::create();
+    add_program(&root, "gwrecord", RECORDING_GATEWAY);
+    db.add_gateway("gwrecord", 1, "", "on", "outgoing");
+    let rows = 150;
+    fill(&root, &db, rows);
+    let runs: Vec<Child> = (0..3).map(|_| spawn_process(&root, &db)).collect();
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let c = counts(&root);
+    assert_eq!(c.len(), rows, "every row delivered");
+    let twice: Vec<_> = c.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    assert!(db.tasks().is_empty());
+    // Each run finished its own work and said so.
+    let log = root.read("var/ntsms.log");
+    assert_eq!(log.matches("process: done").count(), 3, "{log}");
+}
+
+#[test]
+fn three_concurrent_runs_skip_locked() {
+    three_runs_deliver_each_row_exactly_once("skip_locked");
+}
+
+#[test]
+fn three_concurrent_runs_named_locks() {
+    three_runs_deliver_each_row_exactly_once("named_locks");
+}
+
+#[test]
+fn sigkill_mid_run_loses_nothing_and_repeats_only_the_in_flight() {
+    let workers = 4;
+    let root = MgrRoot::new();
+    root.write(
+        "etc/mgrnotify/mgrnotify.conf",
+        &format!("QueueWorkers {workers}\n"),
+    );
+    let db = TestDb::create();
+    // A slow provider: the message is recorded after 0.2 s, so some are in flight
+    // whenever the run is killed.
+    add_program(
+        &root,
+        "gwslow",
+        &RECORDING_GATEWAY.replace("input=$(cat)", "input=$(cat)\nsleep 0.2"),
+    );
+    db.add_gateway("gwslow", 1, "", "on", "outgoing");
+    let rows = 60;
+    fill(&root, &db, rows);
+
+    let mut run = spawn_process(&root, &db);
+    let started = Instant::now();
+    while delivered(&root).len() < 12 {
+        assert!(started.elapsed() < Duration::from_secs(30), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.kill().unwrap(); // SIGKILL
+    run.wait().unwrap();
+    // Let the orphaned in-flight gateways finish.
+    std::thread::sleep(Duration::from_millis(600));
+
+    let left: Vec<u64> = db.tasks().iter().map(|t| t.id).collect();
+    assert!(!left.is_empty(), "the kill came too late to test anything");
+    let first = counts(&root);
+    // Never lost: every row is either still queued or was delivered.
+    assert!(left.len() + first.len() >= rows);
+    assert!(db.tasks().iter().all(|t| t.error_count == 0));
+
+    let out = spawn_process(&root, &db).wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(db.tasks().is_empty());
+    let c = counts(&root);
+    let expected: Vec<String> = (0..rows).map(|n| format!("+1|row{n}")).collect();
+    let missing: Vec<&String> = expected.iter().filter(|k| !c.contains_key(*k)).collect();
+    let strange: Vec<&String> = c.keys().filter(|k| !expected.contains(k)).collect();
+    assert!(
+        missing.is_empty() && strange.is_empty(),
+        "missing {missing:?}, unexpected lines {strange:?}"
+    );
+    let twice = c.values().filter(|n| **n > 1).count();
+    assert!(
+        twice <= workers,
+        "{twice} rows sent twice: more than the {workers} in flight"
+    );
+    assert!(c.values().all(|n| *n <= 2));
+}

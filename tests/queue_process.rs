@@ -1,0 +1,347 @@
+//! `ntsms --command process` against a real MariaDB: order, success, failure with
+//! backoff and attempts, failover, DoNothing, bad rows, third-party gateways in shell
+//! and Python, configuration errors.
+
+mod common;
+
+use common::fake_http::{FakeHttp, Response};
+use common::mariadb::{
+    add_program, delivered, notice_file, run_process, TestDb, RECORDING_GATEWAY,
+};
+use common::mgr_root::{stderr, MgrRoot};
+
+/// A gateway that always fails the way the seed says: error XML and exit 1.
+const FAILING_GATEWAY: &str = r#"#!/bin/sh
+cat >/dev/null
+echo '<doc><error type="gateway" object="provider"><msg>provider says: balance is empty</msg></error></doc>'
+exit 1
+"#;
+
+fn setup(conf: &str) -> (MgrRoot, TestDb) {
+    let root = MgrRoot::new();
+    root.write("etc/mgrnotify/mgrnotify.conf", conf);
+    (root, TestDb::create())
+}
+
+fn queue(root: &MgrRoot, db: &TestDb, name: &str, text: &str, provider: u32) -> u64 {
+    root.write(
+        &format!("var/notify/2026-01-01/{name}"),
+        &notice_file(text, Some("+79990000001"), provider),
+    );
+    db.add_task(
+        &format!("2026-01-01/{name}"),
+        0,
+        "2026-01-01 10:00:00",
+        false,
+    )
+}
+
+#[test]
+fn sends_highest_priority_first_then_oldest_and_deletes_row_and_file() {
+    let (root, db) = setup("QueueWorkers 1\n");
+    add_program(&root, "gwrecord", RECORDING_GATEWAY);
+    db.add_gateway(
+        "gwrecord",
+        1,
+        "<doc><login>u</login></doc>",
+        "on",
+        "outgoing",
+    );
+    for (name, priority, created) in [
+        ("old-low", 0, "2026-01-01 09:00:00"),
+        ("new-high", 5, "2026-01-02 09:00:00"),
+        ("old-high", 5, "2026-01-01 09:00:00"),
+        ("new-low", 0, "2026-01-03 09:00:00"),
+    ] {
+        root.write(
+            &format!("var/notify/d/{name}"),
+            &notice_file(name, Some("+7999"), 1),
+        );
+        db.add_task(&format!("d/{name}"), priority, created, false);
+    }
+    let out = run_process(&root, &db);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        delivered(&root),
+        [
+            "+7999|old-high",
+            "+7999|new-high",
+            "+7999|old-low",
+            "+7999|new-low"
+        ]
+    );
+    assert!(db.tasks().is_empty());
+    assert!(!root.path().join("var/notify/d/old-high").exists());
+    let log = root.read("var/ntsms.log");
+    assert!(log.contains("sent through gateway"), "{log}");
+}
+
+#[test]
+fn absolute_filenames_work() {
+    let (root, db) = setup("");
+    add_program(&root, "gwrecord", RECORDING_GATEWAY);
+    db.add_gateway("gwrecord", 1, "", "on", "1");
+    let file = root.write("elsewhere/n1", &notice_file("abs", Some("+1"), 1));
+    db.add_task(&file.display().to_string(), 0, "2026-01-01 00:00:00", false);
+    let out = run_process(&root, &db);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(delivered(&root), ["+1|abs"]);
+    assert!(!file.exists());
+}
+
+#[test]
+fn failure_backs_off_counts_attempts_and_waits_for_the_operator() {
+    let (root, db) = setup("QueueMaxAttempts 2\nQueueRetryBase 1h\nQueueRetryCap 2h\n");
+    add_program(&root, "gwfail", FAILING_GATEWAY);
+    db.add_gateway("gwfail", 1, "", "on", "outgoing");
+    let id = queue(&root, &db, "a", "hello", 1);
+
+    assert!(run_process(&root, &db).status.success());
+    let row = db.task(id).expect("the row stays");
+    assert_eq!(row.error_count, 1);
+    let info = row.err_info.unwrap();
+    assert!(info.contains("provider says: balance is empty"), "{info}");
+    assert!(info.contains("[attempt 1/2, retry after 20"), "{info}");
+
+    // Not due yet: a second run leaves it alone.
+    assert!(run_process(&root, &db).status.success());
+    assert_eq!(db.task(id).unwrap().error_count, 1);
+
+    // Time passes (the retry time moves into the past): tried again, the last time.
+    db.exec(
+        "UPDATE notifytask SET err_info = REPLACE(err_info, 'retry after 20', 'retry after 19')",
+    );
+    assert!(run_process(&root, &db).status.success());
+    let row = db.task(id).unwrap();
+    assert_eq!(row.error_count, 2);
+    assert!(row.err_info.as_deref().unwrap().contains("no more retries"));
+    assert!(root.path().join("var/notify/2026-01-01/a").exists());
+
+    // Out of attempts: it stays, untouched, run after run.
+    assert!(run_process(&root, &db).status.success());
+    assert_eq!(db.task(id).unwrap().error_count, 2);
+
+    // The operator fixes the gateway and resets error_count: sent at once.
+    add_program(&root, "gwfail", RECORDING_GATEWAY);
+    db.exec("UPDATE notifytask SET error_count = 0");
+    assert!(run_process(&root, &db).status.success());
+    assert!(db.task(id).is_none());
+    assert_eq!(delivered(&root), ["+79990000001|hello"]);
+}
+
+#[test]
+fn failover_tries_the_next_gateway_in_id_order() {
+    let (root, db) = setup("");
+    add_program(&root, "gwfail", FAILING_GATEWAY);
+    add_program(&root, "gwrecord", RECORDING_GATEWAY);
+    add_program(
+        &root,
+        "gwother",
+        RECORDING_GATEWAY.replace("delivered", "wrong").as_str(),
+    );
+    db.add_gateway("gwother", 1, "", "off", "outgoing");
+    db.add_gateway("gwother", 1, "", "on", "ingoing");
+    db.add_gateway("gwother", 2, "", "on", "outgoing");
+    db.add_gateway("gwfail", 1, "", "ON", "outgoing");
+    db.add_gateway("gwrecord", 1, "", "on", "outgoing");
+    let id = queue(&root, &db, "f", "failover", 1);
+    let out = run_process(&root, &db);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(db.task(id).is_none());
+    assert_eq!(delivered(&root), ["+79990000001|failover"]);
+    assert_eq!(root.read("var/wrong.log"), "");
+    let log = root.read("var/ntsms.log");
+    assert!(log.contains("(gwfail) failed"), "{log}");
+}
+
+#[test]
+fn all_gateways_failing_names_each_reason() {
+    let (root, db) = setup("");
+    add_program(&root, "gwfail", FAILING_GATEWAY);
+    let first = db.add_gateway("gwfail", 1, "", "on", "outgoing");
+    let second = db.add_gateway("gwmissing", 1, "", "on", "outgoing");
+    let id = queue(&root, &db, "x", "x", 1);
+    assert!(run_process(&root, &db).status.success());
+    let info = db.task(id).unwrap().err_info.unwrap();
+    assert!(
+        info.contains(&format!("gateway {first} (gwfail): "))
+            && info.contains(&format!("gateway {second} (gwmissing): ")),
+        "{info}"
+    );
+}
+
+#[test]
+fn do_nothing_sends_only_forced_rows() {
+    let (root, db) = setup("");
+    add_program(&root, "gwrecord", RECORDING_GATEWAY);
+    db.add_gateway("gwrecord", 1, "", "on", "outgoing");
+    root.write("etc/billmgr.DoNothing", "");
+    root.write("var/notify/plain", &notice_file("plain", Some("+1"), 1));
+    root.write("var/notify/forced", &notice_file("forced", Some("+1"), 1));
+    let plain = db.add_task("plain", 0, "2026-01-01 00:00:00", false);
+    db.add_task("forced", 0, "2026-01-01 00:00:00", true);
+    assert!(run_process(&root, &db).status.success());
+    assert_eq!(delivered(&root), ["+1|forced"]);
+    let left = db.tasks();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, plain);
+    assert_eq!(left[0].error_count, 0);
+}
+
+#[test]
+fn bad_rows_get_clear_reasons_and_never_stop_the_others() {
+    let (root, db) = setup("QueueGatewayTimeout 1s\nQueueWorkers 3\n");
+    add_program(&root, "gwrecord", RECORDING_GATEWAY);
+    add_program(
+        &root,
+        "gwhang",
+        "#!/bin/sh\ncat >/dev/null\nsleep 30\necho '<doc/>'\n",
+    );
+    add_program(
+        &root,
+        "gwgarbage",
+        "#!/bin/sh\ncat >/dev/null\necho 'Traceback (most recent call last): oops'\n",
+    );
+    db.add_gateway("gwrecord", 1, "", "on", "outgoing");
+    db.add_gateway("gwnothere", 2, "", "on", "outgoing");
+    db.add_gateway("gwhang", 3, "", "on", "outgoing");
+    db.add_gateway("gwgarbage", 4, "", "on", "outgoing");
+    db.add_gateway("gwrecord", 5, "<doc><login>", "on", "outgoing");
+
+    let mut expect = Vec::new();
+    let mut add = |name: &str, file: Option<String>, why: &str| {
+        if let Some(text) = file {
+            root.write(&format!("var/notify/{name}"), &text);
+        }
+        expect.push((
+            db.add_task(name, 0, "2026-01-01 00:00:00", false),
+            why.to_owned(),
+        ));
+    };
+    add("missing", None, "is missing");
+    add("garbled", Some("<doc><notify>".into()), "is not XML");
+    add(
+        "nophone",
+        Some(notice_file("t", None, 1)),
+        "user 7 has no phone number",
+    );
+    add(
+        "noprovider",
+        Some(notice_file("t", Some("+1"), 9)),
+        "no active outgoing ntsms gateway for provider 9",
+    );
+    add(
+        "unknownmodule",
+        Some(notice_file("t", Some("+1"), 2)),
+        "unknown gateway module 'gwnothere'",
+    );
+    add(
+        "hangs",
+        Some(notice_file("t", Some("+1"), 3)),
+        "did not answer within 1 s and was killed",
+    );
+    add("garbage", Some(notice_file("t", Some("+1"), 4)), "not XML");
+    add(
+        "badparams",
+        Some(notice_file("t", Some("+1"), 5)),
+        "xmlparams is not an XML document",
+    );
+    root.write("var/notify/good", &notice_file("good", Some("+1"), 1));
+    let good = db.add_task("good", 0, "2026-01-01 00:00:00", false);
+
+    let started = std::time::Instant::now();
+    let out = run_process(&root, &db);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(delivered(&root), ["+1|good"]);
+    assert!(db.task(good).is_none());
+    for (id, why) in expect {
+        let row = db
+            .task(id)
+            .unwrap_or_else(|| panic!("row for '{why}' was lost"));
+        assert_eq!(row.error_count, 1, "{why}");
+        let info = row.err_info.unwrap_or_default();
+        assert!(info.contains(&why), "expected '{why}' in err_info: {info}");
+        assert!(info.contains("[attempt 1/10, retry after"), "{info}");
+        assert!(info.chars().count() <= 255, "{info}");
+    }
+}
+
+#[test]
+fn python_gateway_posts_to_a_provider() {
+    let fake = FakeHttp::start(|req| {
+        assert_eq!(req.path(), "/send");
+        Response::text(200, "msg-42")
+    });
+    let (root, db) = setup("");
+    add_program(
+        &root,
+        "gwpy",
+        r#"#!/usr/bin/env python3
+import sys, urllib.request, xml.etree.ElementTree as ET
+doc = ET.fromstring(sys.stdin.read())
+params = ET.fromstring(doc.findtext('gateway/xmlparams'))
+body = (doc.findtext('user/phone') + '|' + doc.findtext('message') + '|' + params.findtext('sender')).encode()
+reply = urllib.request.urlopen(urllib.request.Request(params.findtext('url'), data=body), timeout=10)
+print('<doc><id>%s</id></doc>' % reply.read().decode())
+"#,
+    );
+    db.add_gateway(
+        "gwpy",
+        1,
+        &format!(
+            "<doc><url>{}/send</url><sender>Shop</sender></doc>",
+            fake.url()
+        ),
+        "on",
+        "outgoing",
+    );
+    let id = queue(&root, &db, "py", "from python", 1);
+    let out = run_process(&root, &db);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(db.tasks(), vec![], "row {id} should be gone");
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].body_text(), "+79990000001|from python|Shop");
+    assert!(root.read("var/ntsms.log").contains("provider id msg-42"));
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error_and_changes_nothing() {
+    let (root, db) = setup("QueueWorkers lots\n");
+    add_program(&root, "gwrecord", RECORDING_GATEWAY);
+    db.add_gateway("gwrecord", 1, "", "on", "outgoing");
+    let id = queue(&root, &db, "c", "c", 1);
+    let out = run_process(&root, &db);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("QueueWorkers 'lots' is not a number"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(db.task(id).unwrap().error_count, 0);
+    assert!(delivered(&root).is_empty());
+}
+
+#[test]
+fn time_budget_ends_the_run_and_the_rest_waits() {
+    let (root, db) = setup("QueueWorkers 1\nQueueTimeBudget 1s\n");
+    add_program(
+        &root,
+        "gwslow",
+        &RECORDING_GATEWAY.replace("input=$(cat)", "input=$(cat)\nsleep 0.3"),
+    );
+    db.add_gateway("gwslow", 1, "", "on", "outgoing");
+    for n in 0..20 {
+        queue(&root, &db, &format!("t{n}"), &format!("t{n}"), 1);
+    }
+    let started = std::time::Instant::now();
+    let out = run_process(&root, &db);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    let sent = delivered(&root).len();
+    assert!((2..=6).contains(&sent), "{sent} sent");
+    assert_eq!(db.tasks().len(), 20 - sent);
+    assert!(db.tasks().iter().all(|t| t.error_count == 0));
+    assert!(root.read("var/ntsms.log").contains("time budget spent"));
+}
