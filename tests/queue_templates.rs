@@ -58,7 +58,10 @@ fn queue_fixture(fixture: &str) -> (MgrRoot, TestDb, u64, FakeHttp, Arc<Mutex<Ve
         "on",
         "outgoing",
     );
-    let path = format!("{}/tests/fixtures/notify/{fixture}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/notify/{fixture}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(path).unwrap();
     root.write(&format!("var/notify/{fixture}"), &text);
     let id = db.add_task(fixture, 0, "2026-01-01 00:00:00", false);
@@ -93,5 +96,8 @@ fn endless_template_is_stopped_and_recorded() {
     assert_eq!(row.error_count, 1);
     let info = row.err_info.unwrap_or_default();
     assert!(info.contains("EJS") && info.contains("stopped"), "{info}");
-    assert!(root.path().join("var/notify/sms_ejs_endless_loop.xml").exists());
+    assert!(root
+        .path()
+        .join("var/notify/sms_ejs_endless_loop.xml")
+        .exists());
 }
