@@ -18,7 +18,8 @@ pub fn run(root: &MgrRoot) -> Result<(), String> {
     println!("\nroles:");
     for (dir, role) in BUILTIN_ROLES {
         let link = root.path().join(dir).join(role);
-        println!("  {:<12} {dir}/{role}  {}", role, link_state(&link));
+        let path = format!("{dir}/{role}");
+        println!("  {role:<12} {path:<18} {}", link_state(&link));
     }
     println!("\nproviders (scripts in {}):", root.scripts_dir().display());
     let scripts = sync::scripts(root).map_err(|e| format!("cannot read scripts: {e}"))?;

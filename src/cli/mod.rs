@@ -44,6 +44,15 @@ pub fn run(argv0: &OsStr, args: Vec<OsString>, role_of: fn(&str) -> Option<Role>
             println!("mgrnotify {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        "list" | "sync" if !rest.is_empty() => {
+            let help = rest.iter().any(|a| a == "--help" || a == "-h");
+            if help {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("mgrnotify {first}: takes no arguments\n\n{USAGE}");
+            ExitCode::from(2)
+        }
         "list" => report(list::run(&MgrRoot::discover(argv0)).map(|()| true)),
         "sync" => report(sync::run(&MgrRoot::discover(argv0))),
         "send" => send::run(argv0, rest),
