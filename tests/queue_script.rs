@@ -77,3 +77,26 @@ fn gwepochta_refusal_goes_to_err_info() {
     assert!(info.contains("gwepochta"), "{info}");
     assert!(!info.contains("pw-secret"), "{info}");
 }
+
+#[test]
+fn workers_reuse_connections_to_the_provider() {
+    let fake = epochta(0);
+    let (root, db, _) = setup(&fake);
+    for n in 0..40 {
+        let name = format!("k{n}");
+        let text = root.read("var/notify/e");
+        root.write(&format!("var/notify/{name}"), &text);
+        db.add_task(&name, 0, "2026-01-01 00:00:00", false);
+    }
+    root.write("etc/mgrnotify/mgrnotify.conf", "QueueWorkers 4\n");
+    let out = run_process(&root, &db);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fake.count(), 41);
+    assert!(db.tasks().is_empty());
+    // Keep-alive: one connection a worker or so, not one a message.
+    assert!(
+        fake.connections() <= 8,
+        "{} connections",
+        fake.connections()
+    );
+}

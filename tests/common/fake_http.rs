@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -81,6 +81,7 @@ type Handler = dyn Fn(&Request) -> Response + Send + Sync;
 pub struct FakeHttp {
     pub addr: std::net::SocketAddr,
     requests: Arc<Mutex<Vec<Request>>>,
+    connections: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
 }
 
@@ -91,16 +92,19 @@ impl FakeHttp {
         let addr = listener.local_addr().expect("local addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
         let handler: Arc<Handler> = Arc::new(handler);
         {
             let requests = requests.clone();
             let stop = stop.clone();
+            let connections = connections.clone();
             thread::spawn(move || {
                 for conn in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
+                    connections.fetch_add(1, Ordering::SeqCst);
                     let handler = handler.clone();
                     let requests = requests.clone();
                     thread::spawn(move || serve(conn, &*handler, &requests));
@@ -110,6 +114,7 @@ impl FakeHttp {
         Self {
             addr,
             requests,
+            connections,
             stop,
         }
     }
@@ -125,6 +130,11 @@ impl FakeHttp {
 
     pub fn count(&self) -> usize {
         self.requests.lock().unwrap().len()
+    }
+
+    /// TCP connections accepted so far: fewer than requests means keep-alive worked.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 }
 
