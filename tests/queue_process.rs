@@ -345,3 +345,20 @@ fn time_budget_ends_the_run_and_the_rest_waits() {
     assert!(db.tasks().iter().all(|t| t.error_count == 0));
     assert!(root.read("var/ntsms.log").contains("time budget spent"));
 }
+
+#[test]
+fn a_notice_without_phone_takes_it_from_the_user_table() {
+    let (root, db) = setup("");
+    add_program(&root, "gwrecord", RECORDING_GATEWAY);
+    db.add_gateway("gwrecord", 1, "", "on", "outgoing");
+    db.exec("INSERT INTO `user` (id, name, realname, phone) VALUES (7, 'client', 'Ivan', '+79990000077')");
+    root.write(
+        "var/notify/fromdb",
+        &notice_file("Dear {user.realname}", None, 1),
+    );
+    db.add_task("fromdb", 0, "2026-01-01 00:00:00", false);
+    let out = run_process(&root, &db);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(delivered(&root), ["+79990000077|Dear Ivan"]);
+    assert!(db.tasks().is_empty());
+}

@@ -398,6 +398,29 @@ fn gateway_row(row: &mysql::Row) -> GatewayRow {
     }
 }
 
+/// BILLmanager's user table. A notice's `<user>` normally carries the contact; when it
+/// lacks the phone, the row with the user's id fills in what is missing.
+pub const USER: &str = "user";
+
+/// The columns of the user with `id`, as text; `None` when there is no such user (or
+/// no such table: then the notice's own fields are all there is).
+pub fn user_fields(conn: &mut impl Queryable, id: &str) -> Option<Params> {
+    let row: mysql::Row =
+        match conn.exec_first(format!("SELECT * FROM `{USER}` WHERE id = ?"), (id,)) {
+            Ok(row) => row?,
+            Err(e) => {
+                crate::debug!("cannot read user {id} from the {USER} table: {e}");
+                return None;
+            }
+        };
+    let mut fields = Params::new();
+    for (i, column) in row.columns_ref().iter().enumerate() {
+        let value = row.as_ref(i).map(value_text).unwrap_or_default();
+        fields.insert_if_absent(&column.name_str().to_ascii_lowercase(), &value);
+    }
+    Some(fields)
+}
+
 /// A column value as the text a gateway module reads.
 fn value_text(v: &Value) -> String {
     match v {

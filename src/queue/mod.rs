@@ -283,7 +283,9 @@ fn claim_and_send(shared: &Shared, conn: &mut PooledConn, job: &Job) -> Result<O
     };
     let started = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| {
-        shared.courier.deliver_file(&task.filename)
+        shared
+            .courier
+            .deliver_file(&task.filename, &mut |id| schema::user_fields(&mut tx, id))
     }))
     .unwrap_or_else(|_| Err("internal error while sending (see the log)".to_owned()));
     match result {
@@ -370,6 +372,8 @@ pub fn deliver_one(root: &MgrRoot, role: &str, file: &std::path::Path) -> Result
     let gateways = schema::gateways(&mut conn, role)?;
     let courier = Courier::new(root.clone(), role, gateways, config.gateway_timeout);
     let name = file.to_string_lossy();
-    courier.deliver_file(&name).map_err(QueueError)?;
+    courier
+        .deliver_file(&name, &mut |id| schema::user_fields(&mut conn, id))
+        .map_err(QueueError)?;
     Ok(())
 }

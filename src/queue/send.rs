@@ -16,6 +16,7 @@ use crate::gateway::script::ScriptGateway;
 use crate::gateway::{self, Delivery, GatewayError, GatewayModule, GatewaySettings, OutgoingInput};
 use crate::notice::{self, Notice};
 use crate::root::MgrRoot;
+use crate::xml::Params;
 
 /// Largest reply read from a gateway program; more is garbage, not a reply.
 const MAX_REPLY: u64 = 1024 * 1024;
@@ -39,6 +40,10 @@ pub struct Courier {
     own_exe: Option<PathBuf>,
     routes: Mutex<HashMap<String, Arc<Route>>>,
 }
+
+/// Reads a user's fields by id from BILLmanager's user table (see
+/// [`crate::db::schema::user_fields`]).
+pub type UserLookup<'a> = dyn FnMut(&str) -> Option<Params> + 'a;
 
 /// What a successful delivery went through, for the log.
 #[derive(Debug, Clone)]
@@ -67,7 +72,11 @@ impl Courier {
 
     /// Sends every notify block of a queue row's file. The error is the reason an
     /// operator reads in err_info.
-    pub fn deliver_file(&self, filename: &str) -> Result<Vec<Sent>, String> {
+    pub fn deliver_file(
+        &self,
+        filename: &str,
+        users: &mut UserLookup<'_>,
+    ) -> Result<Vec<Sent>, String> {
         if filename.trim().is_empty() {
             return Err("the row has no filename".into());
         }
@@ -83,7 +92,7 @@ impl Courier {
         let total = notices.len();
         let mut sent = Vec::with_capacity(total);
         for (index, n) in notices.iter().enumerate() {
-            match self.deliver_notice(n) {
+            match self.deliver_notice(n, users) {
                 Ok(s) => sent.push(s),
                 Err(reason) if total == 1 => return Err(reason),
                 Err(reason) => {
@@ -104,7 +113,15 @@ impl Courier {
 
     /// Sends one notice: the user's phone and the provider's gateways first, then
     /// each gateway in order until one accepts.
-    pub fn deliver_notice(&self, n: &Notice) -> Result<Sent, String> {
+    pub fn deliver_notice(&self, n: &Notice, users: &mut UserLookup<'_>) -> Result<Sent, String> {
+        let completed;
+        let n = match with_user_from_db(n, users) {
+            Some(filled) => {
+                completed = filled;
+                &completed
+            }
+            None => n,
+        };
         let user_id = n.user.get("id").unwrap_or("?");
         if n.user.get("phone").is_none() {
             return Err(format!("user {user_id} has no phone number"));
@@ -266,6 +283,22 @@ impl Courier {
             e
         })
     }
+}
+
+/// The notice with the fields its `<user>` lacks read from the user table, when it
+/// has no phone but a user id; `None` when nothing needs or can be added.
+fn with_user_from_db(n: &Notice, users: &mut UserLookup<'_>) -> Option<Notice> {
+    if n.user.get("phone").is_some() {
+        return None;
+    }
+    let from_db = users(n.user.get("id")?)?;
+    let mut filled = n.clone();
+    for (k, v) in from_db.iter() {
+        if filled.user.get(k).is_none() {
+            filled.user.set(k, v);
+        }
+    }
+    Some(filled)
 }
 
 /// Reads a pipe to its end (at most `limit` bytes) on a thread of its own.
