@@ -95,11 +95,14 @@ impl MgrRoot {
     pub fn notify_files_dir(&self) -> PathBuf {
         self.path.join("var/notify")
     }
-    /// A queue row's `filename`: absolute, or relative to `var/notify/`.
+    /// A queue row's `filename`: absolute, or relative to `var/notify/` (a name that
+    /// already starts with `var/notify/` is taken relative to the root).
     pub fn notify_file(&self, filename: &str) -> PathBuf {
         let p = Path::new(filename);
         if p.is_absolute() {
             p.to_path_buf()
+        } else if p.starts_with("var/notify") {
+            self.path.join(p)
         } else {
             self.notify_files_dir().join(p)
         }
@@ -128,5 +131,6 @@ mod tests {
             Path::new("/m/var/notify/2026-11-27/5")
         );
         assert_eq!(r.notify_file("/tmp/x"), Path::new("/tmp/x"));
+        assert_eq!(r.notify_file("var/notify/d/5"), Path::new("/m/var/notify/d/5"));
     }
 }
