@@ -9,6 +9,7 @@
 //! - [`cli`]: the operator's `mgrnotify` command.
 
 pub mod cli;
+pub mod conf;
 pub mod db;
 pub mod gateway;
 pub mod http;
@@ -66,29 +67,36 @@ struct ModuleArgs {
     version: bool,
 }
 
-/// Runs a module role with its arguments (after argv[0]).
-pub fn run_role(argv0: &OsStr, name: &str, role: Role, args: Vec<OsString>) -> ExitCode {
+/// Parses `args` with argh. `--help` has been answered (exit 0) and a usage error
+/// reported on stderr (exit 2) when it returns `Err`, with the usage text.
+pub fn parse_args<T: FromArgs>(command: &str, args: &[OsString]) -> Result<T, (ExitCode, String)> {
     let strings: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
-    let parsed = match ModuleArgs::from_args(&[name], &refs) {
+    T::from_args(&[command], &refs).map_err(|early| {
+        if early.status.is_ok() {
+            print!("{}", early.output);
+            (ExitCode::SUCCESS, early.output)
+        } else {
+            eprint!("{}", early.output);
+            (ExitCode::from(2), early.output)
+        }
+    })
+}
+
+/// Runs a module role with its arguments (after argv[0]).
+pub fn run_role(argv0: &OsStr, name: &str, role: Role, args: Vec<OsString>) -> ExitCode {
+    let parsed: ModuleArgs = match parse_args(name, &args) {
         Ok(a) => a,
-        Err(early) => {
-            return if early.status.is_ok() {
-                print!("{}", early.output);
-                ExitCode::SUCCESS
-            } else {
-                eprint!("{}", early.output);
-                if matches!(role, Role::BuiltinGateway(_) | Role::ScriptGateway(_)) {
-                    print!(
-                        "{}",
-                        xml::error_doc("value", "arguments", early.output.trim())
-                    );
-                }
-                ExitCode::from(2)
-            };
+        Err((code, usage)) => {
+            let is_gateway = matches!(role, Role::BuiltinGateway(_) | Role::ScriptGateway(_));
+            if code != ExitCode::SUCCESS && is_gateway {
+                // BILLmanager reads a gateway's stdout: give it the error as XML too.
+                print!("{}", xml::error_doc("value", "arguments", usage.trim()));
+            }
+            return code;
         }
     };
     if parsed.version {

@@ -131,6 +131,9 @@ mod tests {
             Path::new("/m/var/notify/2026-11-27/5")
         );
         assert_eq!(r.notify_file("/tmp/x"), Path::new("/tmp/x"));
-        assert_eq!(r.notify_file("var/notify/d/5"), Path::new("/m/var/notify/d/5"));
+        assert_eq!(
+            r.notify_file("var/notify/d/5"),
+            Path::new("/m/var/notify/d/5")
+        );
     }
 }

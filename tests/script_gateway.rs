@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fake_http::{FakeHttp, Request, Response};
-use common::mgr_root::{stderr, stdout, MgrRoot};
+use common::mgr_root::{error_of, stderr, stdout, MgrRoot};
 
 const PASSWORD: &str = "Pa55&<word>";
 
@@ -120,28 +120,6 @@ fn send(root: &MgrRoot, api_url: &str, extra: &str) -> std::process::Output {
             "+7 (999) 000-00-00",
             "Счёт #42 оплачен & спасибо",
         ),
-    )
-}
-
-/// The error element of a reply: (type, object, msg).
-fn error_of(out: &std::process::Output) -> (String, String, String) {
-    let text = stdout(out);
-    let doc = roxmltree::Document::parse(&text)
-        .unwrap_or_else(|e| panic!("reply is not XML ({e}): {text}"));
-    let err = doc
-        .descendants()
-        .find(|n| n.has_tag_name("error"))
-        .unwrap_or_else(|| panic!("no <error> in {text}"));
-    let msg = err
-        .children()
-        .find(|c| c.has_tag_name("msg"))
-        .and_then(|m| m.text())
-        .unwrap_or("")
-        .to_owned();
-    (
-        err.attribute("type").unwrap_or("").to_owned(),
-        err.attribute("object").unwrap_or("").to_owned(),
-        msg,
     )
 }
 

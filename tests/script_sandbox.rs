@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::mgr_root::{stderr, stdout, MgrRoot};
+use common::mgr_root::{error_of, stderr, stdout, MgrRoot};
 
 const METADATA: &str = r#"fn metadata() { #{title: "Test", notify_module: "ntsms"} }"#;
 
@@ -25,28 +25,6 @@ fn run_script(name: &str, body: &str, command: &str) -> (std::process::Output, D
     let started = Instant::now();
     let out = root.run(&format!("gate/{role}"), &["--command", command], OUTGOING);
     (out, started.elapsed())
-}
-
-/// (type, object, msg) of the reply's error.
-fn error_of(out: &std::process::Output) -> (String, String, String) {
-    let text = stdout(out);
-    let doc = roxmltree::Document::parse(&text)
-        .unwrap_or_else(|e| panic!("reply is not XML ({e}): {text}"));
-    let err = doc
-        .descendants()
-        .find(|n| n.has_tag_name("error"))
-        .unwrap_or_else(|| panic!("no <error> in {text}"));
-    let msg = err
-        .descendants()
-        .find(|c| c.has_tag_name("msg"))
-        .and_then(|m| m.text())
-        .unwrap_or("")
-        .to_owned();
-    (
-        err.attribute("type").unwrap_or("").to_owned(),
-        err.attribute("object").unwrap_or("").to_owned(),
-        msg,
-    )
 }
 
 /// Where an error must point: a line, or (sandbox limits, which rhai reports without

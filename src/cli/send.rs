@@ -44,22 +44,9 @@ struct SendArgs {
 
 /// Runs `mgrnotify send ...` (args after `send`).
 pub fn run(argv0: &OsStr, args: Vec<OsString>) -> ExitCode {
-    let strings: Vec<String> = args
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let refs: Vec<&str> = strings.iter().map(String::as_str).collect();
-    let args = match SendArgs::from_args(&["mgrnotify send"], &refs) {
+    let args: SendArgs = match crate::parse_args("mgrnotify send", &args) {
         Ok(a) => a,
-        Err(early) => {
-            return if early.status.is_ok() {
-                print!("{}", early.output);
-                ExitCode::SUCCESS
-            } else {
-                eprint!("{}", early.output);
-                ExitCode::from(2)
-            };
-        }
+        Err((code, _)) => return code,
     };
     match send(argv0, &args) {
         Ok(()) => ExitCode::SUCCESS,

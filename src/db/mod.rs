@@ -123,15 +123,7 @@ impl DbSettings {
 
     /// Takes the `DB*` keys of a `Key Value` file for the fields not set yet.
     fn fill_from_conf(&mut self, text: &str, file: &str) -> Result<(), DbError> {
-        for (number, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = match line.split_once(char::is_whitespace) {
-                Some((k, v)) => (k, v.trim()),
-                None => (line, ""),
-            };
+        for crate::conf::Entry { line, key, value } in crate::conf::entries(text) {
             let slot = match key {
                 "DBHost" => &mut self.host,
                 "DBUser" => &mut self.user,
@@ -142,8 +134,7 @@ impl DbSettings {
                     if self.port.is_none() && !value.is_empty() {
                         self.port = Some(value.parse().map_err(|_| {
                             DbError(format!(
-                                "{file} line {}: DBPort '{value}' is not a port number",
-                                number + 1
+                                "{file} line {line}: DBPort '{value}' is not a port number"
                             ))
                         })?);
                     }

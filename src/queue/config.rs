@@ -70,23 +70,12 @@ impl QueueConfig {
 
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
         let mut c = Self::default();
-        for (index, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = match line.split_once(char::is_whitespace) {
-                Some((k, v)) => (k, v.trim()),
-                None => (line, ""),
-            };
+        for crate::conf::Entry { line, key, value } in crate::conf::entries(text) {
             if !key.starts_with("Queue") {
                 continue;
             }
             let bad = |what: &str| {
-                ConfigError(format!(
-                    "{file} line {}: {key} '{value}' is not {what}",
-                    index + 1
-                ))
+                ConfigError(format!("{file} line {line}: {key} '{value}' is not {what}"))
             };
             match key {
                 "QueueWorkers" => {
@@ -132,10 +121,9 @@ impl QueueConfig {
                 }
                 _ => {
                     return Err(ConfigError(format!(
-                        "{file} line {}: unknown key {key}: the queue keys are QueueWorkers, \
+                        "{file} line {line}: unknown key {key}: the queue keys are QueueWorkers, \
                          QueueMaxAttempts, QueueRetryBase, QueueRetryCap, QueueTimeBudget, \
-                         QueueGatewayTimeout, QueueBatchSize, QueueClaim",
-                        index + 1
+                         QueueGatewayTimeout, QueueBatchSize, QueueClaim"
                     )))
                 }
             }

@@ -120,3 +120,25 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// The error element of a gateway's reply: (type, object, msg).
+pub fn error_of(out: &Output) -> (String, String, String) {
+    let text = stdout(out);
+    let doc = roxmltree::Document::parse(&text)
+        .unwrap_or_else(|e| panic!("reply is not XML ({e}): {text}"));
+    let err = doc
+        .descendants()
+        .find(|n| n.has_tag_name("error"))
+        .unwrap_or_else(|| panic!("no <error> in {text}"));
+    let msg = err
+        .descendants()
+        .find(|c| c.has_tag_name("msg"))
+        .and_then(|m| m.text())
+        .unwrap_or("")
+        .to_owned();
+    (
+        err.attribute("type").unwrap_or("").to_owned(),
+        err.attribute("object").unwrap_or("").to_owned(),
+        msg,
+    )
+}
