@@ -1,5 +1,9 @@
 //! XSLT 1.0 (with EXSLT) through the system libxslt, by a small FFI of our own.
 //!
+//! libxml2, libxslt and libexslt are opened with `dlopen` on the first transform (see
+//! [`Api`]), not linked, so roles that never render a template do not pay for loading
+//! them; without them a transform fails with an error naming the Debian package to install.
+//!
 //! Safety rules kept here, so that an operator's stylesheet can neither reach out nor take the
 //! process down:
 //! - documents are parsed with `XML_PARSE_NONET` and without DTD loading; internal
@@ -20,7 +24,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr;
-use std::sync::Once;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::TemplateError;
@@ -118,111 +122,221 @@ type SecurityCheck =
     unsafe extern "C" fn(*mut XsltSecurityPrefs, *mut TransformContext, *const c_char) -> c_int;
 type EntityLoader = unsafe extern "C" fn(*const c_char, *const c_char, *mut c_void) -> *mut c_void;
 
-#[link(name = "xml2")]
-extern "C" {
-    fn xmlInitParser();
-    fn xmlReadMemory(
+/// libxml2, libxslt and libexslt as this module uses them: the entry points and the two
+/// limit variables, resolved once at run time, plus the security preferences made at set-up.
+///
+/// The libraries are opened on first XSLT use instead of being linked: libxml2 brings ICU,
+/// libstdc++, liblzma and libgcrypt with it, and loading those would cost every role (most
+/// never render a template) over a millisecond of start-up.
+///
+/// Fields carry the C names, so each is resolved by exactly the name it is declared with.
+#[allow(non_snake_case)]
+struct Api {
+    xmlInitParser: unsafe extern "C" fn(),
+    xmlReadMemory: unsafe extern "C" fn(
         buffer: *const c_char,
         size: c_int,
         url: *const c_char,
         encoding: *const c_char,
         options: c_int,
-    ) -> *mut XmlDoc;
-    fn xmlFreeDoc(doc: *mut XmlDoc);
-    fn xmlSetStructuredErrorFunc(ctx: *mut c_void, handler: Option<StructuredErrorFunc>);
-    fn xmlSetGenericErrorFunc(ctx: *mut c_void, handler: Option<GenericErrorFunc>);
-    fn xmlSetExternalEntityLoader(loader: EntityLoader);
-    fn xmlMemSetup(
+    ) -> *mut XmlDoc,
+    xmlFreeDoc: unsafe extern "C" fn(doc: *mut XmlDoc),
+    xmlSetStructuredErrorFunc:
+        unsafe extern "C" fn(ctx: *mut c_void, handler: Option<StructuredErrorFunc>),
+    xmlSetGenericErrorFunc:
+        unsafe extern "C" fn(ctx: *mut c_void, handler: Option<GenericErrorFunc>),
+    xmlSetExternalEntityLoader: unsafe extern "C" fn(loader: EntityLoader),
+    xmlMemSetup: unsafe extern "C" fn(
         free: unsafe extern "C" fn(*mut c_void),
         malloc: unsafe extern "C" fn(usize) -> *mut c_void,
         realloc: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void,
         strdup: unsafe extern "C" fn(*const c_char) -> *mut c_char,
-    ) -> c_int;
-}
+    ) -> c_int,
 
-#[link(name = "xslt")]
-extern "C" {
-    static mut xsltMaxDepth: c_int;
-    static mut xsltMaxVars: c_int;
-    fn xsltParseStylesheetDoc(doc: *mut XmlDoc) -> *mut XsltStylesheet;
-    fn xsltFreeStylesheet(style: *mut XsltStylesheet);
-    fn xsltNewTransformContext(
-        style: *mut XsltStylesheet,
-        doc: *mut XmlDoc,
-    ) -> *mut TransformContext;
-    fn xsltFreeTransformContext(ctxt: *mut TransformContext);
-    fn xsltApplyStylesheetUser(
+    xsltMaxDepth: *mut c_int,
+    xsltMaxVars: *mut c_int,
+    xsltParseStylesheetDoc: unsafe extern "C" fn(doc: *mut XmlDoc) -> *mut XsltStylesheet,
+    xsltFreeStylesheet: unsafe extern "C" fn(style: *mut XsltStylesheet),
+    xsltNewTransformContext:
+        unsafe extern "C" fn(style: *mut XsltStylesheet, doc: *mut XmlDoc) -> *mut TransformContext,
+    xsltFreeTransformContext: unsafe extern "C" fn(ctxt: *mut TransformContext),
+    xsltApplyStylesheetUser: unsafe extern "C" fn(
         style: *mut XsltStylesheet,
         doc: *mut XmlDoc,
         params: *const *const c_char,
         output: *const c_char,
         profile: *mut c_void,
         ctxt: *mut TransformContext,
-    ) -> *mut XmlDoc;
-    fn xsltSaveResultToString(
+    ) -> *mut XmlDoc,
+    xsltSaveResultToString: unsafe extern "C" fn(
         out: *mut *mut u8,
         len: *mut c_int,
         result: *mut XmlDoc,
         style: *mut XsltStylesheet,
-    ) -> c_int;
-    fn xsltNewSecurityPrefs() -> *mut XsltSecurityPrefs;
-    fn xsltSetSecurityPrefs(
+    ) -> c_int,
+    xsltNewSecurityPrefs: unsafe extern "C" fn() -> *mut XsltSecurityPrefs,
+    xsltSetSecurityPrefs: unsafe extern "C" fn(
         sec: *mut XsltSecurityPrefs,
         option: c_int,
         check: SecurityCheck,
-    ) -> c_int;
-    fn xsltSetDefaultSecurityPrefs(sec: *mut XsltSecurityPrefs);
-    fn xsltSetCtxtSecurityPrefs(sec: *mut XsltSecurityPrefs, ctxt: *mut TransformContext) -> c_int;
-    fn xsltSecurityForbid(
-        sec: *mut XsltSecurityPrefs,
-        ctxt: *mut TransformContext,
-        value: *const c_char,
-    ) -> c_int;
-    fn xsltSetGenericErrorFunc(ctx: *mut c_void, handler: Option<GenericErrorFunc>);
+    ) -> c_int,
+    xsltSetDefaultSecurityPrefs: unsafe extern "C" fn(sec: *mut XsltSecurityPrefs),
+    xsltSetCtxtSecurityPrefs:
+        unsafe extern "C" fn(sec: *mut XsltSecurityPrefs, ctxt: *mut TransformContext) -> c_int,
+    xsltSecurityForbid: SecurityCheck,
+    xsltSetGenericErrorFunc:
+        unsafe extern "C" fn(ctx: *mut c_void, handler: Option<GenericErrorFunc>),
+
+    exsltRegisterAll: unsafe extern "C" fn(),
+
+    /// The process-wide security preferences: everything forbidden; null if libxslt could
+    /// not allocate them (every transform is then refused). Never freed: libxslt keeps a
+    /// pointer to them as the default.
+    security_prefs: *mut XsltSecurityPrefs,
 }
 
-#[link(name = "exslt")]
-extern "C" {
-    fn exsltRegisterAll();
+// SAFETY: the raw pointers are process-global library data (two ints and the security
+// preferences) that are written only while `Api::load` runs inside the `OnceLock`, before
+// any other thread can see the value, and only read afterwards; libxml2/libxslt themselves
+// are thread-safe for separate documents and contexts.
+unsafe impl Send for Api {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Api {}
+
+/// The loaded libraries, or why they could not be loaded (kept, so every render says it).
+static API: OnceLock<Result<Api, String>> = OnceLock::new();
+
+/// The libraries, loaded and set up on the first call.
+fn api() -> Result<&'static Api, TemplateError> {
+    API.get_or_init(Api::load)
+        .as_ref()
+        .map_err(|why| TemplateError(why.clone()))
 }
 
-/// The process-wide security preferences: everything forbidden. Created once, never freed
-/// (libxslt keeps a pointer to them as the default).
-/// Written once under `INIT` and only read afterwards.
-struct SecurityPrefs(*mut XsltSecurityPrefs);
-static mut SECURITY: SecurityPrefs = SecurityPrefs(ptr::null_mut());
-static INIT: Once = Once::new();
-
-fn init_process() {
-    INIT.call_once(|| unsafe {
-        // The hooks must be in place before libxml2 allocates anything.
-        xmlMemSetup(hook_free, hook_malloc, hook_realloc, hook_strdup);
-        xmlInitParser();
-        xmlSetExternalEntityLoader(refuse_external_entity);
-        exsltRegisterAll();
-        xsltMaxDepth = MAX_TEMPLATE_DEPTH;
-        xsltMaxVars = MAX_VARIABLES;
-        xsltSetGenericErrorFunc(ptr::null_mut(), Some(collect_generic_error));
-        let sec = xsltNewSecurityPrefs();
-        if !sec.is_null() {
-            for option in [
-                XSLT_SECPREF_READ_FILE,
-                XSLT_SECPREF_WRITE_FILE,
-                XSLT_SECPREF_CREATE_DIRECTORY,
-                XSLT_SECPREF_READ_NETWORK,
-                XSLT_SECPREF_WRITE_NETWORK,
-            ] {
-                xsltSetSecurityPrefs(sec, option, xsltSecurityForbid);
+impl Api {
+    /// Opens the three libraries, resolves every entry point and sets them up: memory hooks
+    /// first (before libxml2 allocates anything), then the parser, the entity loader, EXSLT,
+    /// the limits, the error handler and the security preferences.
+    fn load() -> Result<Self, String> {
+        let xml2 = Library::open(c"libxml2.so.2", "libxml2")?;
+        let xslt = Library::open(c"libxslt.so.1", "libxslt1.1")?;
+        let exslt = Library::open(c"libexslt.so.0", "libxslt1.1")?;
+        // SAFETY: each field's type is the C declaration of the symbol of the same name in
+        // libxml2 2.9+/libxslt 1.1 headers (functions as `extern "C" fn`, the two `int`
+        // variables as pointers to them).
+        let mut api = unsafe {
+            Self {
+                xmlInitParser: xml2.symbol(c"xmlInitParser")?,
+                xmlReadMemory: xml2.symbol(c"xmlReadMemory")?,
+                xmlFreeDoc: xml2.symbol(c"xmlFreeDoc")?,
+                xmlSetStructuredErrorFunc: xml2.symbol(c"xmlSetStructuredErrorFunc")?,
+                xmlSetGenericErrorFunc: xml2.symbol(c"xmlSetGenericErrorFunc")?,
+                xmlSetExternalEntityLoader: xml2.symbol(c"xmlSetExternalEntityLoader")?,
+                xmlMemSetup: xml2.symbol(c"xmlMemSetup")?,
+                xsltMaxDepth: xslt.symbol(c"xsltMaxDepth")?,
+                xsltMaxVars: xslt.symbol(c"xsltMaxVars")?,
+                xsltParseStylesheetDoc: xslt.symbol(c"xsltParseStylesheetDoc")?,
+                xsltFreeStylesheet: xslt.symbol(c"xsltFreeStylesheet")?,
+                xsltNewTransformContext: xslt.symbol(c"xsltNewTransformContext")?,
+                xsltFreeTransformContext: xslt.symbol(c"xsltFreeTransformContext")?,
+                xsltApplyStylesheetUser: xslt.symbol(c"xsltApplyStylesheetUser")?,
+                xsltSaveResultToString: xslt.symbol(c"xsltSaveResultToString")?,
+                xsltNewSecurityPrefs: xslt.symbol(c"xsltNewSecurityPrefs")?,
+                xsltSetSecurityPrefs: xslt.symbol(c"xsltSetSecurityPrefs")?,
+                xsltSetDefaultSecurityPrefs: xslt.symbol(c"xsltSetDefaultSecurityPrefs")?,
+                xsltSetCtxtSecurityPrefs: xslt.symbol(c"xsltSetCtxtSecurityPrefs")?,
+                xsltSecurityForbid: xslt.symbol(c"xsltSecurityForbid")?,
+                xsltSetGenericErrorFunc: xslt.symbol(c"xsltSetGenericErrorFunc")?,
+                exsltRegisterAll: exslt.symbol(c"exsltRegisterAll")?,
+                security_prefs: ptr::null_mut(),
             }
-            xsltSetDefaultSecurityPrefs(sec);
-            SECURITY = SecurityPrefs(sec);
+        };
+        // SAFETY: runs once (inside `API`'s initialiser) before any other call into the
+        // libraries; the hooks and handlers are functions of this module that live forever,
+        // and the two variable pointers were resolved from libxslt above.
+        unsafe {
+            (api.xmlMemSetup)(hook_free, hook_malloc, hook_realloc, hook_strdup);
+            (api.xmlInitParser)();
+            (api.xmlSetExternalEntityLoader)(refuse_external_entity);
+            (api.exsltRegisterAll)();
+            *api.xsltMaxDepth = MAX_TEMPLATE_DEPTH;
+            *api.xsltMaxVars = MAX_VARIABLES;
+            (api.xsltSetGenericErrorFunc)(ptr::null_mut(), Some(collect_generic_error));
+            let sec = (api.xsltNewSecurityPrefs)();
+            if !sec.is_null() {
+                for option in [
+                    XSLT_SECPREF_READ_FILE,
+                    XSLT_SECPREF_WRITE_FILE,
+                    XSLT_SECPREF_CREATE_DIRECTORY,
+                    XSLT_SECPREF_READ_NETWORK,
+                    XSLT_SECPREF_WRITE_NETWORK,
+                ] {
+                    (api.xsltSetSecurityPrefs)(sec, option, api.xsltSecurityForbid);
+                }
+                (api.xsltSetDefaultSecurityPrefs)(sec);
+                api.security_prefs = sec;
+            }
         }
-    });
+        Ok(api)
+    }
 }
 
-fn security_prefs() -> *mut XsltSecurityPrefs {
-    // SAFETY: written once inside `INIT`, which happens-before every caller.
-    unsafe { (*ptr::addr_of!(SECURITY)).0 }
+/// A shared library opened for the rest of the process; it is never closed, as the resolved
+/// pointers and libxml2's global state must stay valid.
+struct Library {
+    handle: *mut c_void,
+    soname: &'static CStr,
+}
+
+impl Library {
+    /// `package` is the Debian package that ships `soname`, named in the error.
+    fn open(soname: &'static CStr, package: &str) -> Result<Self, String> {
+        // SAFETY: `soname` is a NUL-terminated string; running the library's initialisers
+        // is what linking it did before.
+        let handle = unsafe { libc::dlopen(soname.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+        if handle.is_null() {
+            return Err(format!(
+                "XSLT templates need {}, which could not be loaded ({}); install the Debian \
+                 package {package}",
+                soname.to_string_lossy(),
+                last_dl_error()
+            ));
+        }
+        Ok(Self { handle, soname })
+    }
+
+    /// The address of `name` as a `T`.
+    ///
+    /// # Safety
+    /// `T` must be the symbol's C type: an `extern "C" fn` pointer with the function's exact
+    /// signature, or a raw pointer to a variable of the variable's type.
+    unsafe fn symbol<T: Copy>(&self, name: &CStr) -> Result<T, String> {
+        const { assert!(std::mem::size_of::<T>() == std::mem::size_of::<*mut c_void>()) };
+        let address = libc::dlsym(self.handle, name.as_ptr());
+        if address.is_null() {
+            return Err(format!(
+                "XSLT: {} has no {} ({}); the installed libxml2/libxslt is too old or broken",
+                self.soname.to_string_lossy(),
+                name.to_string_lossy(),
+                last_dl_error()
+            ));
+        }
+        Ok(std::mem::transmute_copy::<*mut c_void, T>(&address))
+    }
+}
+
+/// The dynamic loader's description of its last failure.
+fn last_dl_error() -> String {
+    // SAFETY: dlerror returns null or a NUL-terminated string valid until the next dl* call
+    // on this thread; it is copied at once.
+    unsafe {
+        let text = libc::dlerror();
+        if text.is_null() {
+            String::from("no reason given")
+        } else {
+            CStr::from_ptr(text).to_string_lossy().into_owned()
+        }
+    }
 }
 
 thread_local! {
@@ -235,13 +349,14 @@ thread_local! {
     static BUDGET: Budget = const { Budget::idle() };
 }
 
-fn init_thread() {
-    init_process();
+/// Points this thread's libxml2 error handlers at [`MESSAGES`], once per thread.
+fn init_thread(api: &Api) {
     THREAD_READY.with(|ready| {
         if !ready.get() {
+            // SAFETY: the handlers are functions of this module that live forever.
             unsafe {
-                xmlSetStructuredErrorFunc(ptr::null_mut(), Some(collect_structured_error));
-                xmlSetGenericErrorFunc(ptr::null_mut(), Some(collect_generic_error));
+                (api.xmlSetStructuredErrorFunc)(ptr::null_mut(), Some(collect_structured_error));
+                (api.xmlSetGenericErrorFunc)(ptr::null_mut(), Some(collect_generic_error));
             }
             ready.set(true);
         }
@@ -469,31 +584,44 @@ unsafe extern "C" fn hook_strdup(s: *const c_char) -> *mut c_char {
     p
 }
 
-/// An owned libxml2 document.
-struct Doc(*mut XmlDoc);
+/// An owned libxml2 document (null once given away).
+struct Doc {
+    api: &'static Api,
+    raw: *mut XmlDoc,
+}
 
 impl Drop for Doc {
     fn drop(&mut self) {
-        if !self.0.is_null() {
-            unsafe { xmlFreeDoc(self.0) };
+        if !self.raw.is_null() {
+            // SAFETY: `raw` is a document libxml2 returned to us and nothing else owns it.
+            unsafe { (self.api.xmlFreeDoc)(self.raw) };
         }
     }
 }
 
 /// An owned compiled stylesheet (it owns its own document).
-struct Stylesheet(*mut XsltStylesheet);
+struct Stylesheet {
+    api: &'static Api,
+    raw: *mut XsltStylesheet,
+}
 
 impl Drop for Stylesheet {
     fn drop(&mut self) {
-        unsafe { xsltFreeStylesheet(self.0) };
+        // SAFETY: `raw` is a non-null stylesheet libxslt compiled for us, freed only here.
+        unsafe { (self.api.xsltFreeStylesheet)(self.raw) };
     }
 }
 
-struct TransformGuard(*mut TransformContext);
+/// An owned transformation context.
+struct TransformGuard {
+    api: &'static Api,
+    raw: *mut TransformContext,
+}
 
 impl Drop for TransformGuard {
     fn drop(&mut self) {
-        unsafe { xsltFreeTransformContext(self.0) };
+        // SAFETY: `raw` is a non-null context libxslt created for us, freed only here.
+        unsafe { (self.api.xsltFreeTransformContext)(self.raw) };
     }
 }
 
@@ -503,6 +631,7 @@ struct XmlBuffer(*mut u8);
 impl Drop for XmlBuffer {
     fn drop(&mut self) {
         if !self.0.is_null() {
+            // SAFETY: libxml2 allocated the buffer through the hooks, so `hook_free` owns it.
             unsafe { hook_free(self.0.cast()) };
         }
     }
@@ -541,13 +670,15 @@ struct StylesheetCache(VecDeque<(String, std::rc::Rc<Stylesheet>)>);
 
 /// `what` names the document in messages and is its base URL (relative references in
 /// it resolve to nothing loadable).
-fn parse_document(text: &str, what: &CStr) -> Result<Doc, TemplateError> {
+fn parse_document(api: &'static Api, text: &str, what: &CStr) -> Result<Doc, TemplateError> {
     let what_text = what.to_string_lossy();
     let size = c_int::try_from(text.len())
         .map_err(|_| TemplateError(format!("XSLT: the {what_text} is too large")))?;
     take_messages();
-    let doc = unsafe {
-        xmlReadMemory(
+    // SAFETY: the buffer is `size` valid bytes and the strings are NUL-terminated; libxml2
+    // copies what it needs before returning.
+    let raw = unsafe {
+        (api.xmlReadMemory)(
             text.as_ptr().cast(),
             size,
             what.as_ptr(),
@@ -556,13 +687,13 @@ fn parse_document(text: &str, what: &CStr) -> Result<Doc, TemplateError> {
         )
     };
     let messages = take_messages();
-    if doc.is_null() {
+    if raw.is_null() {
         return Err(TemplateError(format!(
             "XSLT: the {what_text} is not well-formed XML: {}",
             or_unknown(&messages)
         )));
     }
-    Ok(Doc(doc))
+    Ok(Doc { api, raw })
 }
 
 fn or_unknown(messages: &str) -> &str {
@@ -573,7 +704,7 @@ fn or_unknown(messages: &str) -> &str {
     }
 }
 
-fn compile(template: &str) -> Result<std::rc::Rc<Stylesheet>, TemplateError> {
+fn compile(api: &'static Api, template: &str) -> Result<std::rc::Rc<Stylesheet>, TemplateError> {
     if let Some(found) = CACHE.with(|c| {
         c.borrow()
             .0
@@ -583,11 +714,12 @@ fn compile(template: &str) -> Result<std::rc::Rc<Stylesheet>, TemplateError> {
     }) {
         return Ok(found);
     }
-    let mut doc = parse_document(template, c"stylesheet")?;
+    let mut doc = parse_document(api, template, c"stylesheet")?;
     take_messages();
-    let style = unsafe { xsltParseStylesheetDoc(doc.0) };
+    // SAFETY: `doc.raw` is a live document we own.
+    let raw = unsafe { (api.xsltParseStylesheetDoc)(doc.raw) };
     let messages = take_messages();
-    if style.is_null() {
+    if raw.is_null() {
         // On failure libxslt leaves the document to the caller (`doc` frees it).
         return Err(TemplateError(format!(
             "XSLT: the stylesheet is not valid: {}",
@@ -595,8 +727,8 @@ fn compile(template: &str) -> Result<std::rc::Rc<Stylesheet>, TemplateError> {
         )));
     }
     // The stylesheet owns the document from here on.
-    doc.0 = ptr::null_mut();
-    let style = std::rc::Rc::new(Stylesheet(style));
+    doc.raw = ptr::null_mut();
+    let style = std::rc::Rc::new(Stylesheet { api, raw });
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.0.len() >= CACHE_SIZE {
@@ -608,38 +740,43 @@ fn compile(template: &str) -> Result<std::rc::Rc<Stylesheet>, TemplateError> {
 }
 
 /// Applies `stylesheet` to `document`; the output is serialised as the stylesheet's
-/// `xsl:output` says (method xml, html or text).
+/// `xsl:output` says (method xml, html or text). The first call loads the libraries.
 pub fn transform(stylesheet: &str, document: &str) -> Result<String, TemplateError> {
-    init_thread();
-    let style = compile(stylesheet)?;
-    let input = parse_document(document, c"notice XML")?;
-    let ctxt = unsafe { xsltNewTransformContext(style.0, input.0) };
-    if ctxt.is_null() {
+    let api = api()?;
+    init_thread(api);
+    let style = compile(api, stylesheet)?;
+    let input = parse_document(api, document, c"notice XML")?;
+    // SAFETY: both are live objects we own, and they outlive the context (declared after).
+    let raw = unsafe { (api.xsltNewTransformContext)(style.raw, input.raw) };
+    if raw.is_null() {
         return Err(TemplateError(
             "XSLT: libxslt could not create a transformation context".into(),
         ));
     }
-    let ctxt = TransformGuard(ctxt);
-    let sec = security_prefs();
-    if sec.is_null() || unsafe { xsltSetCtxtSecurityPrefs(sec, ctxt.0) } != 0 {
+    let ctxt = TransformGuard { api, raw };
+    let sec = api.security_prefs;
+    // SAFETY: `sec` is the preferences made at set-up and never freed; `ctxt` is live.
+    if sec.is_null() || unsafe { (api.xsltSetCtxtSecurityPrefs)(sec, ctxt.raw) } != 0 {
         return Err(TemplateError(
             "XSLT: the security preferences could not be applied; refusing to transform".into(),
         ));
     }
     take_messages();
     let (result, exceeded) = {
-        let budget = BudgetGuard::start(ctxt.0);
-        let result = unsafe {
-            xsltApplyStylesheetUser(
-                style.0,
-                input.0,
+        let budget = BudgetGuard::start(ctxt.raw);
+        // SAFETY: stylesheet, input and context are live and belong together; no
+        // parameters, output file or profiling.
+        let raw = unsafe {
+            (api.xsltApplyStylesheetUser)(
+                style.raw,
+                input.raw,
                 ptr::null(),
                 ptr::null(),
                 ptr::null_mut(),
-                ctxt.0,
+                ctxt.raw,
             )
         };
-        (Doc(result), budget.exceeded())
+        (Doc { api, raw }, budget.exceeded())
     };
     let messages = take_messages();
     match exceeded {
@@ -657,7 +794,7 @@ pub fn transform(stylesheet: &str, document: &str) -> Result<String, TemplateErr
         }
         None => {}
     }
-    if result.0.is_null() {
+    if result.raw.is_null() {
         return Err(TemplateError(format!(
             "XSLT: the transformation failed: {}",
             or_unknown(&messages)
@@ -665,7 +802,9 @@ pub fn transform(stylesheet: &str, document: &str) -> Result<String, TemplateErr
     }
     let mut out: *mut u8 = ptr::null_mut();
     let mut len: c_int = 0;
-    let rc = unsafe { xsltSaveResultToString(&mut out, &mut len, result.0, style.0) };
+    // SAFETY: `result` and `style` are live; libxslt stores a buffer it allocated (through
+    // the hooks) and its length in `out`/`len`.
+    let rc = unsafe { (api.xsltSaveResultToString)(&mut out, &mut len, result.raw, style.raw) };
     let buffer = XmlBuffer(out);
     if rc != 0 {
         return Err(TemplateError(
@@ -675,8 +814,46 @@ pub fn transform(stylesheet: &str, document: &str) -> Result<String, TemplateErr
     if buffer.0.is_null() || len <= 0 {
         return Ok(String::new());
     }
+    // SAFETY: libxslt wrote `len` bytes at `buffer.0`, which lives until the copy is made.
     let bytes = unsafe { std::slice::from_raw_parts(buffer.0, len as usize) };
     String::from_utf8(bytes.to_vec()).map_err(|_| {
         TemplateError("XSLT: the output is not UTF-8; use encoding=\"UTF-8\" in xsl:output".into())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_library_names_the_debian_package() {
+        let Err(why) = Library::open(c"libmgrnotify-absent.so.7", "libabsent7") else {
+            panic!("a library that does not exist was opened");
+        };
+        assert!(why.contains("libmgrnotify-absent.so.7"), "{why}");
+        assert!(
+            why.contains("install the Debian package libabsent7"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_missing_symbol_is_an_error_not_a_crash() {
+        let libc = Library::open(c"libc.so.6", "libc6").unwrap();
+        // SAFETY: the symbol does not exist, so no pointer of the wrong type is made.
+        let found = unsafe { libc.symbol::<unsafe extern "C" fn()>(c"xsltNoSuchFunction") };
+        let Err(why) = found else {
+            panic!("libc has no xsltNoSuchFunction");
+        };
+        assert!(why.contains("libc.so.6 has no xsltNoSuchFunction"), "{why}");
+    }
+
+    #[test]
+    fn the_libraries_load_and_are_set_up() {
+        let api = api().unwrap();
+        // SAFETY: the variables were resolved from libxslt and set once at load.
+        let (depth, vars) = unsafe { (*api.xsltMaxDepth, *api.xsltMaxVars) };
+        assert_eq!((depth, vars), (MAX_TEMPLATE_DEPTH, MAX_VARIABLES));
+        assert!(!api.security_prefs.is_null());
+    }
 }
