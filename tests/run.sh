@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages: libxslt (XSLT templates), a C compiler (QuickJS), MariaDB (the
 # queue's tests), Node.js and npm (the EJS differential test), Python (a third-party
-# gateway written in Python).
+# gateway written in Python), valgrind (libxslt objects freed on every path).
 need=()
 [ -e /usr/include/libxslt/xslt.h ] || need+=(libxslt1-dev)
 command -v cc >/dev/null || need+=(gcc)
@@ -18,6 +18,7 @@ command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-se
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v python3 >/dev/null || need+=(python3)
+command -v valgrind >/dev/null || need+=(valgrind)
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${need[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi
@@ -32,4 +33,9 @@ cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo build --locked --release
 tests/smoke.sh "${CARGO_TARGET_DIR:-target}/release/mgrnotify"
+# Every libxml2/libxslt object freed: the render bench, a few rounds, under valgrind.
+render=$(cargo bench --locked --bench render --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p')
+RENDER_BENCH_ITERATIONS=20 valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect \
+  --error-exitcode=9 "$render" >/dev/null
+echo "valgrind: render bench, no leaks"
 cargo test --locked
