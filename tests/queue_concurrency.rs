@@ -7,6 +7,9 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::{Arc, Mutex};
+
+use common::fake_http::{FakeHttp, Request, Response};
 use common::mariadb::{add_program, delivered, notice_file, TestDb, RECORDING_GATEWAY};
 use common::mgr_root::MgrRoot;
 
@@ -24,10 +27,14 @@ fn spawn_process(root: &MgrRoot, db: &TestDb) -> Child {
 }
 
 fn fill(root: &MgrRoot, db: &TestDb, rows: usize) {
+    fill_for(root, db, rows, "+1");
+}
+
+fn fill_for(root: &MgrRoot, db: &TestDb, rows: usize, phone: &str) {
     for n in 0..rows {
         root.write(
             &format!("var/notify/q/{n}"),
-            &notice_file(&format!("row{n}"), Some("+1"), 1),
+            &notice_file(&format!("row{n}"), Some(phone), 1),
         );
         db.add_task(
             &format!("q/{n}"),
@@ -85,6 +92,71 @@ fn three_concurrent_runs_skip_locked() {
 #[test]
 fn three_concurrent_runs_named_locks() {
     three_runs_deliver_each_row_exactly_once("named_locks");
+}
+
+/// The fast path: gwepochta in-process, three runs at once against one fake ePochta
+/// that counts the SENDs of every message text.
+fn three_in_process_runs_send_each_row_exactly_once(claim: &str) {
+    let sends: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let seen = sends.clone();
+    let fake = FakeHttp::start(move |req: &Request| {
+        let body = req.body_text();
+        let text = body
+            .split_once("<text>")
+            .and_then(|(_, rest)| rest.split_once("</text>"))
+            .map(|(t, _)| t.to_owned());
+        match text {
+            Some(t) if req.path() == "/members/sms/xml.php" && body.contains("SEND") => {
+                *seen.lock().unwrap().entry(t).or_insert(0) += 1;
+                Response::xml("<RESPONSE><status>0</status></RESPONSE>")
+            }
+            _ => Response::text(400, "unexpected request"),
+        }
+    });
+    let root = MgrRoot::new();
+    root.write(
+        "etc/mgrnotify/mgrnotify.conf",
+        &format!("QueueWorkers 6\nQueueBatchSize 11\nQueueClaim {claim}\n"),
+    );
+    let db = TestDb::create();
+    db.add_gateway(
+        "gwepochta",
+        1,
+        &format!(
+            "<doc><login>l</login><password>pw</password><sender>S</sender>\
+             <api_url>{}</api_url></doc>",
+            fake.url()
+        ),
+        "on",
+        "outgoing",
+    );
+    let rows = 300;
+    fill_for(&root, &db, rows, "+79990000001");
+    let runs: Vec<Child> = (0..3).map(|_| spawn_process(&root, &db)).collect();
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let sends = sends.lock().unwrap();
+    assert_eq!(sends.len(), rows, "every row sent");
+    let twice: Vec<_> = sends.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    assert_eq!(fake.count(), rows);
+    assert!(db.tasks().is_empty());
+}
+
+#[test]
+fn three_in_process_runs_skip_locked() {
+    three_in_process_runs_send_each_row_exactly_once("skip_locked");
+}
+
+#[test]
+fn three_in_process_runs_named_locks() {
+    three_in_process_runs_send_each_row_exactly_once("named_locks");
 }
 
 #[test]
