@@ -61,3 +61,18 @@ fn cli_runs_a_role_by_name() {
     assert!(out.status.success());
     assert!(stdout(&out).contains("<contact_type>phone</contact_type>"));
 }
+
+#[test]
+fn ntsms_getmessage_has_nothing_to_get() {
+    let root = MgrRoot::new();
+    let out = root.run(
+        "notify/ntsms",
+        &["--command", "getmessage", "--gate", "all"],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(root.read("var/ntsms.log").contains("nothing to get"));
+    let out = root.run("notify/ntsms", &["--command", "getmessage"], "");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--gate"));
+}

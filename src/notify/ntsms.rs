@@ -30,10 +30,11 @@ impl NotifyModule for Ntsms {
         queue::deliver_one(&self.root, ROLE, file).map_err(|e| NotifyError(e.0))
     }
 
-    fn get_message(&self, _gate: &str) -> Result<(), NotifyError> {
-        Err(NotifyError(
-            "ntsms gateways are outgoing only: there are no messages to get".into(),
-        ))
+    /// SMS gateways only send: there is never anything to get, and saying so is not
+    /// an error BILLmanager should show.
+    fn get_message(&self, gate: &str) -> Result<(), NotifyError> {
+        crate::info!("getmessage --gate {gate}: SMS gateways only send, nothing to get");
+        Ok(())
     }
 
     fn process_queue(&self) -> Result<(), NotifyError> {
