@@ -63,6 +63,15 @@ fn main() {
     } else {
         println!("  gwepochta runs skipped: scripts/gwepochta.rhai is not in this tree yet");
     }
+    if script.is_file() {
+        // Memory is flat in queue length: the same run on a queue ten times shorter.
+        let short = (messages / 10).max(1);
+        let f = epochta_run(short, Duration::ZERO, false);
+        report(
+            &format!("gwepochta in-process, at once, a {short}-message queue"),
+            &f,
+        );
+    }
     let f = third_party_run(messages);
     report("third-party shell gateway, a subprocess per message", &f);
 }
