@@ -38,13 +38,13 @@ say() { echo "install.sh: $*"; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 is_our_link() { [ -L "$1" ] && [ "$(readlink "$1")" = "$LINK_TARGET" ]; }
 
-# The Debian packages the build needs (libxslt for XSLT templates, a C compiler for
-# the embedded JavaScript engine). Installed when missing and apt-get is at hand.
+# The Debian packages needed: a C compiler to build the embedded JavaScript engine, and
+# libxslt (loaded at run time for XSLT templates). Installed when missing and apt-get
+# is at hand.
 ensure_build_deps() {
   local missing=()
-  [ -e /usr/include/libxslt/xslt.h ] || missing+=(libxslt1-dev)
   command -v cc >/dev/null 2>&1 || missing+=(gcc)
-  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  [ -n "$(ldconfig -p 2>/dev/null | grep 'libxslt\.so\.1 ')" ] || missing+=(libxslt1.1)
   if [ ${#missing[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
       say "installing build packages: ${missing[*]}"

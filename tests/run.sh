@@ -7,13 +7,12 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Debian packages: libxslt (XSLT templates), a C compiler (QuickJS), MariaDB (the
+# Debian packages: libxslt (XSLT templates, loaded at run time), a C compiler (QuickJS), MariaDB (the
 # queue's tests), Node.js and npm (the EJS differential test), Python (a third-party
 # gateway written in Python), valgrind (libxslt objects freed on every path).
 need=()
-[ -e /usr/include/libxslt/xslt.h ] || need+=(libxslt1-dev)
+[ -n "$(ldconfig -p 2>/dev/null | grep 'libxslt\.so\.1 ')" ] || need+=(libxslt1.1)
 command -v cc >/dev/null || need+=(gcc)
-command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
