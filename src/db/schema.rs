@@ -58,7 +58,10 @@ const ERRORS: &str = "COALESCE(error_count, 0)";
 pub enum ClaimMode {
     /// `SELECT ... FOR UPDATE SKIP LOCKED` (MariaDB >= 10.6, MySQL >= 8.0.1).
     SkipLocked,
-    /// `GET_LOCK('mgrnotify.notifytask.<id>', 0)` and a row lock (older servers).
+    /// `GET_LOCK('mgrnotify.<md5 of the database name>.<id>', 0)` and a row lock
+    /// (older servers). The database is part of the name, so two BILLmanager databases
+    /// on one server never hold each other's locks; the hash keeps it within the
+    /// 64 characters a lock name may have.
     NamedLocks,
 }
 
@@ -266,7 +269,7 @@ pub fn claim<'c>(
         ClaimMode::NamedLocks => {
             let got: Option<Option<i64>> = conn
                 .exec_first(
-                    "SELECT GET_LOCK(CONCAT('mgrnotify.notifytask.', ?), 0)",
+                    "SELECT GET_LOCK(CONCAT('mgrnotify.', MD5(DATABASE()), '.', ?), 0)",
                     (id,),
                 )
                 .map_err(fail)?;
@@ -304,8 +307,11 @@ pub fn claim<'c>(
 /// Ends a claim's named lock (no-op for [`ClaimMode::SkipLocked`]).
 pub fn release(conn: &mut PooledConn, mode: ClaimMode, id: u64) -> Result<(), DbError> {
     if mode == ClaimMode::NamedLocks {
-        conn.exec_drop("DO RELEASE_LOCK(CONCAT('mgrnotify.notifytask.', ?))", (id,))
-            .map_err(|e| DbError::query(&format!("cannot release notifytask row {id}"), &e))?;
+        conn.exec_drop(
+            "DO RELEASE_LOCK(CONCAT('mgrnotify.', MD5(DATABASE()), '.', ?))",
+            (id,),
+        )
+        .map_err(|e| DbError::query(&format!("cannot release notifytask row {id}"), &e))?;
     }
     Ok(())
 }
