@@ -99,17 +99,7 @@ fn epochta_run(messages: usize, delay: Duration, separate_program: bool) -> Figu
         std::fs::copy(common::mgr_root::BIN, &link).expect("copy the binary");
     }
     let db = TestDb::create();
-    db.add_gateway(
-        "gwepochta",
-        1,
-        &format!(
-            "<doc><login>bench</login><password>pw</password><sender>Bench</sender>\
-             <api_url>{}</api_url></doc>",
-            fake.url()
-        ),
-        "on",
-        "outgoing",
-    );
+    db.add_epochta_gateway(1, "bench", "pw", &fake.url());
     let mut f = run(&root, &db, messages);
     f.sent = fake.count().min(f.sent);
     f

@@ -45,6 +45,19 @@ fn fill_for(root: &MgrRoot, db: &TestDb, rows: usize, phone: &str) {
     }
 }
 
+/// Starts three `process` runs at once and waits for all; each must succeed.
+fn three_runs_at_once(root: &MgrRoot, db: &TestDb) {
+    let runs: Vec<Child> = (0..3).map(|_| spawn_process(root, db)).collect();
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// How often each row's message reached the provider.
 fn counts(root: &MgrRoot) -> HashMap<String, usize> {
     let mut c = HashMap::new();
@@ -65,15 +78,7 @@ fn three_runs_deliver_each_row_exactly_once(claim: &str) {
     db.add_gateway("gwrecord", 1, "", "on", "outgoing");
     let rows = 150;
     fill(&root, &db, rows);
-    let runs: Vec<Child> = (0..3).map(|_| spawn_process(&root, &db)).collect();
-    for run in runs {
-        let out = run.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    three_runs_at_once(&root, &db);
     let c = counts(&root);
     assert_eq!(c.len(), rows, "every row delivered");
     let twice: Vec<_> = c.iter().filter(|(_, n)| **n != 1).collect();
@@ -119,28 +124,10 @@ fn three_in_process_runs_send_each_row_exactly_once(claim: &str) {
         &format!("QueueWorkers 6\nQueueBatchSize 11\nQueueClaim {claim}\n"),
     );
     let db = TestDb::create();
-    db.add_gateway(
-        "gwepochta",
-        1,
-        &format!(
-            "<doc><login>l</login><password>pw</password><sender>S</sender>\
-             <api_url>{}</api_url></doc>",
-            fake.url()
-        ),
-        "on",
-        "outgoing",
-    );
+    db.add_epochta_gateway(1, "l", "pw", &fake.url());
     let rows = 300;
     fill_for(&root, &db, rows, "+79990000001");
-    let runs: Vec<Child> = (0..3).map(|_| spawn_process(&root, &db)).collect();
-    for run in runs {
-        let out = run.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    three_runs_at_once(&root, &db);
     let sends = sends.lock().unwrap();
     assert_eq!(sends.len(), rows, "every row sent");
     let twice: Vec<_> = sends.iter().filter(|(_, n)| **n != 1).collect();

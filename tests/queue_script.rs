@@ -32,17 +32,7 @@ fn epochta(status: i32) -> FakeHttp {
 fn setup(fake: &FakeHttp) -> (MgrRoot, TestDb, u64) {
     let root = MgrRoot::new();
     let db = TestDb::create();
-    db.add_gateway(
-        "gwepochta",
-        1,
-        &format!(
-            "<doc><login>login1</login><password>pw-secret</password><sender>Shop</sender>\
-             <api_url>{}</api_url></doc>",
-            fake.url()
-        ),
-        "on",
-        "outgoing",
-    );
+    db.add_epochta_gateway(1, "login1", "pw-secret", &fake.url());
     root.write(
         "var/notify/e",
         &notice_file("Hello via ePochta", Some("+79990000001"), 1),

@@ -47,17 +47,7 @@ fn queue_fixture(fixture: &str) -> (MgrRoot, TestDb, u64, FakeHttp, Arc<Mutex<Ve
     let (fake, texts) = epochta();
     let root = MgrRoot::new();
     let db = TestDb::create();
-    db.add_gateway(
-        "gwepochta",
-        1,
-        &format!(
-            "<doc><login>shop</login><password>pw</password><sender>Shop</sender>\
-             <api_url>{}</api_url></doc>",
-            fake.url()
-        ),
-        "on",
-        "outgoing",
-    );
+    db.add_epochta_gateway(1, "shop", "pw", &fake.url());
     let path = format!(
         "{}/tests/fixtures/notify/{fixture}",
         env!("CARGO_MANIFEST_DIR")

@@ -359,6 +359,27 @@ impl TestDb {
         c.last_insert_id()
     }
 
+    /// Adds an active outgoing gwepochta gateway for `project` whose requests go to
+    /// `api_url` (a fake ePochta).
+    pub fn add_epochta_gateway(
+        &self,
+        project: u32,
+        login: &str,
+        password: &str,
+        api_url: &str,
+    ) -> u64 {
+        self.add_gateway(
+            "gwepochta",
+            project,
+            &format!(
+                "<doc><login>{login}</login><password>{password}</password><sender>Shop</sender>\
+                 <api_url>{api_url}</api_url></doc>"
+            ),
+            "on",
+            "outgoing",
+        )
+    }
+
     /// Adds an ntsms queue row and returns its id.
     pub fn add_task(&self, filename: &str, priority: i32, createdate: &str, forced: bool) -> u64 {
         let mut c = self.conn();
