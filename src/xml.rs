@@ -55,12 +55,12 @@ impl Params {
     }
 
     /// Writes each pair as `<name>value</name>` inside the current element.
-    pub fn write_into(&self, w: &mut XmlWriter) {
+    pub fn write_into(&self, w: &mut Writer) {
         for (k, v) in self.iter() {
             if is_xml_name(k) {
-                w.start_element(k);
-                w.write_text(&escape_text(v));
-                w.end_element();
+                w.start(k);
+                w.text(v);
+                w.end();
             }
         }
     }
@@ -107,33 +107,58 @@ pub fn is_xml_name(name: &str) -> bool {
         && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-/// A writer set up the way every document here is written.
-///
-/// xmlwriter 0.1 escapes only `<` in text and the quote in attribute values: pass
-/// text and attribute values through [`escape_text`] first (its output has neither
-/// left, so nothing is escaped twice).
-pub fn writer() -> XmlWriter {
-    // No indentation: whitespace added around text would change parameter values.
-    XmlWriter::new(Options {
-        use_single_quote: false,
-        indent: xmlwriter::Indent::None,
-        attributes_indent: xmlwriter::Indent::None,
-    })
+/// The one way documents are written here: xmlwriter without indentation (whitespace
+/// around text would change parameter values), with every text and attribute value
+/// escaped here, since xmlwriter 0.1 escapes only `<` in text and the quote in
+/// attributes, never `&`.
+pub struct Writer(XmlWriter);
+
+impl Writer {
+    pub fn new() -> Self {
+        Self(XmlWriter::new(Options {
+            use_single_quote: false,
+            indent: xmlwriter::Indent::None,
+            attributes_indent: xmlwriter::Indent::None,
+        }))
+    }
+    pub fn start(&mut self, name: &str) {
+        self.0.start_element(name);
+    }
+    pub fn attr(&mut self, name: &str, value: &str) {
+        // Escaped output has no `<` or `"` left for xmlwriter to touch.
+        self.0.write_attribute(name, &escape_text(value));
+    }
+    pub fn text(&mut self, text: &str) {
+        self.0.write_text(&escape_text(text));
+    }
+    pub fn end(&mut self) {
+        self.0.end_element();
+    }
+    /// Closes every open element and returns the document.
+    pub fn finish(self) -> String {
+        self.0.end_document()
+    }
+}
+
+impl Default for Writer {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// `<doc><error type=".." object=".."><msg>..</msg></error></doc>`: BILLmanager's
 /// error reply. The text is redacted of every registered secret.
 pub fn error_doc(kind: &str, object: &str, msg: &str) -> String {
-    let mut w = writer();
-    w.start_element("doc");
-    w.start_element("error");
-    w.write_attribute("type", kind);
+    let mut w = Writer::new();
+    w.start("doc");
+    w.start("error");
+    w.attr("type", kind);
     if !object.is_empty() {
-        w.write_attribute("object", &escape_text(&crate::log::redact(object)));
+        w.attr("object", &crate::log::redact(object));
     }
-    w.start_element("msg");
-    w.write_text(&escape_text(&crate::log::redact(msg)));
-    w.end_document() + "\n"
+    w.start("msg");
+    w.text(&crate::log::redact(msg));
+    w.finish() + "\n"
 }
 
 #[cfg(test)]

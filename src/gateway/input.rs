@@ -71,13 +71,13 @@ impl GatewaySettings {
             .ok_or_else(|| GatewayError::missed(name))
     }
 
-    fn write_into(&self, w: &mut xmlwriter::XmlWriter) {
-        w.start_element("gateway");
+    fn write_into(&self, w: &mut crate::xml::Writer) {
+        w.start("gateway");
         self.gateway.write_into(w);
-        w.start_element("xmlparams");
-        w.write_text(&xml::escape_text(&self.xmlparams));
-        w.end_element();
-        w.end_element();
+        w.start("xmlparams");
+        w.text(&self.xmlparams);
+        w.end();
+        w.end();
     }
 }
 
@@ -127,21 +127,21 @@ impl OutgoingInput {
 
     /// The document a notification module sends to `gate/<module> --command outgoing`.
     pub fn to_xml(&self) -> String {
-        let mut w = xml::writer();
-        w.start_element("doc");
+        let mut w = xml::Writer::new();
+        w.start("doc");
         self.settings.write_into(&mut w);
-        w.start_element("message");
-        w.write_text(&xml::escape_text(&self.message));
-        w.end_element();
-        w.start_element("subject");
-        w.write_text(&xml::escape_text(&self.subject));
-        w.end_element();
+        w.start("message");
+        w.text(&self.message);
+        w.end();
+        w.start("subject");
+        w.text(&self.subject);
+        w.end();
         for (name, params) in [("user", &self.user), ("project", &self.project)] {
-            w.start_element(name);
+            w.start(name);
             params.write_into(&mut w);
-            w.end_element();
+            w.end();
         }
-        w.end_document()
+        w.finish()
     }
 }
 

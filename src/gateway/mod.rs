@@ -103,18 +103,18 @@ pub struct Features {
 
 impl Features {
     pub fn to_xml(&self) -> String {
-        let mut w = xml::writer();
-        w.start_element("doc");
-        w.start_element("features");
+        let mut w = xml::Writer::new();
+        w.start("doc");
+        w.start("features");
         for f in &self.features {
-            w.start_element("feature");
-            w.write_attribute("name", f.name());
-            w.end_element();
+            w.start("feature");
+            w.attr("name", f.name());
+            w.end();
         }
-        w.end_element();
-        w.start_element("notify_module");
-        w.write_text(&self.notify_module);
-        w.end_document() + "\n"
+        w.end();
+        w.start("notify_module");
+        w.text(&self.notify_module);
+        w.finish() + "\n"
     }
 }
 
@@ -130,11 +130,11 @@ impl Delivery {
         match &self.id {
             None => "<doc/>\n".to_owned(),
             Some(id) => {
-                let mut w = xml::writer();
-                w.start_element("doc");
-                w.start_element("id");
-                w.write_text(&xml::escape_text(id));
-                w.end_document() + "\n"
+                let mut w = xml::Writer::new();
+                w.start("doc");
+                w.start("id");
+                w.text(id);
+                w.finish() + "\n"
             }
         }
     }
@@ -220,15 +220,15 @@ pub fn answer(
             let doc_text = read_input(stdin)?;
             let doc = parse_input(&doc_text)?;
             let messages = module.ingoing(&GatewaySettings::from_doc(&doc)?)?;
-            let mut w = xml::writer();
-            w.start_element("doc");
-            w.start_element("messages");
+            let mut w = xml::Writer::new();
+            w.start("doc");
+            w.start("messages");
             for m in &messages {
-                w.start_element("message");
-                w.write_text(&xml::escape_text(m));
-                w.end_element();
+                w.start("message");
+                w.text(m);
+                w.end();
             }
-            Ok(w.end_document() + "\n")
+            Ok(w.finish() + "\n")
         }
         "outgoing" | "ingoing" | "check_connection" => Err(unsupported(command)),
         "" => Err(GatewayError::new(

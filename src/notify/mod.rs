@@ -49,18 +49,18 @@ pub struct NotifyFeatures {
 
 impl NotifyFeatures {
     pub fn to_xml(&self) -> String {
-        let mut w = xml::writer();
-        w.start_element("doc");
-        w.start_element("features");
+        let mut w = xml::Writer::new();
+        w.start("doc");
+        w.start("features");
         for f in self.features {
-            w.start_element("feature");
-            w.write_attribute("name", f);
-            w.end_element();
+            w.start("feature");
+            w.attr("name", f);
+            w.end();
         }
-        w.end_element();
-        w.start_element("contact_type");
-        w.write_text(self.contact_type);
-        w.end_document() + "\n"
+        w.end();
+        w.start("contact_type");
+        w.text(self.contact_type);
+        w.finish() + "\n"
     }
 }
 

@@ -163,12 +163,12 @@ fn xml_element(name: &str, attrs: Map, children: Array) -> Map {
 
 /// Serialises a node tree (from xml_element or xml_parse) without an XML declaration.
 fn xml_build(node: Map) -> HostResult<String> {
-    let mut w = crate::xml::writer();
+    let mut w = crate::xml::Writer::new();
     write_node(&mut w, &node, 0)?;
-    Ok(w.end_document())
+    Ok(w.finish())
 }
 
-fn write_node(w: &mut xmlwriter::XmlWriter, node: &Map, depth: usize) -> HostResult<()> {
+fn write_node(w: &mut crate::xml::Writer, node: &Map, depth: usize) -> HostResult<()> {
     if depth > MAX_TREE_DEPTH {
         return Err(host_error(format!(
             "xml_build: elements nested deeper than {MAX_TREE_DEPTH} levels"
@@ -183,7 +183,7 @@ fn write_node(w: &mut xmlwriter::XmlWriter, node: &Map, depth: usize) -> HostRes
             "xml_build: '{name}' is not an XML element name"
         )));
     }
-    w.start_element(&name);
+    w.start(&name);
     if let Some(attrs) = node.get("attrs").filter(|a| !a.is_unit()) {
         let attrs = attrs
             .read_lock::<Map>()
@@ -194,11 +194,11 @@ fn write_node(w: &mut xmlwriter::XmlWriter, node: &Map, depth: usize) -> HostRes
                     "xml_build: '{key}' is not an XML attribute name"
                 )));
             }
-            w.write_attribute(key.as_str(), &escape(&value.to_string()));
+            w.attr(key.as_str(), &value.to_string());
         }
     }
     if let Some(text) = node.get("text").filter(|t| !t.is_unit()) {
-        w.write_text(&escape(&text.to_string()));
+        w.text(&text.to_string());
     }
     if let Some(children) = node.get("children").filter(|c| !c.is_unit()) {
         let children = children.read_lock::<Array>().ok_or_else(|| {
@@ -208,18 +208,12 @@ fn write_node(w: &mut xmlwriter::XmlWriter, node: &Map, depth: usize) -> HostRes
             if let Some(map) = child.read_lock::<Map>() {
                 write_node(w, &map, depth + 1)?;
             } else if !child.is_unit() {
-                w.write_text(&escape(&child.to_string()));
+                w.text(&child.to_string());
             }
         }
     }
-    w.end_element();
+    w.end();
     Ok(())
-}
-
-/// xmlwriter 0.1 escapes only `<` in text and the quote in attributes, so `&` is
-/// escaped here first; the result has no `<` or `"` left for xmlwriter to touch.
-fn escape(text: &str) -> String {
-    crate::xml::escape_text(text)
 }
 
 // ---- JSON ----
