@@ -97,7 +97,7 @@ impl ScriptGateway {
         for field in &metadata.fields {
             if field.kind == FieldKind::Password {
                 if let Some(value) = params.get(&field.name) {
-                    register_secret(value);
+                    crate::log::add_secret(value);
                 }
             }
         }
@@ -264,20 +264,6 @@ impl GatewayModule for ScriptGateway {
             Dynamic::from_map(params_map(params)),
         )
         .map(|_| ())
-    }
-}
-
-/// A password in every spelling a provider may echo it back in: as is, XML-escaped
-/// once or twice (an escaped request inside an XML answer), JSON-escaped (each also
-/// URL-encoded, by `add_secret`).
-fn register_secret(value: &str) {
-    crate::log::add_secret(value);
-    crate::log::add_secret(&crate::xml::escape_text(value));
-    if let Ok(json) = serde_json::to_string(value) {
-        let inner = &json[1..json.len() - 1];
-        if inner != value {
-            crate::log::add_secret(inner);
-        }
     }
 }
 
