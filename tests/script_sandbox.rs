@@ -181,7 +181,7 @@ fn bad_metadata_is_a_clear_error() {
     let root = MgrRoot::new();
     root.add_script(
         "gwbadmeta",
-        "fn metadata() { #{title: \"T\", notify_module: \"ntsms\", fields: [#{name: \"x\", type: \"select\"}]} }\nfn outgoing(req) {}",
+        "fn metadata() { #{title: \"T\", notify_module: \"ntsms\", fields: [#{name: \"x\", type: \"radio\"}]} }\nfn outgoing(req) {}",
     );
     let out = root.run("gate/gwbadmeta", &["--command", "features"], "");
     assert_ne!(out.status.code(), Some(0));
@@ -190,7 +190,7 @@ fn bad_metadata_is_a_clear_error() {
         (kind.as_str(), object.as_str()),
         ("script", "gwbadmeta.rhai")
     );
-    assert!(msg.contains("type 'select'"), "{msg}");
+    assert!(msg.contains("type 'radio'"), "{msg}");
 }
 
 #[test]

@@ -20,8 +20,11 @@ Commands:
   list                         roles, providers and their script paths
   sync                         create gate/gw<name> symlinks and plugin XML for every
                                provider script, remove those of deleted scripts
-  send gw<name> --to PHONE --text TEXT [--param k=v ...] [--dry-run]
+  send gw<name> --to PHONE --text TEXT [--subject TEXT] [--params FILE]
+       [--param k=v ...] [--dry-run]
                                send one message through a provider script
+                               (gw<name> or a .rhai file); passwords belong in
+                               the --params file, not in argv
   check FILE.rhai              compile a provider script and validate its metadata
   --help, --version
 

@@ -10,6 +10,7 @@ use argh::FromArgs;
 use crate::gateway::script::ScriptGateway;
 use crate::gateway::{GatewayModule, GatewaySettings, OutgoingInput};
 use crate::root::MgrRoot;
+use crate::script::{Field, Metadata};
 use crate::xml::Params;
 
 #[derive(FromArgs)]
@@ -79,26 +80,7 @@ fn send(argv0: &OsStr, args: &SendArgs) -> Result<(), String> {
     }
     params.insert_if_absent("gateway_module", &role);
     if args.dry_run {
-        let missing: Vec<&str> = metadata
-            .fields
-            .iter()
-            .filter(|f| f.required && params.get(&f.name).is_none())
-            .map(|f| f.name.as_str())
-            .collect();
-        if !missing.is_empty() {
-            eprintln!(
-                "warning: dry run without {}: using placeholders {}",
-                missing.join(", "),
-                missing
-                    .iter()
-                    .map(|n| format!("{{{n}}}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            for name in missing {
-                params.set(name, &format!("{{{name}}}"));
-            }
-        }
+        fill_placeholders(metadata, &mut params);
     }
 
     let mut user = Params::new();
@@ -146,6 +128,51 @@ fn send(argv0: &OsStr, args: &SendArgs) -> Result<(), String> {
             Ok(())
         }
         (false, Ok(_)) => Ok(()),
+    }
+}
+
+/// A dry run needs no credentials: every required parameter without a value or a
+/// default gets a placeholder `{name}` (a select its first choice), and so does the
+/// first field of each `required_one_of` group that has none. Warns about each.
+fn fill_placeholders(metadata: &Metadata, params: &mut Params) {
+    let mut missing: Vec<&Field> = metadata
+        .fields
+        .iter()
+        .filter(|f| f.required && f.default.is_none() && params.get(&f.name).is_none())
+        .collect();
+    for group in &metadata.required_one_of {
+        if group.iter().all(|name| params.get(name).is_none()) {
+            missing.extend(metadata.field(&group[0]));
+        }
+    }
+    if missing.is_empty() {
+        return;
+    }
+    let placeholders: Vec<(&str, String)> = missing
+        .iter()
+        .map(|f| {
+            let value = match f.options.first() {
+                Some(option) => option.value.clone(),
+                None => format!("{{{}}}", f.name),
+            };
+            (f.name.as_str(), value)
+        })
+        .collect();
+    eprintln!(
+        "warning: dry run without {}: using placeholders {}",
+        placeholders
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(", "),
+        placeholders
+            .iter()
+            .map(|(_, value)| value.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (name, value) in placeholders {
+        params.set(name, &value);
     }
 }
 

@@ -85,31 +85,63 @@ impl ScriptGateway {
             .get_or_init(|| script::runtime_engine(Arc::new(HttpClient::new())))
     }
 
-    /// Runs one command function with the gateway's parameters in force.
-    fn run(
-        &self,
-        command: Command,
-        params: &Params,
-        check_required: bool,
-        arg: Dynamic,
-    ) -> Result<Dynamic, GatewayError> {
+    /// The parameters a command works with: defaults filled in, then checked against
+    /// the script's fields (required ones present, one of each `required_one_of`
+    /// group present, select values among the options). Password values become
+    /// registered secrets.
+    fn prepare(&self, params: &Params) -> Result<Params, GatewayError> {
         let metadata = self.script.metadata();
+        let mut params = params.clone();
         for field in &metadata.fields {
+            if let (Some(default), None) = (&field.default, params.get(&field.name)) {
+                params.set(&field.name, default);
+            }
             if field.kind == FieldKind::Password {
                 if let Some(value) = params.get(&field.name) {
                     crate::log::add_secret(value);
                 }
             }
         }
-        if check_required {
-            if let Some(missing) = metadata
-                .fields
-                .iter()
-                .find(|f| f.required && params.get(&f.name).is_none())
-            {
-                return Err(GatewayError::missed(&missing.name));
+        for field in &metadata.fields {
+            match params.get(&field.name) {
+                None if field.required => return Err(GatewayError::missed(&field.name)),
+                Some(value)
+                    if field.kind == FieldKind::Select
+                        && !field.options.iter().any(|o| o.value == value) =>
+                {
+                    let choices: Vec<&str> =
+                        field.options.iter().map(|o| o.value.as_str()).collect();
+                    return Err(GatewayError::value(
+                        &field.name,
+                        format!(
+                            "'{value}' is not a choice of {}: use one of {}",
+                            field.name,
+                            choices.join(", ")
+                        ),
+                    ));
+                }
+                _ => {}
             }
         }
+        for group in &metadata.required_one_of {
+            if group.iter().all(|name| params.get(name).is_none()) {
+                return Err(GatewayError::new(
+                    "missed",
+                    &group[0],
+                    format!("fill in one of the parameters {}", group.join(", ")),
+                ));
+            }
+        }
+        Ok(params)
+    }
+
+    /// Runs one command function with the gateway's (prepared) parameters in force.
+    fn run(
+        &self,
+        command: Command,
+        params: &Params,
+        arg: Dynamic,
+    ) -> Result<Dynamic, GatewayError> {
         let settings = CallSettings {
             api_url: params
                 .get("api_url")
@@ -172,7 +204,7 @@ impl GatewayModule for ScriptGateway {
     }
 
     fn outgoing(&self, input: &OutgoingInput) -> Result<Delivery, GatewayError> {
-        let params = &input.settings.params;
+        let params = &self.prepare(&input.settings.params)?;
         let mut req = Map::new();
         req.insert("params".into(), Dynamic::from_map(params_map(params)));
         req.insert(
@@ -186,7 +218,7 @@ impl GatewayModule for ScriptGateway {
             "project".into(),
             Dynamic::from_map(params_map(&input.project)),
         );
-        let reply = self.run(Command::Outgoing, params, true, Dynamic::from_map(req))?;
+        let reply = self.run(Command::Outgoing, params, Dynamic::from_map(req))?;
         if reply.is_unit() {
             return Ok(Delivery::default());
         }
@@ -212,11 +244,10 @@ impl GatewayModule for ScriptGateway {
                 format!("{} defines no fn ingoing(params)", self.script.file()),
             ));
         }
-        let params = &settings.params;
+        let params = &self.prepare(&settings.params)?;
         let reply = self.run(
             Command::Ingoing,
             params,
-            true,
             Dynamic::from_map(params_map(params)),
         )?;
         if reply.is_unit() {
@@ -235,7 +266,6 @@ impl GatewayModule for ScriptGateway {
         let reply = self.run(
             Command::Formtune,
             &Params::new(),
-            false,
             Dynamic::from(form.to_owned()),
         )?;
         reply.into_string().map_err(|t| {
@@ -256,11 +286,10 @@ impl GatewayModule for ScriptGateway {
                 ),
             ));
         }
-        let params = &settings.params;
+        let params = &self.prepare(&settings.params)?;
         self.run(
             Command::CheckConnection,
             params,
-            true,
             Dynamic::from_map(params_map(params)),
         )
         .map(|_| ())

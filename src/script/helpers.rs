@@ -1,12 +1,18 @@
-//! Host helpers for provider scripts: XML and JSON, URL/form encoding, base64, hashes
-//! and HMAC, phone numbers, time, and `fail`. docs/provider-scripts.md documents each.
+//! Host helpers for provider scripts: XML and JSON (throwing and `_try` parsers),
+//! numbers, regular expressions, URL/form encoding, base64 and Basic auth, hashes and
+//! HMAC, phone numbers, time, and `fail`. README.md's script guide documents each.
 //!
 //! A helper's failure is a script runtime error (catchable with try/catch); uncaught,
-//! it ends the command as a `gateway` error with the helper's message.
+//! it ends the command as a `gateway` error with the helper's message. `fail` and a
+//! broken regular expression are [`Abort`]s instead, which no catch intercepts.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Position, INT};
+use regex::{Regex, RegexBuilder};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position, FLOAT, INT};
 use sha1::Digest;
 
 /// Nesting accepted by xml_build, xml_parse and json_build: trees deeper than this
@@ -23,10 +29,30 @@ pub fn host_error(msg: impl Into<String>) -> Box<EvalAltResult> {
     ))
 }
 
+/// An end of the command that the script's own `try`/`catch` cannot intercept.
+///
+/// It travels as rhai's `ErrorTerminated`, which `catch` passes on and script
+/// functions do not wrap: a `fail` inside `try` still fails the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Abort {
+    /// `fail(text)`: the provider refused; the text is for the operator.
+    Fail(String),
+    /// A bug in the script that only shows when it runs (a bad regular expression),
+    /// with where it struck: script functions pass an abort on without a position.
+    Bug(String, Position),
+}
+
+pub fn abort(reason: Abort) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorTerminated(
+        Dynamic::from(reason),
+        Position::NONE,
+    ))
+}
+
 /// Registers every helper except HTTP (see `super::host_http`).
 pub fn register(engine: &mut Engine) {
     engine.register_fn("fail", |msg: &str| -> HostResult<()> {
-        Err(host_error(msg))
+        Err(abort(Abort::Fail(msg.to_owned())))
     });
 
     engine.register_fn("xml_parse", xml_parse);
@@ -42,11 +68,27 @@ pub fn register(engine: &mut Engine) {
     engine.register_fn("xml_element", |name: &str, children: Array| {
         xml_element(name, Map::new(), children)
     });
+    engine.register_fn("xml_try", |text: &str| {
+        xml_parse(text).map_or(Dynamic::UNIT, Dynamic::from_map)
+    });
     engine.register_fn("xml_build", xml_build);
     engine.register_fn("xml_escape", |s: &str| crate::xml::escape_text(s));
 
     engine.register_fn("json_parse", json_parse);
+    engine.register_fn("json_try", |text: &str| {
+        json_parse(text).unwrap_or(Dynamic::UNIT)
+    });
     engine.register_fn("json_build", json_build);
+    engine.register_fn("int_try", int_try);
+    engine.register_fn("float_try", float_try);
+
+    engine.register_fn(
+        "regex_match",
+        |ctx: NativeCallContext, re: &str, text: &str| -> HostResult<bool> {
+            with_regex(&ctx, re, |re| re.is_match(text))
+        },
+    );
+    engine.register_fn("regex_captures", regex_captures);
 
     engine.register_fn("url_encode", |s: &str| url_encode(s));
     engine.register_fn("form_encode", form_encode);
@@ -54,6 +96,7 @@ pub fn register(engine: &mut Engine) {
         base64::engine::general_purpose::STANDARD.encode(s)
     });
     engine.register_fn("base64_decode", base64_decode);
+    engine.register_fn("basic_auth", basic_auth);
 
     engine.register_fn("md5", |s: &str| hex(&md5::Md5::digest(s)));
     engine.register_fn("sha1", |s: &str| hex(&sha1::Sha1::digest(s)));
@@ -227,6 +270,36 @@ fn json_parse(text: &str) -> HostResult<Dynamic> {
     })
 }
 
+/// A whole number from a text (surrounding spaces allowed) or a number that is one;
+/// `()` for anything else.
+fn int_try(value: Dynamic) -> Dynamic {
+    if value.is_int() {
+        return value;
+    }
+    value
+        .into_string()
+        .ok()
+        .and_then(|text| text.trim().parse::<INT>().ok())
+        .map_or(Dynamic::UNIT, Dynamic::from_int)
+}
+
+/// A finite number from a text or a number; `()` for anything else.
+fn float_try(value: Dynamic) -> Dynamic {
+    let number = if let Ok(i) = value.as_int() {
+        Some(i as FLOAT)
+    } else if let Ok(f) = value.as_float() {
+        Some(f)
+    } else {
+        value
+            .into_string()
+            .ok()
+            .and_then(|text| text.trim().parse::<FLOAT>().ok())
+    };
+    number
+        .filter(|f| f.is_finite())
+        .map_or(Dynamic::UNIT, Dynamic::from_float)
+}
+
 fn json_build(value: Dynamic) -> HostResult<String> {
     if nesting_exceeds(&value, MAX_TREE_DEPTH) {
         return Err(host_error(format!(
@@ -277,6 +350,22 @@ fn base64_decode(s: &str) -> HostResult<String> {
     String::from_utf8(bytes).map_err(|_| host_error("base64_decode: the decoded data is not text"))
 }
 
+/// `Basic base64(user:password)`, the HTTP Basic Authorization value. The value and
+/// its base64 part are registered secrets, whatever fields they came from.
+fn basic_auth(user: &str, password: &str) -> HostResult<String> {
+    if user.contains(':') {
+        return Err(host_error(
+            "basic_auth: the user name cannot contain ':' (RFC 7617)",
+        ));
+    }
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let value = format!("Basic {credentials}");
+    crate::log::add_secret(&credentials);
+    crate::log::add_secret(&value);
+    Ok(value)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -290,6 +379,109 @@ fn hmac_hex<M: Mac + hmac::digest::KeyInit>(key: &str, msg: &str) -> String {
         }
         Err(_) => String::new(),
     }
+}
+
+// ---- regular expressions ----
+
+/// Longest pattern accepted: provider ids and formats need a few dozen characters.
+const MAX_REGEX_LEN: usize = 4096;
+/// Compiled-size limits: a pattern that needs more is refused, not run.
+const REGEX_SIZE_LIMIT: usize = 1024 * 1024;
+const REGEX_DFA_SIZE_LIMIT: usize = 2 * 1024 * 1024;
+/// Compiled patterns kept for one command; more are compiled on each use.
+const MAX_CACHED_REGEXES: usize = 64;
+
+thread_local! {
+    /// Patterns compiled during the running command (see [`RegexCacheScope`]).
+    static REGEXES: RefCell<HashMap<String, Regex>> = RefCell::new(HashMap::new());
+}
+
+/// The compiled-regex cache lives for one command: it is emptied when the scope
+/// starts and when it ends.
+pub struct RegexCacheScope(());
+
+pub fn regex_cache_scope() -> RegexCacheScope {
+    REGEXES.with(|c| c.borrow_mut().clear());
+    RegexCacheScope(())
+}
+
+impl Drop for RegexCacheScope {
+    fn drop(&mut self) {
+        REGEXES.with(|c| c.borrow_mut().clear());
+    }
+}
+
+/// Runs `use_it` with `pattern` compiled (from the cache when it was compiled before
+/// in this command). A pattern that does not compile is a bug in the script.
+fn with_regex<T>(
+    ctx: &NativeCallContext,
+    pattern: &str,
+    use_it: impl FnOnce(&Regex) -> T,
+) -> HostResult<T> {
+    // Cloning a Regex shares its compiled program.
+    let cached = REGEXES.with(|c| c.borrow().get(pattern).cloned());
+    let re = match cached {
+        Some(re) => re,
+        None => {
+            let re = compile_regex(pattern).map_err(|why| {
+                abort(Abort::Bug(
+                    format!(
+                        "{}: bad regular expression '{pattern}': {why}",
+                        ctx.fn_name()
+                    ),
+                    ctx.call_position(),
+                ))
+            })?;
+            REGEXES.with(|c| {
+                let mut cache = c.borrow_mut();
+                if cache.len() < MAX_CACHED_REGEXES {
+                    cache.insert(pattern.to_owned(), re.clone());
+                }
+            });
+            re
+        }
+    };
+    Ok(use_it(&re))
+}
+
+/// Compiles a pattern within the limits; the error says why not.
+fn compile_regex(pattern: &str) -> Result<Regex, String> {
+    if pattern.len() > MAX_REGEX_LEN {
+        return Err(format!("longer than {MAX_REGEX_LEN} bytes"));
+    }
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(limit) => {
+                format!("it compiles to more than the size limit of {limit} bytes")
+            }
+            // The parser's text shows the pattern, a caret and "error: why": the why.
+            other => {
+                let text = other.to_string();
+                let why = text
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("");
+                why.trim().trim_start_matches("error: ").to_owned()
+            }
+        })
+}
+
+/// The first match's groups: `[whole match, group 1, ..]`, a group that took no part
+/// as `()`; `()` when the text does not match.
+fn regex_captures(ctx: NativeCallContext, pattern: &str, text: &str) -> HostResult<Dynamic> {
+    with_regex(&ctx, pattern, |re| {
+        re.captures(text).map_or(Dynamic::UNIT, |caps| {
+            let groups: Array = caps
+                .iter()
+                .map(|g| g.map_or(Dynamic::UNIT, |m| Dynamic::from(m.as_str().to_owned())))
+                .collect();
+            Dynamic::from_array(groups)
+        })
+    })
 }
 
 // ---- phone numbers ----
@@ -517,12 +709,63 @@ mod tests {
     }
 
     #[test]
-    fn fail_is_a_runtime_error_with_the_text() {
+    fn try_parsers_return_unit_on_bad_input() {
+        assert_eq!(
+            eval_str(r#"let v = json_try("{\"a\": [1, 2]}"); v.a[1]"#),
+            "2"
+        );
+        assert_eq!(
+            eval_str(r#"xml_text(xml_try("<r><status>0</status></r>"), "status")"#),
+            "0"
+        );
+        for bad in [
+            r#"json_try("{")"#,
+            r#"json_try("<html>")"#,
+            r#"xml_try("not xml")"#,
+            r#"xml_try("<!DOCTYPE x [<!ENTITY a 'b'>]><x>&a;</x>")"#,
+            r#"int_try("12a")"#,
+            r#"int_try("1.5")"#,
+            r#"int_try(())"#,
+            r#"int_try("99999999999999999999")"#,
+            r#"float_try("abc")"#,
+            r#"float_try("inf")"#,
+            r#"float_try("NaN")"#,
+        ] {
+            assert_eq!(eval_str(&format!("type_of({bad})")), "()", "{bad}");
+        }
+        // As deep as json_parse allows, and no deeper.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(eval_str(&format!("type_of(json_try(\"{deep}\"))")), "()");
+        assert_eq!(eval_str(r#"int_try(" -42 ") + int_try(8)"#), "-34");
+        assert_eq!(eval_str(r#"float_try("2.5") + float_try(1)"#), "3.5");
+    }
+
+    #[test]
+    fn regexes_are_compiled_once_per_command() {
+        let count = || REGEXES.with(|c| c.borrow().len());
+        {
+            let _scope = regex_cache_scope();
+            assert_eq!(
+                eval_str(
+                    r#"regex_match("^a+$", "aaa") && !regex_match("^a+$", "b") && regex_match("b", "b")"#
+                ),
+                "true"
+            );
+            assert_eq!(count(), 2);
+        }
+        assert_eq!(count(), 0, "the cache ends with the command");
+    }
+
+    #[test]
+    fn fail_is_an_abort_with_the_text() {
         let err = engine()
             .eval::<Dynamic>(r#"fail("provider said no")"#)
             .unwrap_err();
         match *err {
-            EvalAltResult::ErrorRuntime(v, _) => assert_eq!(v.to_string(), "provider said no"),
+            EvalAltResult::ErrorTerminated(v, _) => assert_eq!(
+                v.clone_cast::<Abort>(),
+                Abort::Fail("provider said no".into())
+            ),
             other => panic!("{other:?}"),
         }
     }

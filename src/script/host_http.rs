@@ -48,7 +48,8 @@ pub fn with_settings<T>(settings: CallSettings, run: impl FnOnce() -> T) -> (T, 
     (result, state.map(|s| s.recorded).unwrap_or_default())
 }
 
-/// Registers `http`, `http_get` and `http_post`, sending through `client`.
+/// Registers `http`, `http_get` and `http_post` (each short form also with a map of
+/// extra headers), sending through `client`.
 pub fn register(engine: &mut Engine, client: Arc<HttpClient>) {
     let c = client.clone();
     engine.register_fn("http", move |req: Map| -> HostResult<Map> {
@@ -58,13 +59,82 @@ pub fn register(engine: &mut Engine, client: Arc<HttpClient>) {
     engine.register_fn("http_get", move |url: &str| -> HostResult<Map> {
         send(&c, request("GET", url, Vec::new(), ""))
     });
+    let c = client.clone();
+    engine.register_fn(
+        "http_get",
+        move |url: &str, headers: Map| -> HostResult<Map> {
+            send(&c, request("GET", url, header_list(&headers), ""))
+        },
+    );
+    let c = client.clone();
     engine.register_fn(
         "http_post",
         move |url: &str, content_type: &str, body: &str| -> HostResult<Map> {
-            let headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
+            send(
+                &c,
+                request("POST", url, post_headers(content_type, None), body),
+            )
+        },
+    );
+    engine.register_fn(
+        "http_post",
+        move |url: &str, content_type: &str, body: &str, headers: Map| -> HostResult<Map> {
+            let headers = post_headers(content_type, Some(&headers));
             send(&client, request("POST", url, headers, body))
         },
     );
+}
+
+/// `Content-Type`, then the script's headers (a `Content-Type` among them wins).
+fn post_headers(content_type: &str, extra: Option<&Map>) -> Vec<(String, String)> {
+    let extra = extra.map(header_list).unwrap_or_default();
+    let mut headers = Vec::with_capacity(extra.len() + 1);
+    if !extra
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push(("Content-Type".to_owned(), content_type.to_owned()));
+    }
+    headers.extend(extra);
+    headers
+}
+
+/// A script's `#{name: value}` headers; `()` values are left out.
+fn header_list(headers: &Map) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(_, value)| !value.is_unit())
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
+}
+
+/// Shortest credential-header value registered as a secret: shorter values of such
+/// headers are flags (`X-Auth-Mode: on`), and redacting `on` everywhere would ruin
+/// the log. The request's own description hides these headers by name anyway.
+const MIN_HEADER_SECRET_LEN: usize = 8;
+
+/// Values of credential headers (`Authorization`, `X-Api-Key`, cookies...) become
+/// registered secrets before anything is logged, so a provider that echoes them back
+/// cannot bring them into a log line; for `Scheme credentials` values (`Bearer ..`,
+/// `Basic ..`), the credentials part too.
+fn register_header_secrets(headers: &[(String, String)]) {
+    for (name, value) in headers {
+        let credential_header =
+            crate::log::is_secret_name(name) || name.eq_ignore_ascii_case("cookie");
+        let value = value.trim();
+        if !credential_header || value.chars().count() < MIN_HEADER_SECRET_LEN {
+            continue;
+        }
+        crate::log::add_secret(value);
+        if let Some((scheme, credentials)) = value.split_once(' ') {
+            let credentials = credentials.trim();
+            if scheme.chars().all(|c| c.is_ascii_alphabetic())
+                && credentials.chars().count() >= MIN_HEADER_SECRET_LEN
+            {
+                crate::log::add_secret(credentials);
+            }
+        }
+    }
 }
 
 fn request(method: &str, url: &str, headers: Vec<(String, String)>, body: &str) -> HttpRequest {
@@ -112,9 +182,7 @@ fn request_from_map(map: Map) -> HostResult<HttpRequest> {
         let h = h
             .read_lock::<Map>()
             .ok_or_else(|| host_error("http: headers must be a map of name: value"))?;
-        for (name, value) in h.iter() {
-            headers.push((name.to_string(), value.to_string()));
-        }
+        headers = header_list(&h);
     }
     Ok(HttpRequest {
         method,
@@ -125,6 +193,7 @@ fn request_from_map(map: Map) -> HostResult<HttpRequest> {
 }
 
 fn send(client: &HttpClient, mut req: HttpRequest) -> HostResult<Map> {
+    register_header_secrets(&req.headers);
     if !(req.url.starts_with("http://") || req.url.starts_with("https://")) {
         return Err(host_error(format!(
             "http: '{}' is not an http:// or https:// URL",

@@ -12,18 +12,47 @@ pub enum FieldKind {
     /// Hidden in the form and redacted everywhere.
     Password,
     Textarea,
+    /// `on` or `off`.
     Checkbox,
+    /// One of the field's `options`.
+    Select,
 }
 
 impl FieldKind {
+    const ALL: [FieldKind; 5] = [
+        FieldKind::Text,
+        FieldKind::Password,
+        FieldKind::Textarea,
+        FieldKind::Checkbox,
+        FieldKind::Select,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             FieldKind::Text => "text",
             FieldKind::Password => "password",
             FieldKind::Textarea => "textarea",
             FieldKind::Checkbox => "checkbox",
+            FieldKind::Select => "select",
         }
     }
+}
+
+/// Parameters every script gateway takes without declaring them: where its requests
+/// go and how long each may take (see `crate::http`). The plugin XML gives each a
+/// form field unless the script declares one of that name.
+pub const HOST_PARAMS: [&str; 2] = ["api_url", "timeout"];
+
+/// The values a checkbox sends.
+pub const CHECKBOX_VALUES: [&str; 2] = ["on", "off"];
+
+/// One choice of a `select` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectOption {
+    /// What the gateway's parameter holds when this choice is made.
+    pub value: String,
+    pub label_en: String,
+    pub label_ru: String,
 }
 
 /// One field of the gateway's settings form.
@@ -38,6 +67,10 @@ pub struct Field {
     pub label_ru: String,
     pub hint_en: String,
     pub hint_ru: String,
+    /// The value used when the parameter is absent or blank.
+    pub default: Option<String>,
+    /// The choices of a `select` field, in form order; empty for other kinds.
+    pub options: Vec<SelectOption>,
 }
 
 /// A provider script's declaration.
@@ -51,12 +84,22 @@ pub struct Metadata {
     /// The notification module the gateway serves: ntsms, ntemail, ...
     pub notify_module: String,
     pub fields: Vec<Field>,
+    /// Groups of fields of which at least one must have a value (`token` or `login`).
+    pub required_one_of: Vec<Vec<String>>,
 }
 
 impl Metadata {
     /// The field called `name`.
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The groups of [`Self::required_one_of`] that `name` belongs to.
+    pub fn one_of_groups<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [String]> {
+        self.required_one_of
+            .iter()
+            .filter(move |g| g.iter().any(|n| n == name))
+            .map(Vec::as_slice)
     }
 
     /// Reads and checks what a script's `metadata()` returned.
@@ -68,7 +111,13 @@ impl Metadata {
         check_keys(
             &map,
             "metadata()",
-            &["title", "description", "notify_module", "fields"],
+            &[
+                "title",
+                "description",
+                "notify_module",
+                "fields",
+                "required_one_of",
+            ],
         )?;
         let (title_en, title_ru) = texts(map.get("title"), "title")?
             .ok_or("metadata() has no title: add title: #{en: \"..\", ru: \"..\"}")?;
@@ -110,6 +159,11 @@ impl Metadata {
                 fields
             }
         };
+        let required_one_of = match map.get("required_one_of") {
+            None => Vec::new(),
+            Some(v) => one_of_groups(v, &fields)?,
+        };
+        check_message_names(&fields)?;
         Ok(Self {
             title_en,
             title_ru,
@@ -117,8 +171,70 @@ impl Metadata {
             description_ru,
             notify_module,
             fields,
+            required_one_of,
         })
     }
+}
+
+/// `required_one_of: [["token", "login"], ..]`: each group names two or more
+/// declared fields that are not `required` themselves.
+fn one_of_groups(value: &Dynamic, fields: &[Field]) -> Result<Vec<Vec<String>>, String> {
+    let shape =
+        "required_one_of must be an array of arrays of field names, like [[\"token\", \"login\"]]";
+    let groups = value.clone().try_cast::<Array>().ok_or(shape)?;
+    let mut out = Vec::with_capacity(groups.len());
+    for (i, group) in groups.into_iter().enumerate() {
+        let names = group.try_cast::<Array>().ok_or(shape)?;
+        let mut group: Vec<String> = Vec::with_capacity(names.len());
+        for name in names {
+            let name = string(&name, &format!("required_one_of[{i}]"))?;
+            let field = fields
+                .iter()
+                .find(|f| f.name == name)
+                .ok_or_else(|| format!("required_one_of[{i}]: there is no field '{name}'"))?;
+            if field.required {
+                return Err(format!(
+                    "required_one_of[{i}]: field '{name}' is required on its own; drop required: true or the group"
+                ));
+            }
+            if group.contains(&name) {
+                return Err(format!("required_one_of[{i}]: '{name}' is named twice"));
+            }
+            group.push(name);
+        }
+        if group.len() < 2 {
+            return Err(format!(
+                "required_one_of[{i}]: a group names at least two fields (for one, use required: true)"
+            ));
+        }
+        out.push(group);
+    }
+    Ok(out)
+}
+
+/// Field labels, hints and select choices share the form's message names: a choice
+/// whose value is also a field's name would take that field's label.
+fn check_message_names(fields: &[Field]) -> Result<(), String> {
+    let names = fields
+        .iter()
+        .map(|f| f.name.as_str())
+        .chain(HOST_PARAMS)
+        .collect::<Vec<_>>();
+    for field in fields {
+        for option in &field.options {
+            let value = option.value.as_str();
+            if names
+                .iter()
+                .any(|n| *n == value || value.strip_prefix("hint_") == Some(n))
+            {
+                return Err(format!(
+                    "field '{}': the option value '{}' is also the name of a form message (a field or its hint): choose another value",
+                    field.name, option.value
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Field {
@@ -129,7 +245,16 @@ impl Field {
         check_keys(
             &map,
             "a field",
-            &["name", "type", "required", "identifier", "label", "hint"],
+            &[
+                "name",
+                "type",
+                "required",
+                "identifier",
+                "label",
+                "hint",
+                "default_value",
+                "options",
+            ],
         )?;
         let name = string(map.get("name").ok_or("the field has no name")?, "name")?;
         if !is_xml_name(&name) {
@@ -139,17 +264,40 @@ impl Field {
         }
         let kind = match map.get("type") {
             None => FieldKind::Text,
-            Some(v) => match string(v, "type")?.as_str() {
-                "text" => FieldKind::Text,
-                "password" => FieldKind::Password,
-                "textarea" => FieldKind::Textarea,
-                "checkbox" => FieldKind::Checkbox,
-                other => {
-                    return Err(format!(
-                        "field '{name}': type '{other}' is not one of text, password, textarea, checkbox"
-                    ))
-                }
-            },
+            Some(v) => {
+                let text = string(v, "type")?;
+                FieldKind::ALL
+                    .into_iter()
+                    .find(|k| k.name() == text)
+                    .ok_or_else(|| {
+                        format!(
+                            "field '{name}': type '{text}' is not one of {}",
+                            FieldKind::ALL.map(FieldKind::name).join(", ")
+                        )
+                    })?
+            }
+        };
+        let options = match (kind, map.get("options")) {
+            (FieldKind::Select, Some(v)) => {
+                select_options(v).map_err(|e| format!("field '{name}': {e}"))?
+            }
+            (FieldKind::Select, None) => {
+                return Err(format!(
+                    "field '{name}': a select needs options: [#{{value: \"..\", label: #{{en: \"..\", ru: \"..\"}}}}, ..]"
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(format!(
+                    "field '{name}': only a select field has options"
+                ))
+            }
+            (_, None) => Vec::new(),
+        };
+        let default = match map.get("default_value") {
+            None => None,
+            Some(v) => {
+                Some(default_value(v, kind, &options).map_err(|e| format!("field '{name}': {e}"))?)
+            }
         };
         let flag = |key: &str| match map.get(key) {
             None => Ok(false),
@@ -172,7 +320,101 @@ impl Field {
             label_ru,
             hint_en,
             hint_ru,
+            default,
+            options,
         })
+    }
+}
+
+/// A select's options: `#{value: "..", label: #{en: .., ru: ..}}` maps (label
+/// defaults to the value) or plain strings.
+fn select_options(value: &Dynamic) -> Result<Vec<SelectOption>, String> {
+    let items = value
+        .clone()
+        .try_cast::<Array>()
+        .ok_or("options must be an array of #{value: .., label: ..} maps or strings")?;
+    if items.is_empty() {
+        return Err("options is empty: a select needs at least one choice".into());
+    }
+    let mut options: Vec<SelectOption> = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let option = if item.is_string() {
+            let value = string(&item, "an option")?;
+            SelectOption {
+                label_en: value.clone(),
+                label_ru: value.clone(),
+                value,
+            }
+        } else {
+            let map = item
+                .try_cast::<Map>()
+                .ok_or_else(|| format!("options[{i}] must be a map or a string"))?;
+            check_keys(&map, &format!("options[{i}]"), &["value", "label"])?;
+            let value = match map.get("value") {
+                Some(v) => {
+                    scalar(v).ok_or_else(|| format!("options[{i}].value must be a string"))?
+                }
+                None => return Err(format!("options[{i}] has no value")),
+            };
+            let (label_en, label_ru) = texts(map.get("label"), &format!("options[{i}].label"))?
+                .unwrap_or_else(|| (value.clone(), value.clone()));
+            SelectOption {
+                value,
+                label_en,
+                label_ru,
+            }
+        };
+        if option.value.trim().is_empty() {
+            return Err(format!("options[{i}]: the value is empty"));
+        }
+        if options.iter().any(|o| o.value == option.value) {
+            return Err(format!(
+                "options[{i}]: the value '{}' is used twice",
+                option.value
+            ));
+        }
+        options.push(option);
+    }
+    Ok(options)
+}
+
+/// A field's `default_value` (`default` is a reserved word in rhai), checked against its kind: one of the options of a select,
+/// `on`/`off` (or true/false) for a checkbox, none for a password.
+fn default_value(
+    value: &Dynamic,
+    kind: FieldKind,
+    options: &[SelectOption],
+) -> Result<String, String> {
+    let text = match (kind, value.as_bool()) {
+        (FieldKind::Checkbox, Ok(on)) => CHECKBOX_VALUES[usize::from(!on)].to_owned(),
+        _ => scalar(value).ok_or("default_value must be a string or a number")?,
+    };
+    match kind {
+        FieldKind::Password => Err(
+            "a password field has no default_value: a secret does not belong in a script".into(),
+        ),
+        FieldKind::Checkbox if !CHECKBOX_VALUES.contains(&text.as_str()) => Err(format!(
+            "a checkbox's default_value is on or off, not '{text}'"
+        )),
+        FieldKind::Select if !options.iter().any(|o| o.value == text) => Err(format!(
+            "default_value '{text}' is not one of the options ({})",
+            options
+                .iter()
+                .map(|o| o.value.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        _ if text.trim().is_empty() => Err("default_value is empty (leave it out instead)".into()),
+        _ => Ok(text),
+    }
+}
+
+/// A string, or a number written as one.
+fn scalar(value: &Dynamic) -> Option<String> {
+    if value.is_string() || value.is_int() || value.is_float() {
+        Some(value.to_string())
+    } else {
+        None
     }
 }
 
@@ -264,8 +506,8 @@ mod tests {
                 "unknown key 'feilds'",
             ),
             (
-                r#"#{title: "T", notify_module: "ntsms", fields: [#{name: "a", type: "select"}]}"#,
-                "type 'select'",
+                r#"#{title: "T", notify_module: "ntsms", fields: [#{name: "a", type: "radio"}]}"#,
+                "type 'radio' is not one of text, password, textarea, checkbox, select",
             ),
             (
                 r#"#{title: "T", notify_module: "ntsms", fields: [#{name: "a"}, #{name: "a"}]}"#,
@@ -286,6 +528,96 @@ mod tests {
         ];
         for (text, expected) in cases {
             let err = Metadata::from_value(eval(text)).unwrap_err();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn defaults_selects_and_one_of() {
+        let m = Metadata::from_value(eval(
+            r#"#{title: "T", notify_module: "ntsms", required_one_of: [["token", "login"]],
+                fields: [#{name: "token", type: "password"}, #{name: "login"},
+                         #{name: "route", type: "select", default_value: "sms",
+                           options: ["sms", #{value: 2, label: #{en: "Viber", ru: "Вайбер"}}]},
+                         #{name: "flash", type: "checkbox", default_value: false},
+                         #{name: "ttl", default_value: 60}]}"#,
+        ))
+        .unwrap();
+        assert_eq!(m.required_one_of, [["token", "login"]]);
+        let route = m.field("route").unwrap();
+        assert_eq!(route.kind, FieldKind::Select);
+        assert_eq!(route.default.as_deref(), Some("sms"));
+        assert_eq!(
+            route.options[1],
+            SelectOption {
+                value: "2".into(),
+                label_en: "Viber".into(),
+                label_ru: "Вайбер".into()
+            }
+        );
+        assert_eq!(route.options[0].label_ru, "sms");
+        assert_eq!(m.field("flash").unwrap().default.as_deref(), Some("off"));
+        assert_eq!(m.field("ttl").unwrap().default.as_deref(), Some("60"));
+        assert_eq!(m.one_of_groups("login").count(), 1);
+        assert_eq!(m.one_of_groups("route").count(), 0);
+    }
+
+    #[test]
+    fn bad_defaults_selects_and_one_of_are_clear_errors() {
+        let field = |f: &str| format!(r#"#{{title: "T", notify_module: "ntsms", fields: [{f}]}}"#);
+        let cases = [
+            (field(r#"#{name: "a", type: "select"}"#), "a select needs options"),
+            (field(r#"#{name: "a", type: "select", options: []}"#), "options is empty"),
+            (field(r#"#{name: "a", options: ["x"]}"#), "only a select field has options"),
+            (
+                field(r#"#{name: "a", type: "select", options: ["x", "x"]}"#),
+                "'x' is used twice",
+            ),
+            (
+                field(r#"#{name: "a", type: "select", options: [#{label: "X"}]}"#),
+                "options[0] has no value",
+            ),
+            (
+                field(r#"#{name: "a", type: "select", options: ["x"], default_value: "y"}"#),
+                "default_value 'y' is not one of the options (x)",
+            ),
+            (
+                field(r#"#{name: "a", type: "checkbox", default_value: "yes"}"#),
+                "on or off",
+            ),
+            (
+                field(r#"#{name: "a", type: "password", default_value: "pw"}"#),
+                "a password field has no default_value",
+            ),
+            (field(r#"#{name: "a", default_value: [1]}"#), "string or a number"),
+            (
+                field(r#"#{name: "a", type: "select", options: ["a"]}"#),
+                "also the name of a form message",
+            ),
+            (
+                field(r#"#{name: "a", type: "select", options: ["timeout"]}"#),
+                "also the name of a form message",
+            ),
+            (
+                r#"#{title: "T", notify_module: "ntsms", required_one_of: [["a", "b"]], fields: [#{name: "a"}]}"#.into(),
+                "no field 'b'",
+            ),
+            (
+                r#"#{title: "T", notify_module: "ntsms", required_one_of: [["a"]], fields: [#{name: "a"}]}"#.into(),
+                "at least two fields",
+            ),
+            (
+                r#"#{title: "T", notify_module: "ntsms", required_one_of: ["a", "b"], fields: [#{name: "a"}, #{name: "b"}]}"#.into(),
+                "array of arrays",
+            ),
+            (
+                r#"#{title: "T", notify_module: "ntsms", required_one_of: [["a", "b"]],
+                    fields: [#{name: "a", required: true}, #{name: "b"}]}"#.into(),
+                "required on its own",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = Metadata::from_value(eval(&text)).unwrap_err();
             assert!(err.contains(expected), "{text}: {err}");
         }
     }

@@ -20,7 +20,8 @@ use rhai::{
     CallFnOptions, Dynamic, Engine, EvalAltResult, FuncArgs, ParseError, Position, Scope, AST,
 };
 
-pub use metadata::{Field, FieldKind, Metadata};
+pub use helpers::Abort;
+pub use metadata::{Field, FieldKind, Metadata, SelectOption, CHECKBOX_VALUES, HOST_PARAMS};
 
 use crate::http::HttpClient;
 
@@ -207,6 +208,7 @@ fn call(
     args: impl FuncArgs,
 ) -> Result<Dynamic, Box<EvalAltResult>> {
     let _budget = sandbox::start_budget();
+    let _regexes = helpers::regex_cache_scope();
     let mut scope = Scope::new();
     engine.call_fn_with_options::<Dynamic>(CallFnOptions::new(), &mut scope, ast, name, args)
 }
@@ -299,9 +301,18 @@ pub struct Failure {
 impl Failure {
     pub fn from_eval(e: &EvalAltResult) -> Self {
         let inner = e.unwrap_inner();
-        let pos = inner.position();
+        let mut pos = inner.position();
         let (raised, msg) = match inner {
             EvalAltResult::ErrorRuntime(value, _) => (true, thrown_text(value)),
+            EvalAltResult::ErrorTerminated(token, _) if token.is::<Abort>() => {
+                match token.clone_cast::<Abort>() {
+                    Abort::Fail(msg) => (true, fail_text(msg)),
+                    Abort::Bug(msg, at) => {
+                        pos = at;
+                        (false, msg)
+                    }
+                }
+            }
             EvalAltResult::ErrorTerminated(..) => (
                 false,
                 format!(
@@ -364,7 +375,10 @@ fn thrown_text(value: &Dynamic) -> String {
             return msg.to_string();
         }
     }
-    let text = value.to_string();
+    fail_text(value.to_string())
+}
+
+fn fail_text(text: String) -> String {
     if text.trim().is_empty() {
         "the script failed without a message".to_owned()
     } else {

@@ -39,6 +39,53 @@ impl Request {
     pub fn query(&self) -> &str {
         self.target.split_once('?').map(|(_, q)| q).unwrap_or("")
     }
+    /// The body as `application/x-www-form-urlencoded` fields, decoded.
+    pub fn form(&self) -> Vec<(String, String)> {
+        decode_form(&self.body_text())
+    }
+    /// The query string's fields, decoded.
+    pub fn query_fields(&self) -> Vec<(String, String)> {
+        decode_form(self.query())
+    }
+    /// The body as JSON, when it is JSON.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+/// `a=1&b=x%20y` → [("a", "1"), ("b", "x y")]; `+` is a space.
+pub fn decode_form(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match text
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            {
+                Some(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The fake's answer.
