@@ -380,6 +380,14 @@ pub fn gateways(conn: &mut PooledConn, notify_module: &str) -> Result<Vec<Gatewa
     Ok(rows.iter().map(gateway_row).collect())
 }
 
+/// Every gateway row, in id order.
+pub fn all_gateways(conn: &mut PooledConn) -> Result<Vec<GatewayRow>, DbError> {
+    let rows: Vec<mysql::Row> = conn
+        .query(format!("SELECT * FROM {GATEWAY} ORDER BY id"))
+        .map_err(|e| DbError::query("cannot read the gateway table", &e))?;
+    Ok(rows.iter().map(gateway_row).collect())
+}
+
 fn gateway_row(row: &mysql::Row) -> GatewayRow {
     let mut columns = Params::new();
     let mut xmlparams = String::new();
