@@ -328,3 +328,59 @@ fn notification_roles_answer_every_failure_alike() {
         assert!(!stderr(&out).is_empty());
     }
 }
+
+#[test]
+fn queue_shows_what_waits_and_retry_clears_the_backoff() {
+    let root = MgrRoot::new();
+    let db = TestDb::create();
+    root.write("etc/billmgr.conf.d/db.conf", &db.db_conf());
+    db.add_gateway(
+        "gwepochta",
+        1,
+        "<doc><login>shop</login><password>Qu3ue-Secret</password></doc>",
+        "on",
+        "outgoing",
+    );
+    let fresh = db.add_task("2026-11-30/1", 0, "2026-11-30 10:00:00", false);
+    let later = db.add_task("2026-11-30/2", 0, "2026-11-30 09:00:00", false);
+    let stuck = db.add_task("2026-11-30/3", 0, "2026-11-30 08:00:00", false);
+    db.exec(&format!(
+        "UPDATE notifytask SET error_count = 3, err_info = 'gateway gwepochta: 503 \
+         [attempt 3/10, retry after 2999-01-01 00:00:00 UTC]' WHERE id = {later}"
+    ));
+    db.exec(&format!(
+        "UPDATE notifytask SET error_count = 10, err_info = 'refused Qu3ue-Secret \
+         [attempt 10/10, no more retries: set error_count to 0 to retry]' WHERE id = {stuck}"
+    ));
+
+    let out = root.run("sbin/mgrnotify", &["queue"], "");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ntsms = text.lines().find(|l| l.starts_with("ntsms")).unwrap();
+    let numbers: Vec<&str> = ntsms.split_whitespace().collect();
+    assert_eq!(&numbers[1..4], ["3", "1", "2"], "rows, ready, failing: {ntsms}");
+    assert!(ntsms.ends_with("2026-11-30 08:00:00"), "{ntsms}");
+    assert!(text.contains("2999-01-01 00:00:00 UTC"), "{text}");
+    assert!(text.contains("no more retries"), "{text}");
+    assert!(!text.contains("Qu3ue-Secret"), "{text}");
+
+    let out = root.run("sbin/mgrnotify", &["queue", "--json"], "");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["modules"][0]["ready"], 1);
+    let failing = value["failing"].as_array().unwrap();
+    assert_eq!(failing.len(), 2);
+    assert_eq!(failing[0]["id"], stuck);
+    assert_eq!(failing[1]["kind"], "transient");
+    assert!(failing[0]["err_info"].as_str().unwrap().contains("***"));
+
+    let out = root.run("sbin/mgrnotify", &["queue", "retry", &later.to_string()], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(db.task(later).unwrap().error_count, 0);
+    assert_eq!(db.task(stuck).unwrap().error_count, 10);
+    let out = root.run("sbin/mgrnotify", &["queue", "retry", "--failed"], "");
+    assert!(out.status.success());
+    assert_eq!(db.task(stuck).unwrap().error_count, 0);
+    assert_eq!(db.task(fresh).unwrap().error_count, 0);
+    let out = root.run("sbin/mgrnotify", &["queue", "retry", "x1"], "");
+    assert_eq!(out.status.code(), Some(1));
+}

@@ -11,6 +11,7 @@ use crate::root::MgrRoot;
 mod check;
 mod doctor;
 mod list;
+mod queue;
 mod send;
 pub mod sync;
 mod takeover;
@@ -61,6 +62,10 @@ Commands:
   take-over ROLE[,ROLE...]     put mgrnotify in place of BILLmanager's own modules
                                (ntsms, gwsmtp, ...); the originals are kept
   give-back ROLE...|--all      put the kept originals back, byte for byte
+  queue [--json]               what waits in the notifytask queue, per module, and
+                               the failing rows: attempts, next try, permanent or
+                               transient, err_info
+  queue retry ID...|--failed   make failed rows ready at once
   doctor                       whose each module is, whether an update put one back,
                                whether the database answers, whether every gateway
                                row points at a module that exists
@@ -109,27 +114,22 @@ pub fn run(argv0: &OsStr, args: Vec<OsString>) -> ExitCode {
                 true
             }),
         ),
-        "sync" => report(sync::run(&MgrRoot::discover(argv0), roles::ROLES)),
-        "doctor" => report(doctor::run(&MgrRoot::discover(argv0), roles::ROLES)),
+        "sync" => report(existing_root(argv0).and_then(|r| sync::run(&r, roles::ROLES))),
+        "doctor" => report(existing_root(argv0).and_then(|r| doctor::run(&r, roles::ROLES))),
         "take-over" | "give-back" => {
             let words: Vec<String> = rest
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
-            let root = MgrRoot::discover(argv0);
-            if !root.path().is_dir() {
-                eprintln!(
-                    "mgrnotify: the mgr root {} does not exist",
-                    root.path().display()
-                );
-                return ExitCode::FAILURE;
-            }
-            report(if first == "take-over" {
-                takeover::take_over(&root, roles::ROLES, &words)
-            } else {
-                takeover::give_back(&root, roles::ROLES, &words)
-            })
+            report(existing_root(argv0).and_then(|root| {
+                if first == "take-over" {
+                    takeover::take_over(&root, roles::ROLES, &words)
+                } else {
+                    takeover::give_back(&root, roles::ROLES, &words)
+                }
+            }))
         }
+        "queue" => report(existing_root(argv0).and_then(|r| queue::run(&r, &rest))),
         "send" => send::run(argv0, rest),
         "check" => check::run(rest),
         name => match roles::lookup(name) {
@@ -142,6 +142,19 @@ pub fn run(argv0: &OsStr, args: Vec<OsString>) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+/// The root the tools work on; they never make one up.
+fn existing_root(argv0: &OsStr) -> Result<MgrRoot, String> {
+    let root = MgrRoot::discover(argv0);
+    if root.path().is_dir() {
+        Ok(root)
+    } else {
+        Err(format!(
+            "the mgr root {} does not exist: set MGR_ROOT, or run the mgrnotify in its sbin/",
+            root.path().display()
+        ))
     }
 }
 

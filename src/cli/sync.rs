@@ -58,12 +58,6 @@ pub fn is_our_plugin_xml(path: &Path) -> bool {
 /// Runs the sync, printing one line per change; false when a script had errors or a
 /// role's place is taken by a file that is not ours.
 pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
-    if !root.path().is_dir() {
-        return Err(format!(
-            "the mgr root {} does not exist: set MGR_ROOT, or run the mgrnotify in its sbin/",
-            root.path().display()
-        ));
-    }
     let scripts = scripts(root, table)
         .map_err(|e| format!("cannot read {}: {e}", root.scripts_dir().display()))?;
     let mut ok = true;

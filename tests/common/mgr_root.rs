@@ -33,8 +33,11 @@ impl MgrRoot {
         }
         symlink(BIN, root.path().join("sbin/mgrnotify")).expect("symlink binary");
         for role in mgrnotify::roles::linked(mgrnotify::roles::ROLES) {
-            symlink("../sbin/mgrnotify", root.path().join(role.folder.name()).join(role.name))
-                .expect("symlink");
+            symlink(
+                "../sbin/mgrnotify",
+                root.path().join(role.folder.name()).join(role.name),
+            )
+            .expect("symlink");
         }
         let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
         if let Ok(entries) = std::fs::read_dir(bundled) {
