@@ -21,6 +21,7 @@ pub mod queue;
 pub mod roles;
 pub mod root;
 pub mod script;
+pub mod stats;
 pub mod template;
 pub mod xml;
 

@@ -358,7 +358,11 @@ fn queue_shows_what_waits_and_retry_clears_the_backoff() {
     assert!(out.status.success(), "{}", stderr(&out));
     let ntsms = text.lines().find(|l| l.starts_with("ntsms")).unwrap();
     let numbers: Vec<&str> = ntsms.split_whitespace().collect();
-    assert_eq!(&numbers[1..4], ["3", "1", "2"], "rows, ready, failing: {ntsms}");
+    assert_eq!(
+        &numbers[1..4],
+        ["3", "1", "2"],
+        "rows, ready, failing: {ntsms}"
+    );
     assert!(ntsms.ends_with("2026-11-30 08:00:00"), "{ntsms}");
     assert!(text.contains("2999-01-01 00:00:00 UTC"), "{text}");
     assert!(text.contains("no more retries"), "{text}");
@@ -373,7 +377,11 @@ fn queue_shows_what_waits_and_retry_clears_the_backoff() {
     assert_eq!(failing[1]["kind"], "transient");
     assert!(failing[0]["err_info"].as_str().unwrap().contains("***"));
 
-    let out = root.run("sbin/mgrnotify", &["queue", "retry", &later.to_string()], "");
+    let out = root.run(
+        "sbin/mgrnotify",
+        &["queue", "retry", &later.to_string()],
+        "",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(db.task(later).unwrap().error_count, 0);
     assert_eq!(db.task(stuck).unwrap().error_count, 10);

@@ -66,6 +66,9 @@ Commands:
                                the failing rows: attempts, next try, permanent or
                                transient, err_info
   queue retry ID...|--failed   make failed rows ready at once
+  stats [--reset]              what the queue did since counting began (sent, retried,
+                               failed per kind and gateway; send time), in Prometheus
+                               text format; --reset starts counting afresh
   doctor                       whose each module is, whether an update put one back,
                                whether the database answers, whether every gateway
                                row points at a module that exists
@@ -130,6 +133,7 @@ pub fn run(argv0: &OsStr, args: Vec<OsString>) -> ExitCode {
             }))
         }
         "queue" => report(existing_root(argv0).and_then(|r| queue::run(&r, &rest))),
+        "stats" => report(existing_root(argv0).and_then(|r| stats(&r, &rest))),
         "send" => send::run(argv0, rest),
         "check" => check::run(rest),
         name => match roles::lookup(name) {
@@ -142,6 +146,29 @@ pub fn run(argv0: &OsStr, args: Vec<OsString>) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+/// `mgrnotify stats [--reset]`.
+fn stats(root: &MgrRoot, args: &[OsString]) -> Result<bool, String> {
+    let file = crate::stats::state_file(root);
+    let fail = |e: std::io::Error| format!("{}: {e}", file.display());
+    match args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>()[..] {
+        [] => {
+            emit(
+                crate::stats::load(root)
+                    .map_err(fail)?
+                    .to_prometheus()
+                    .trim_end(),
+            );
+            Ok(true)
+        }
+        [ref a] if a == "--reset" => {
+            crate::stats::reset(root).map_err(fail)?;
+            say!("counting afresh from now");
+            Ok(true)
+        }
+        _ => Err("usage: mgrnotify stats [--reset]".into()),
     }
 }
 
