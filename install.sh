@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
-# Builds mgrnotify and installs it into a BILLmanager root (default /usr/local/mgr5):
-# the binary, the role symlinks, the bundled provider scripts and their plugin XML.
-# Idempotent. `--uninstall` removes exactly what it installed and nothing of
-# BILLmanager's; provider scripts an operator changed or added are kept.
-#
-#   ./install.sh [--root DIR] [--uninstall] [--no-build] [--binary PATH]
+# Builds mgrnotify and installs it into a BILLmanager root; see usage below.
 set -euo pipefail
 
 ROOT=/usr/local/mgr5
 MODE=install
 BUILD=1
 BINARY=""
+TAKE_OVER=""
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 usage() {
-  sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  cat <<'EOF'
+Usage: ./install.sh [--root DIR] [--take-over ROLE,...] [--uninstall] [--no-build] [--binary PATH]
+
+Builds mgrnotify (cargo build --release) and installs it into a BILLmanager root
+(default /usr/local/mgr5): the binary as sbin/mgrnotify, a symlink for every role in
+notify/ and gate/, the bundled provider scripts and their plugin XML. Idempotent: run
+it again to upgrade; a bundled script an operator edited is kept.
+
+  --root DIR            the BILLmanager root (default /usr/local/mgr5)
+  --take-over ROLE,...  put mgrnotify in place of BILLmanager's own modules of these
+                        roles (e.g. ntsms,gwsmtp); the originals are kept under
+                        etc/mgrnotify/taken-over/ and restored by --uninstall
+  --uninstall           restore what was taken over, byte for byte, and remove exactly
+                        what was installed, and the folders install.sh made
+  --no-build            install target/release/mgrnotify as it is
+  --binary PATH         install this binary instead of building
+EOF
 }
 
 while [ $# -gt 0 ]; do
@@ -22,6 +34,8 @@ while [ $# -gt 0 ]; do
     --root) ROOT=${2:?--root needs a directory}; shift 2 ;;
     --root=*) ROOT=${1#--root=}; shift ;;
     --uninstall) MODE=uninstall; shift ;;
+    --take-over) TAKE_OVER=${2:?--take-over needs role names}; shift 2 ;;
+    --take-over=*) TAKE_OVER=${1#--take-over=}; shift ;;
     --no-build) BUILD=0; shift ;;
     --binary) BINARY=${2:?--binary needs a path}; BUILD=0; shift 2 ;;
     -h|--help) usage; exit 0 ;;
@@ -29,6 +43,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+if [ "$MODE" = uninstall ] && [ ! -d "$ROOT" ]; then
+  echo "install.sh: nothing to uninstall: no $ROOT" >&2
+  exit 1
+fi
+ROOT_MADE=0
+[ -d "$ROOT" ] || ROOT_MADE=1
 mkdir -p "$ROOT"
 ROOT=$(cd "$ROOT" && pwd)
 MANIFEST="$ROOT/etc/mgrnotify/install.manifest"
@@ -64,35 +84,28 @@ ensure_build_deps() {
 install_all() {
   if [ "$BUILD" = 1 ]; then
     ensure_build_deps
-    say "building (release)"
-    (cd "$HERE" && cargo build --release --locked --quiet)
+    say "building (release; the first build takes a few minutes)"
+    (cd "$HERE" && cargo build --release --locked)
     BINARY="${CARGO_TARGET_DIR:-$HERE/target}/release/mgrnotify"
   fi
   [ -n "$BINARY" ] || BINARY="${CARGO_TARGET_DIR:-$HERE/target}/release/mgrnotify"
   [ -x "$BINARY" ] || { echo "install.sh: no binary at $BINARY" >&2; exit 1; }
 
-  mkdir -p "$ROOT/sbin" "$ROOT/notify" "$ROOT/gate" "$ROOT/etc/xml" "$ROOT/var" \
-           "$ROOT/etc/mgrnotify/scripts"
-  local new_manifest
+  local new_manifest dir
   new_manifest=$(mktemp)
+  # Folders made here (and by earlier installs) are removed by --uninstall when empty.
+  grep -s '^dir ' "$MANIFEST" >>"$new_manifest" || true
+  [ "$ROOT_MADE" = 1 ] && echo "dir ." >>"$new_manifest"
+  for dir in sbin notify gate etc etc/xml var etc/mgrnotify etc/mgrnotify/scripts; do
+    if [ ! -d "$ROOT/$dir" ]; then
+      mkdir -p "$ROOT/$dir"
+      echo "dir $dir" >>"$new_manifest"
+    fi
+  done
   # Replace the binary atomically: running modules keep their copy.
   install -m 0755 "$BINARY" "$ROOT/sbin/mgrnotify.new"
   mv -f "$ROOT/sbin/mgrnotify.new" "$ROOT/sbin/mgrnotify"
   echo "file sbin/mgrnotify" >>"$new_manifest"
-
-  local link rel
-  for link in "$HERE"/symlinks/notify/* "$HERE"/symlinks/gate/*; do
-    rel=${link#"$HERE"/symlinks/}
-    if is_our_link "$ROOT/$rel"; then
-      :
-    elif [ -e "$ROOT/$rel" ] || [ -L "$ROOT/$rel" ]; then
-      say "$rel exists and is not mgrnotify's: left alone"
-      continue
-    else
-      ln -s "$LINK_TARGET" "$ROOT/$rel"
-    fi
-    echo "link $rel" >>"$new_manifest"
-  done
 
   # Bundled scripts are upgraded unless the operator changed the installed copy.
   local script name dest old
@@ -111,7 +124,13 @@ install_all() {
 
   mv -f "$new_manifest" "$MANIFEST"
   chmod 0644 "$MANIFEST"
-  MGR_ROOT="$ROOT" "$ROOT/sbin/mgrnotify" sync
+  # The role symlinks and the scripts' plugin XML come from the binary's role table.
+  # A module of BILLmanager's own where a link belongs is left alone unless taken over.
+  if [ -n "$TAKE_OVER" ]; then
+    MGR_ROOT="$ROOT" "$ROOT/sbin/mgrnotify" take-over "$TAKE_OVER"
+  fi
+  MGR_ROOT="$ROOT" "$ROOT/sbin/mgrnotify" sync ||
+    say "some modules were left alone (see above); --take-over ROLE,... replaces them"
   say "installed into $ROOT"
 }
 
@@ -121,9 +140,11 @@ uninstall_all() {
     exit 1
   fi
   local kind rel sum f
+  if [ -x "$ROOT/sbin/mgrnotify" ]; then
+    MGR_ROOT="$ROOT" "$ROOT/sbin/mgrnotify" give-back --all
+  fi
   while read -r kind rel sum; do
     case "$kind" in
-      link) if is_our_link "$ROOT/$rel"; then rm -f "$ROOT/$rel"; fi ;;
       script)
         f="$ROOT/$rel"
         if [ -f "$f" ] && [ "$(sha "$f")" = "$sum" ]; then
@@ -133,15 +154,24 @@ uninstall_all() {
         fi ;;
     esac
   done <"$MANIFEST"
-  # What `mgrnotify sync` made for any script: gate symlinks to the binary and marked
-  # plugin XML. Without the binary they would only confuse BILLmanager.
-  for f in "$ROOT"/gate/gw*; do
+  # What `mgrnotify sync` made: role symlinks to the binary and marked plugin XML.
+  # Without the binary they would only confuse BILLmanager.
+  for f in "$ROOT"/notify/* "$ROOT"/gate/*; do
     if is_our_link "$f"; then rm -f "$f"; fi
   done
   for f in "$ROOT"/etc/xml/billmgr_mod_gw*.xml; do
     if [ -f "$f" ] && head -n 3 "$f" | grep -q '^<!-- generated by mgrnotify sync'; then rm -f "$f"; fi
   done
-  rm -f "$ROOT/sbin/mgrnotify" "$MANIFEST"
+  rm -f "$ROOT/sbin/mgrnotify"
+  local dirs
+  dirs=$(grep '^dir ' "$MANIFEST" | cut -d' ' -f2- | sort -r || true)
+  rm -f "$MANIFEST"
+  # Deepest first ("." last); a folder that holds anything (logs, BILLmanager's
+  # files) stays.
+  while read -r rel; do
+    if [ "$rel" = . ]; then rmdir "$ROOT" 2>/dev/null || true
+    elif [ -n "$rel" ]; then rmdir "$ROOT/$rel" 2>/dev/null || true; fi
+  done <<<"$dirs"
   rmdir "$ROOT/etc/mgrnotify/scripts" "$ROOT/etc/mgrnotify" 2>/dev/null || true
   say "uninstalled from $ROOT"
 }

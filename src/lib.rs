@@ -18,8 +18,10 @@ pub mod notice;
 pub mod notify;
 pub mod plugin;
 pub mod queue;
+pub mod roles;
 pub mod root;
 pub mod script;
+pub mod stats;
 pub mod template;
 pub mod xml;
 
@@ -29,19 +31,8 @@ use std::process::ExitCode;
 
 use argh::FromArgs;
 
+use crate::roles::{Build, RoleSpec};
 use crate::root::MgrRoot;
-
-/// What a name started as means.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Role {
-    /// The operator's command, `mgrnotify`.
-    Cli,
-    Notify(notify::Kind),
-    /// gwsmtp, gwimap, gwpop3.
-    BuiltinGateway(String),
-    /// `gw<name>` backed by `etc/mgrnotify/scripts/gw<name>.rhai`.
-    ScriptGateway(String),
-}
 
 /// The role name in argv[0]: its file name.
 pub fn role_name(argv0: &OsStr) -> String {
@@ -51,17 +42,29 @@ pub fn role_name(argv0: &OsStr) -> String {
         .unwrap_or_default()
 }
 
-/// The arguments BILLmanager passes to a module.
+/// Runs a notification module: BILLmanager starts it with one `--command`.
 #[derive(FromArgs)]
-/// A BILLmanager module. See `mgrnotify --help` for the roles.
-struct ModuleArgs {
-    /// the command: features, process, getmessage (notification modules); features,
-    /// formtune, check_connection, outgoing, ingoing (gateway modules)
+struct NotifyArgs {
+    /// features (what the module supports, as XML), process (send the notifytask
+    /// queue's rows of this module) or getmessage (fetch incoming messages)
     #[argh(option)]
     command: Option<String>,
-    /// gateway id or `all`, for getmessage
+    /// for getmessage: the id of the gateway to fetch from, or `all`
     #[argh(option)]
     gate: Option<String>,
+    /// print the version and exit
+    #[argh(switch)]
+    version: bool,
+}
+
+/// Runs a gateway module: BILLmanager starts it with one `--command` and XML on stdin.
+#[derive(FromArgs)]
+struct GatewayArgs {
+    /// features (what the gateway supports), formtune (tune the edit form on stdin),
+    /// check_connection (check the form's credentials), outgoing (send the message on
+    /// stdin) or ingoing (fetch received messages)
+    #[argh(option)]
+    command: Option<String>,
     /// print the version and exit
     #[argh(switch)]
     version: bool,
@@ -86,38 +89,59 @@ pub fn parse_args<T: FromArgs>(command: &str, args: &[OsString]) -> Result<T, (E
     })
 }
 
-/// Runs a module role with its arguments (after argv[0]).
-pub fn run_role(argv0: &OsStr, name: &str, role: Role, args: Vec<OsString>) -> ExitCode {
-    let parsed: ModuleArgs = match parse_args(name, &args) {
-        Ok(a) => a,
-        Err((code, usage)) => {
-            let is_gateway = matches!(role, Role::BuiltinGateway(_) | Role::ScriptGateway(_));
-            if code != ExitCode::SUCCESS && is_gateway {
-                // BILLmanager reads a gateway's stdout: give it the error as XML too.
-                print!("{}", xml::error_doc("value", "arguments", usage.trim()));
+/// Runs the role `role` started as `name`, with its arguments (after argv[0]).
+pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> ExitCode {
+    match role.build {
+        Build::Cli => cli::run(argv0, args),
+        Build::Notify(kind) => {
+            let parsed: NotifyArgs = match parse_args(name, &args) {
+                Ok(a) => a,
+                Err((code, usage)) => return usage_error(code, &usage),
+            };
+            if parsed.version {
+                return version(name);
             }
-            return code;
+            let root = MgrRoot::discover(argv0);
+            log::init(&root, name);
+            let command = parsed.command.unwrap_or_default();
+            notify::serve(&root, kind, &command, parsed.gate.as_deref())
         }
-    };
-    if parsed.version {
-        println!("{name} (mgrnotify) {}", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
-    }
-    let root = MgrRoot::discover(argv0);
-    log::init(&root, name);
-    let command = parsed.command.unwrap_or_default();
-    match role {
-        Role::Cli => ExitCode::from(2),
-        Role::Notify(kind) => notify::serve(&root, kind, &command, parsed.gate.as_deref()),
-        Role::BuiltinGateway(name) => gateway::serve_not_available(&name),
-        Role::ScriptGateway(name) => match gateway::script::ScriptGateway::open(&root, &name) {
-            Ok(module) => gateway::serve(&module, &command),
-            Err(e) => {
-                error!("{e}");
-                eprintln!("{name}: {e}");
-                print!("{}", e.to_xml());
-                ExitCode::from(2)
+        Build::PlannedGateway | Build::Script => {
+            let parsed: GatewayArgs = match parse_args(name, &args) {
+                Ok(a) => a,
+                Err((code, usage)) => return usage_error(code, &usage),
+            };
+            if parsed.version {
+                return version(name);
             }
-        },
+            let root = MgrRoot::discover(argv0);
+            log::init(&root, name);
+            let command = parsed.command.unwrap_or_default();
+            if role.build == Build::PlannedGateway {
+                return gateway::serve_not_available(name);
+            }
+            match gateway::script::ScriptGateway::open(&root, name) {
+                Ok(module) => gateway::serve(&module, &command),
+                Err(e) => {
+                    error!("{e}");
+                    eprintln!("{name}: {e}");
+                    print!("{}", e.to_xml());
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
+}
+
+/// BILLmanager reads a module's stdout: a usage error goes there as error XML too.
+fn usage_error(code: ExitCode, usage: &str) -> ExitCode {
+    if code != ExitCode::SUCCESS {
+        print!("{}", xml::error_doc("value", "arguments", usage.trim()));
+    }
+    code
+}
+
+fn version(name: &str) -> ExitCode {
+    println!("{name} (mgrnotify) {}", env!("CARGO_PKG_VERSION"));
+    ExitCode::SUCCESS
 }

@@ -37,12 +37,13 @@ enum Sink {
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
-/// Opens `var/<role>.log` (creating `var/` if needed). When it cannot be opened the
-/// log goes to stderr, so a read-only root still tells what happened.
+/// Opens `var/<role>.log` (creating `var/` in an existing root). When it cannot be
+/// opened the log goes to stderr, so a read-only or missing root still tells what
+/// happened, and no root is ever made up by logging.
 pub fn init(root: &MgrRoot, role: &str) {
     let level = level_for(root, role);
     let path = root.log_file(role);
-    if let Some(dir) = path.parent() {
+    if let Some(dir) = path.parent().filter(|_| root.path().is_dir()) {
         let _ = std::fs::create_dir_all(dir);
     }
     let sink = match OpenOptions::new().create(true).append(true).open(&path) {
@@ -96,8 +97,8 @@ pub fn write(level: u8, args: fmt::Arguments<'_>) {
     }
     let name = match level {
         ERROR => "ERROR",
-        WARN | 3 => "WARN",
-        4 | 5 => "INFO",
+        WARN => "WARN",
+        3..=5 => "INFO",
         6..=8 => "DEBUG",
         _ => "TRACE",
     };

@@ -1,4 +1,4 @@
-//! The mgr root: the BILLmanager install every path is relative to (DESIGN §2).
+//! The mgr root: the BILLmanager install every path is relative to.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -28,14 +28,13 @@ impl MgrRoot {
 
     fn from_argv0(argv0: &OsStr) -> Option<Self> {
         let started_as = Path::new(argv0);
-        // A bare name ("ntsms") was found on PATH or run from the working directory:
-        // BILLmanager starts modules as notify/ntsms with cwd = root, so the folder is
-        // part of argv0 whenever it matters.
-        let folder = started_as.parent().filter(|p| !p.as_os_str().is_empty())?;
-        let folder = if folder.is_absolute() {
-            folder.to_path_buf()
-        } else {
-            std::env::current_dir().ok()?.join(folder)
+        let folder = match started_as.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(folder) if folder.is_absolute() => folder.to_path_buf(),
+            Some(folder) => std::env::current_dir().ok()?.join(folder),
+            // A bare name was found on PATH: the folder it was found in, else where
+            // the executable really is.
+            None => on_path(started_as)
+                .or_else(|| Some(std::env::current_exe().ok()?.parent()?.to_path_buf()))?,
         };
         let name = folder.file_name()?.to_str()?;
         if matches!(name, "notify" | "gate" | "sbin") {
@@ -57,8 +56,19 @@ impl MgrRoot {
     pub fn gate_dir(&self) -> PathBuf {
         self.path.join("gate")
     }
+    /// Where the role `name` of `folder` is installed.
+    pub fn role_path(&self, folder: crate::roles::Folder, name: &str) -> PathBuf {
+        self.path.join(folder.name()).join(name)
+    }
     pub fn gate_module(&self, module: &str) -> PathBuf {
         self.gate_dir().join(module)
+    }
+    /// Where `mgrnotify take-over` keeps the originals it replaced.
+    pub fn taken_over_dir(&self) -> PathBuf {
+        self.path.join("etc/mgrnotify/taken-over")
+    }
+    pub fn taken_over(&self, folder: crate::roles::Folder, name: &str) -> PathBuf {
+        self.taken_over_dir().join(folder.name()).join(name)
     }
     pub fn scripts_dir(&self) -> PathBuf {
         self.path.join("etc/mgrnotify/scripts")
@@ -109,6 +119,17 @@ impl MgrRoot {
     }
 }
 
+/// The folder of the first `PATH` entry that holds an executable `name`, as a shell finds it.
+fn on_path(name: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .filter(|dir| dir.is_absolute())
+        .find(|dir| {
+            std::fs::metadata(dir.join(name))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,7 +141,6 @@ mod tests {
         let r = MgrRoot::from_argv0(OsStr::new("/opt/mgr/sbin/mgrnotify")).unwrap();
         assert_eq!(r.path(), Path::new("/opt/mgr"));
         assert!(MgrRoot::from_argv0(OsStr::new("/usr/bin/gwepochta")).is_none());
-        assert!(MgrRoot::from_argv0(OsStr::new("gwepochta")).is_none());
     }
 
     #[test]

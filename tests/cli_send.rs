@@ -24,7 +24,7 @@ fn dry_run_without_credentials_prints_the_request() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("POST http://api.myatompark.com/members/sms/xml.php"),
+        text.contains("POST https://api.myatompark.com/members/sms/xml.php"),
         "{text}"
     );
     assert!(text.contains("Content-Type: text/xml"), "{text}");

@@ -76,3 +76,20 @@ fn ntsms_getmessage_has_nothing_to_get() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--gate"));
 }
+
+/// `symlinks/` shows the layout install.sh makes: nothing in it that is not a role of
+/// the table or a bundled script.
+#[test]
+fn the_symlinks_folder_holds_only_real_roles() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for folder in ["notify", "gate"] {
+        for entry in std::fs::read_dir(repo.join("symlinks").join(folder)).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            let in_table = mgrnotify::roles::ROLES
+                .iter()
+                .any(|r| r.name == name && r.folder.name() == folder);
+            let bundled = repo.join("scripts").join(format!("{name}.rhai")).is_file();
+            assert!(in_table || bundled, "symlinks/{folder}/{name} is no role");
+        }
+    }
+}

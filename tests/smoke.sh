@@ -37,7 +37,10 @@ echo "<mgrdata/>" >"$ROOT/etc/xml/billmgr_mod_gwjabber.xml"
 
 check "install.sh installs" "$HERE/install.sh" --root "$ROOT" --binary "$BINARY"
 check "install.sh again is idempotent" "$HERE/install.sh" --root "$ROOT" --binary "$BINARY"
-for r in notify/ntsms notify/ntemail notify/ntinternal gate/gwsmtp gate/gwimap gate/gwpop3 gate/gwepochta; do
+# Every role of the binary's table (its --help lists them), and the bundled script.
+roles=$("$ROOT/sbin/mgrnotify" --help | sed -n 's,^  \(notify/[a-z0-9_]*\|gate/[a-z0-9_]*\) .*,\1,p')
+check "--help lists the roles" test -n "$roles"
+for r in $roles gate/gwepochta; do
   check "symlink $r" test "$(readlink "$ROOT/$r")" = ../sbin/mgrnotify
 done
 check "plugin XML for gwepochta" grep -q '<plugin name="gwepochta">' "$ROOT/etc/xml/billmgr_mod_gwepochta.xml"

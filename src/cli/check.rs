@@ -5,6 +5,8 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::cli::say;
+
 use crate::script::{Command, Field, FieldKind, Script};
 
 /// Runs `mgrnotify check ...` (args after `check`). Exit 0 when every script is fine,
@@ -22,7 +24,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             eprint!("{usage}");
             ExitCode::from(2)
         } else {
-            print!("{usage}");
+            say!("{}", usage.trim_end());
             ExitCode::SUCCESS
         };
     }
@@ -45,32 +47,33 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
 
 fn print_summary(file: &str, script: &Script) {
     let m = script.metadata();
-    println!("{file}: OK");
+    say!("{file}: OK");
     let name = Path::new(file)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if !(name.starts_with("gw") && name.len() > "gw.rhai".len()) {
-        println!("  warning: install it as gw<name>.rhai: the gateway role is the file name");
+        say!("  warning: install it as gw<name>.rhai: the gateway role is the file name");
     }
-    println!("  title:         {} / {}", m.title_en, m.title_ru);
+    say!("  title:         {} / {}", m.title_en, m.title_ru);
     if m.description_en != m.title_en || m.description_ru != m.title_ru {
-        println!(
+        say!(
             "  description:   {} / {}",
-            m.description_en, m.description_ru
+            m.description_en,
+            m.description_ru
         );
     }
-    println!("  notify_module: {}", m.notify_module);
+    say!("  notify_module: {}", m.notify_module);
     let commands: Vec<&str> = script.commands().iter().map(|c| c.name()).collect();
-    println!("  commands:      {}", commands.join(", "));
+    say!("  commands:      {}", commands.join(", "));
     if !script.defines(Command::CheckConnection) {
-        println!("  note: no check_connection: BILLmanager cannot test the settings form");
+        say!("  note: no check_connection: BILLmanager cannot test the settings form");
     }
     if m.fields.is_empty() {
-        println!("  fields:        none");
+        say!("  fields:        none");
         return;
     }
-    println!("  fields:");
+    say!("  fields:");
     let rows: Vec<[String; 4]> = m
         .fields
         .iter()
@@ -103,17 +106,17 @@ fn print_summary(file: &str, script: &Script) {
     };
     let (name_w, kind_w, flags_w) = (width(0, 16), width(1, 9), width(2, 20));
     for [name, kind, flags, label] in &rows {
-        println!("    {name:<name_w$} {kind:<kind_w$} {flags:<flags_w$} {label}");
+        say!("    {name:<name_w$} {kind:<kind_w$} {flags:<flags_w$} {label}");
     }
     for f in m.fields.iter().filter(|f| !f.options.is_empty()) {
         let choices: Vec<&str> = f.options.iter().map(|o| o.value.as_str()).collect();
-        println!("  {}: choices {}", f.name, choices.join(", "));
+        say!("  {}: choices {}", f.name, choices.join(", "));
     }
     for group in &m.required_one_of {
-        println!("  required: one of {}", group.join(", "));
+        say!("  required: one of {}", group.join(", "));
     }
     for f in m.fields.iter().filter(|f| looks_secret(f)) {
-        println!(
+        say!(
             "  warning: field '{}' looks like a secret but is type {}: declare it type: \"password\" so the form hides it and logs redact it",
             f.name,
             f.kind.name()

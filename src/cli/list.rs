@@ -1,35 +1,33 @@
 //! `mgrnotify list`: the roles this binary plays and the provider scripts it has.
 
-use crate::cli::sync::{self, BUILTIN_GATEWAYS};
+use std::fmt::Write;
+
+use crate::cli::sync;
+use crate::roles::{self, RoleSpec};
 use crate::root::MgrRoot;
 
-/// The roles that are not provider scripts, with their folder.
-const BUILTIN_ROLES: [(&str, &str); 6] = [
-    ("notify", "ntsms"),
-    ("notify", "ntemail"),
-    ("notify", "ntinternal"),
-    ("gate", BUILTIN_GATEWAYS[0]),
-    ("gate", BUILTIN_GATEWAYS[1]),
-    ("gate", BUILTIN_GATEWAYS[2]),
-];
-
-pub fn run(root: &MgrRoot) -> Result<(), String> {
-    println!("mgr root: {}", root.path().display());
-    println!("\nroles:");
-    for (dir, role) in BUILTIN_ROLES {
-        let link = root.path().join(dir).join(role);
-        let path = format!("{dir}/{role}");
-        println!("  {role:<12} {path:<18} {}", link_state(&link));
+/// The listing, as text.
+pub fn report(root: &MgrRoot, table: &[RoleSpec]) -> Result<String, String> {
+    let mut out = String::new();
+    macro_rules! say {
+        ($($arg:tt)*) => { { let _ = writeln!(out, $($arg)*); } };
     }
-    println!("\nproviders (scripts in {}):", root.scripts_dir().display());
-    let scripts = sync::scripts(root).map_err(|e| format!("cannot read scripts: {e}"))?;
+    say!("mgr root: {}", root.path().display());
+    say!("\nroles:");
+    for role in roles::linked(table) {
+        let link = root.role_path(role.folder, role.name);
+        let path = format!("{}/{}", role.folder.name(), role.name);
+        say!("  {:<12} {path:<18} {}", role.name, link_state(&link));
+    }
+    say!("\nproviders (scripts in {}):", root.scripts_dir().display());
+    let scripts = sync::scripts(root, table).map_err(|e| format!("cannot read scripts: {e}"))?;
     if scripts.is_empty() {
-        println!("  none");
+        say!("  none");
     }
     for (role, path) in scripts {
         let link = root.gate_module(&role);
         match crate::script::load_metadata(&path) {
-            Ok(meta) => println!(
+            Ok(meta) => say!(
                 "  {:<12} {:<7} {:<24} {}  gate/{role} {}",
                 role,
                 meta.notify_module,
@@ -37,10 +35,10 @@ pub fn run(root: &MgrRoot) -> Result<(), String> {
                 path.display(),
                 link_state(&link)
             ),
-            Err(e) => println!("  {:<12} ERROR   {}: {e}", role, path.display()),
+            Err(e) => say!("  {:<12} ERROR   {}: {e}", role, path.display()),
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 fn link_state(link: &std::path::Path) -> &'static str {

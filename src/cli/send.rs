@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use argh::FromArgs;
 
+use crate::cli::say;
 use crate::gateway::script::ScriptGateway;
 use crate::gateway::{GatewayModule, GatewaySettings, OutgoingInput};
 use crate::root::MgrRoot;
@@ -105,26 +106,26 @@ fn send(argv0: &OsStr, args: &SendArgs) -> Result<(), String> {
     if !args.dry_run {
         let delivery = result.map_err(|e| e.to_string())?;
         match delivery.id {
-            Some(id) => println!("sent through {role}: provider id {id}"),
-            None => println!("sent through {role}"),
+            Some(id) => say!("sent through {role}: provider id {id}"),
+            None => say!("sent through {role}"),
         }
         return Ok(());
     }
     let requests = gateway.take_recorded_requests();
     for (i, req) in requests.iter().enumerate() {
-        println!("--- request {} (dry run, not sent) ---", i + 1);
-        print!("{}", req.describe());
+        say!("--- request {} (dry run, not sent) ---", i + 1);
+        say!("{}", req.describe().trim_end());
     }
     match (requests.is_empty(), result) {
         (true, Err(e)) => Err(e.to_string()),
         (true, Ok(_)) => {
-            println!("the script made no HTTP request");
+            say!("the script made no HTTP request");
             Ok(())
         }
         (false, Err(e)) => {
             // Every request got the synthetic empty reply; a script that reads it
             // may well fail: that is not a failure of the dry run.
-            println!("--- note: with the empty dry-run reply the script ended with: {e}");
+            say!("--- note: with the empty dry-run reply the script ended with: {e}");
             Ok(())
         }
         (false, Ok(_)) => Ok(()),

@@ -1,23 +1,24 @@
-//! `mgrnotify sync`: makes BILLmanager see every provider script — a `gate/gw<name>`
-//! symlink and `etc/xml/billmgr_mod_gw<name>.xml` each — and removes those of
-//! scripts that are gone. Only files it made itself are ever removed.
+//! `mgrnotify sync`: lays a symlink for every role of the table, and makes BILLmanager
+//! see every provider script — a `gate/gw<name>` symlink and
+//! `etc/xml/billmgr_mod_gw<name>.xml` each — and removes those of scripts that are
+//! gone. Only files it made itself are ever removed; a file of someone else's where a
+//! link belongs is left alone (see `mgrnotify take-over`).
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
+use crate::cli::say;
 use crate::plugin;
+use crate::roles::{self, Build, RoleSpec};
 use crate::root::MgrRoot;
 
 /// Where role symlinks point, relative to `notify/` and `gate/`.
 pub const LINK_TARGET: &str = "../sbin/mgrnotify";
 
-/// Gateway roles built into the binary: their symlinks are install.sh's, not sync's.
-pub const BUILTIN_GATEWAYS: [&str; 3] = ["gwsmtp", "gwimap", "gwpop3"];
-
 /// The provider scripts in `etc/mgrnotify/scripts/`, as (role, path), sorted.
-pub fn scripts(root: &MgrRoot) -> io::Result<Vec<(String, PathBuf)>> {
+pub fn scripts(root: &MgrRoot, table: &[RoleSpec]) -> io::Result<Vec<(String, PathBuf)>> {
     let dir = root.scripts_dir();
     let entries = match fs::read_dir(&dir) {
         Ok(e) => e,
@@ -28,7 +29,10 @@ pub fn scripts(root: &MgrRoot) -> io::Result<Vec<(String, PathBuf)>> {
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(role) = name.strip_suffix(".rhai").filter(|r| is_script_role(r)) {
+        if let Some(role) = name
+            .strip_suffix(".rhai")
+            .filter(|r| is_script_role(r, table))
+        {
             found.push((role.to_owned(), entry.path()));
         }
     }
@@ -36,15 +40,9 @@ pub fn scripts(root: &MgrRoot) -> io::Result<Vec<(String, PathBuf)>> {
     Ok(found)
 }
 
-/// `gw` and then lower-case letters, digits or `_`: a name BILLmanager accepts as a
-/// module and that cannot escape `gate/`.
-pub fn is_script_role(role: &str) -> bool {
-    role.strip_prefix("gw").is_some_and(|rest| {
-        !rest.is_empty()
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    }) && !BUILTIN_GATEWAYS.contains(&role)
+/// A script gateway's name that no built-in role takes.
+fn is_script_role(role: &str, table: &[RoleSpec]) -> bool {
+    roles::is_script_name(role) && !table.iter().any(|r| r.name == role)
 }
 
 /// Whether `path` is a role symlink this project made (it points to the binary).
@@ -57,13 +55,17 @@ pub fn is_our_plugin_xml(path: &Path) -> bool {
     fs::read_to_string(path).is_ok_and(|t| t.lines().take(3).any(|l| l.starts_with(plugin::MARKER)))
 }
 
-/// Runs the sync, printing one line per change; false when a script had errors.
-pub fn run(root: &MgrRoot) -> Result<bool, String> {
-    let scripts =
-        scripts(root).map_err(|e| format!("cannot read {}: {e}", root.scripts_dir().display()))?;
+/// Runs the sync, printing one line per change; false when a script had errors or a
+/// role's place is taken by a file that is not ours.
+pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
+    let scripts = scripts(root, table)
+        .map_err(|e| format!("cannot read {}: {e}", root.scripts_dir().display()))?;
     let mut ok = true;
-    for dir in [root.gate_dir(), root.xml_dir()] {
+    for dir in [root.notify_dir(), root.gate_dir(), root.xml_dir()] {
         fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    for role in roles::linked(table).filter(|r| r.build != Build::Script) {
+        ok &= ensure_link(role.name, &root.role_path(role.folder, role.name))?;
     }
     for (role, path) in &scripts {
         let meta = match crate::script::load_metadata(path) {
@@ -91,25 +93,10 @@ pub fn run(root: &MgrRoot) -> Result<bool, String> {
             } else {
                 write_atomic(&xml_path, &xml)
                     .map_err(|e| format!("cannot write {}: {e}", xml_path.display()))?;
-                println!("wrote {}", xml_path.display());
+                say!("wrote {}", xml_path.display());
             }
         }
-        let link = root.gate_module(role);
-        match link.symlink_metadata() {
-            Err(_) => {
-                symlink(LINK_TARGET, &link)
-                    .map_err(|e| format!("cannot create {}: {e}", link.display()))?;
-                println!("linked {} -> {LINK_TARGET}", link.display());
-            }
-            Ok(_) if !is_our_link(&link) => {
-                eprintln!(
-                    "{role}: {} exists and is not mgrnotify's: left alone",
-                    link.display()
-                );
-                ok = false;
-            }
-            Ok(_) => {}
-        }
+        ok &= ensure_link(role, &root.gate_module(role))?;
     }
     let has_script = |role: &str| scripts.iter().any(|(r, _)| r == role);
     for entry in fs::read_dir(root.gate_dir())
@@ -118,10 +105,10 @@ pub fn run(root: &MgrRoot) -> Result<bool, String> {
         .flatten()
     {
         let role = entry.file_name().to_string_lossy().into_owned();
-        if is_script_role(&role) && !has_script(&role) && is_our_link(&entry.path()) {
+        if is_script_role(&role, table) && !has_script(&role) && is_our_link(&entry.path()) {
             fs::remove_file(entry.path())
                 .map_err(|e| format!("cannot remove {}: {e}", entry.path().display()))?;
-            println!("removed {}", entry.path().display());
+            say!("removed {}", entry.path().display());
         }
     }
     for entry in fs::read_dir(root.xml_dir()).into_iter().flatten().flatten() {
@@ -132,13 +119,35 @@ pub fn run(root: &MgrRoot) -> Result<bool, String> {
         else {
             continue;
         };
-        if is_script_role(role) && !has_script(role) && is_our_plugin_xml(&entry.path()) {
+        if is_script_role(role, table) && !has_script(role) && is_our_plugin_xml(&entry.path()) {
             fs::remove_file(entry.path())
                 .map_err(|e| format!("cannot remove {}: {e}", entry.path().display()))?;
-            println!("removed {}", entry.path().display());
+            say!("removed {}", entry.path().display());
         }
     }
     Ok(ok)
+}
+
+/// Links `link` to the binary unless something is there; false when that something is
+/// not ours.
+fn ensure_link(role: &str, link: &Path) -> Result<bool, String> {
+    match link.symlink_metadata() {
+        Err(_) => {
+            symlink(LINK_TARGET, link)
+                .map_err(|e| format!("cannot create {}: {e}", link.display()))?;
+            say!("linked {} -> {LINK_TARGET}", link.display());
+            Ok(true)
+        }
+        Ok(_) if !is_our_link(link) => {
+            eprintln!(
+                "{role}: {} exists and is not mgrnotify's: left alone \
+                 (`mgrnotify take-over {role}` puts mgrnotify's in its place)",
+                link.display()
+            );
+            Ok(false)
+        }
+        Ok(_) => Ok(true),
+    }
 }
 
 /// BILLmanager may read the XML at any moment: never show it a half-written file.

@@ -380,6 +380,14 @@ pub fn gateways(conn: &mut PooledConn, notify_module: &str) -> Result<Vec<Gatewa
     Ok(rows.iter().map(gateway_row).collect())
 }
 
+/// Every gateway row, in id order.
+pub fn all_gateways(conn: &mut PooledConn) -> Result<Vec<GatewayRow>, DbError> {
+    let rows: Vec<mysql::Row> = conn
+        .query(format!("SELECT * FROM {GATEWAY} ORDER BY id"))
+        .map_err(|e| DbError::query("cannot read the gateway table", &e))?;
+    Ok(rows.iter().map(gateway_row).collect())
+}
+
 fn gateway_row(row: &mysql::Row) -> GatewayRow {
     let mut columns = Params::new();
     let mut xmlparams = String::new();
@@ -446,6 +454,141 @@ fn value_text(v: &Value) -> String {
     }
 }
 
+/// What the retry marker at the end of a row's `err_info` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryState {
+    pub attempt: u32,
+    pub max_attempts: u32,
+    /// When it is tried again (UTC, [`RETRY_STAMP`]); `None` when it waits for an operator.
+    pub retry_at: Option<String>,
+    /// The failure cannot go away by itself: it waits for an operator.
+    pub permanent: bool,
+}
+
+/// Reads the marker [`retry_marker`] wrote; `None` for err_info without one (written
+/// by BILLmanager or an older version).
+pub fn retry_state(err_info: &str) -> Option<RetryState> {
+    let body = err_info.trim_end().strip_suffix(']')?;
+    let body = &body[body.rfind(" [attempt ")? + " [attempt ".len()..];
+    let (counts, rest) = body.split_once(", ")?;
+    let (attempt, max) = counts.split_once('/')?;
+    let retry_at = rest
+        .strip_prefix("retry after ")
+        .and_then(|r| r.strip_suffix(" UTC"))
+        .map(str::to_owned);
+    Some(RetryState {
+        attempt: attempt.parse().ok()?,
+        max_attempts: max.parse().ok()?,
+        permanent: rest.starts_with("permanent"),
+        retry_at,
+    })
+}
+
+/// One notification module's rows in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleQueue {
+    pub module: String,
+    pub rows: u64,
+    pub ready: u64,
+    pub failing: u64,
+    /// The oldest createdate, as text.
+    pub oldest: String,
+}
+
+/// Every module's rows: how many, how many ready now (by `filter`'s rules, its module
+/// ignored), how many have failed, the oldest.
+pub fn queue_overview(
+    conn: &mut PooledConn,
+    filter: &ReadyFilter,
+) -> Result<Vec<ModuleQueue>, DbError> {
+    let fail = |e| DbError::query("cannot read the notifytask queue", &e);
+    let modules: Vec<(Option<String>, u64, u64, Option<String>)> = conn
+        .query(format!(
+            "SELECT modulename, COUNT(*), SUM({ERRORS} > 0), \
+             COALESCE(DATE_FORMAT(MIN(createdate), '%Y-%m-%d %H:%i:%s'), '') \
+             FROM {NOTIFYTASK} GROUP BY modulename ORDER BY modulename"
+        ))
+        .map_err(fail)?;
+    let mut out = Vec::new();
+    for (module, rows, failing, oldest) in modules {
+        let module = module.unwrap_or_default();
+        let this = ReadyFilter {
+            module: module.clone(),
+            ..filter.clone()
+        };
+        let ready: Option<u64> = conn
+            .exec_first(
+                format!(
+                    "SELECT COUNT(*) FROM {NOTIFYTASK} WHERE {}",
+                    this.condition()
+                ),
+                this.params(),
+            )
+            .map_err(fail)?;
+        out.push(ModuleQueue {
+            module,
+            rows,
+            ready: ready.unwrap_or(0),
+            failing,
+            oldest: oldest.unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+/// A row that has failed at least once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailingRow {
+    pub id: u64,
+    pub module: String,
+    pub filename: String,
+    pub error_count: i64,
+    pub err_info: String,
+    pub created: String,
+}
+
+/// The failing rows, oldest first, at most `limit`.
+pub fn failing_rows(conn: &mut PooledConn, limit: usize) -> Result<Vec<FailingRow>, DbError> {
+    conn.query_map(
+        format!(
+            "SELECT id, modulename, filename, {ERRORS}, COALESCE(err_info, ''), {CREATED} \
+             FROM {NOTIFYTASK} WHERE {ERRORS} > 0 ORDER BY {CREATED}, id LIMIT {limit}"
+        ),
+        |(id, module, filename, error_count, err_info, created): (
+            u64,
+            Option<String>,
+            Option<String>,
+            i64,
+            String,
+            String,
+        )| FailingRow {
+            id,
+            module: module.unwrap_or_default(),
+            filename: filename.unwrap_or_default(),
+            error_count,
+            err_info,
+            created,
+        },
+    )
+    .map_err(|e| DbError::query("cannot read the notifytask queue", &e))
+}
+
+/// Makes failed rows ready at once (error_count 0; err_info keeps the last reason):
+/// the named ones, or with `ids` empty every failed row. Returns how many changed.
+pub fn clear_backoff(conn: &mut PooledConn, ids: &[u64]) -> Result<u64, DbError> {
+    let which = if ids.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = ids.iter().map(u64::to_string).collect();
+        format!(" AND id IN ({})", list.join(","))
+    };
+    conn.query_drop(format!(
+        "UPDATE {NOTIFYTASK} SET error_count = 0 WHERE {ERRORS} <> 0{which}"
+    ))
+    .map_err(|e| DbError::query("cannot reset the failed rows", &e))?;
+    Ok(conn.affected_rows())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,6 +611,22 @@ mod tests {
         assert_eq!(ClaimMode::for_server("5.7.44-log"), NamedLocks);
         assert_eq!(ClaimMode::for_server("8.0.0-dmr"), NamedLocks);
         assert_eq!(ClaimMode::for_server(""), NamedLocks);
+    }
+
+    #[test]
+    fn retry_state_reads_what_retry_marker_wrote() {
+        let text = format!(
+            "timeout{}",
+            retry_marker(3, 10, Some("2026-11-30 10:00:00"))
+        );
+        let state = retry_state(&text).unwrap();
+        assert_eq!((state.attempt, state.max_attempts), (3, 10));
+        assert_eq!(state.retry_at.as_deref(), Some("2026-11-30 10:00:00"));
+        assert!(!state.permanent);
+        let last = retry_state(&format!("x{}", retry_marker(10, 10, None))).unwrap();
+        assert_eq!(last.retry_at, None);
+        assert_eq!(retry_state("a reason of BILLmanager's"), None);
+        assert_eq!(retry_state("x [attempt a/b, retry after y UTC]"), None);
     }
 
     #[test]

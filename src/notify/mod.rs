@@ -75,18 +75,27 @@ pub trait NotifyModule {
     fn process_queue(&self) -> Result<(), NotifyError>;
 }
 
+/// Every failure of a notification role, alike: logged, said on stderr, and as error
+/// XML on stdout for BILLmanager; exit 1.
+fn fail(role: &str, command: &str, kind: &str, msg: &str) -> ExitCode {
+    crate::error!("--command {command}: {msg}");
+    eprintln!("{role}: {}", crate::log::redact(msg));
+    print!("{}", xml::error_doc(kind, role, msg));
+    ExitCode::FAILURE
+}
+
 /// Runs one command of a notification role.
 pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> ExitCode {
     let module: Box<dyn NotifyModule> = match kind {
         Kind::Sms => Box::new(ntsms::Ntsms::new(root.clone())),
         Kind::Email | Kind::Internal => {
             let role = kind.role();
-            eprintln!("{role}: {role} is not available yet in this version of mgrnotify");
-            print!(
-                "{}",
-                xml::error_doc("unsupported", role, &format!("{role} is not available yet"))
+            return fail(
+                role,
+                command,
+                "unsupported",
+                &format!("{role} is not available yet in this version of mgrnotify"),
             );
-            return ExitCode::FAILURE;
         }
     };
     let result = match command {
@@ -111,9 +120,12 @@ pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> E
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            crate::error!("--command {command}: {e}");
-            eprintln!("{}: {e}", kind.role());
-            ExitCode::FAILURE
+            let kind_of_error = match command {
+                "" => "missed",
+                "features" | "process" | "getmessage" => "notify",
+                _ => "unknown",
+            };
+            fail(kind.role(), command, kind_of_error, &e.to_string())
         }
     }
 }

@@ -32,11 +32,12 @@ impl MgrRoot {
             std::fs::create_dir_all(root.path().join(d)).expect("mkdir");
         }
         symlink(BIN, root.path().join("sbin/mgrnotify")).expect("symlink binary");
-        for role in ["ntsms", "ntemail", "ntinternal"] {
-            symlink("../sbin/mgrnotify", root.path().join("notify").join(role)).expect("symlink");
-        }
-        for role in ["gwsmtp", "gwimap", "gwpop3"] {
-            symlink("../sbin/mgrnotify", root.path().join("gate").join(role)).expect("symlink");
+        for role in mgrnotify::roles::linked(mgrnotify::roles::ROLES) {
+            symlink(
+                "../sbin/mgrnotify",
+                root.path().join(role.folder.name()).join(role.name),
+            )
+            .expect("symlink");
         }
         let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
         if let Ok(entries) = std::fs::read_dir(bundled) {

@@ -1,0 +1,174 @@
+//! `mgrnotify queue`: what waits in BILLmanager's notifytask queue, per notification
+//! module, and the failing rows with their attempts, next try and reason; `queue retry`
+//! clears the backoff of rows so the next run takes them at once.
+
+use std::ffi::OsString;
+
+use serde_json::json;
+
+use crate::cli::say;
+use crate::db::schema::{self, ReadyFilter};
+use crate::db::DbSettings;
+use crate::gateway::GatewaySettings;
+use crate::queue::config::QueueConfig;
+use crate::root::MgrRoot;
+
+/// How many failing rows the listing shows.
+const FAILING_SHOWN: usize = 200;
+
+const USAGE: &str = "\
+Usage: mgrnotify queue [--json]           what waits, per module, and the failing rows
+       mgrnotify queue retry ID...|--failed  make failed rows ready at once
+";
+
+pub fn run(root: &MgrRoot, args: &[OsString]) -> Result<bool, String> {
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match words.first().map(String::as_str) {
+        None => overview(root, false),
+        Some("--json") if words.len() == 1 => overview(root, true),
+        Some("retry") => retry(root, &words[1..]),
+        Some("--help" | "-h") => {
+            say!("{}", USAGE.trim_end());
+            Ok(true)
+        }
+        Some(other) => Err(format!("queue: unknown argument '{other}'\n\n{USAGE}")),
+    }
+}
+
+fn connect(root: &MgrRoot) -> Result<mysql::PooledConn, String> {
+    let settings = DbSettings::load(root).map_err(|e| e.to_string())?;
+    let pool = settings.connect(1).map_err(|e| e.to_string())?;
+    let mut conn = pool.get_conn().map_err(|e| {
+        crate::db::DbError::query("cannot get a database connection", &e).to_string()
+    })?;
+    // Every gateway's secrets, so that an err_info that quotes one shows it masked.
+    for row in schema::all_gateways(&mut conn).map_err(|e| e.to_string())? {
+        let _ = GatewaySettings::new(row.columns.clone(), &row.xmlparams);
+    }
+    Ok(conn)
+}
+
+fn overview(root: &MgrRoot, as_json: bool) -> Result<bool, String> {
+    let config = QueueConfig::load(root).map_err(|e| e.to_string())?;
+    let mut conn = connect(root)?;
+    let filter = ReadyFilter {
+        module: String::new(),
+        forced_only: root.do_nothing_flag().exists(),
+        max_attempts: config.max_attempts,
+        now: time::OffsetDateTime::now_utc()
+            .format(schema::RETRY_STAMP)
+            .unwrap_or_default(),
+    };
+    let modules = schema::queue_overview(&mut conn, &filter).map_err(|e| e.to_string())?;
+    let failing = schema::failing_rows(&mut conn, FAILING_SHOWN).map_err(|e| e.to_string())?;
+    let rows: Vec<_> = failing
+        .iter()
+        .map(|r| {
+            let state = schema::retry_state(&r.err_info);
+            let kind = match &state {
+                Some(s) if s.permanent => "permanent",
+                Some(_) => "transient",
+                None => "unknown",
+            };
+            let next = match &state {
+                Some(s) if s.permanent => "waits for an operator".to_owned(),
+                Some(schema::RetryState {
+                    retry_at: Some(at), ..
+                }) => format!("{at} UTC"),
+                Some(_) if r.error_count >= i64::from(config.max_attempts) => {
+                    "no more retries".to_owned()
+                }
+                _ => "next run".to_owned(),
+            };
+            (r, kind, next, crate::log::redact(&r.err_info))
+        })
+        .collect();
+    if as_json {
+        let value = json!({
+            "modules": modules.iter().map(|m| json!({
+                "module": m.module, "rows": m.rows, "ready": m.ready,
+                "failing": m.failing, "oldest": m.oldest,
+            })).collect::<Vec<_>>(),
+            "failing": rows.iter().map(|(r, kind, next, info)| json!({
+                "id": r.id, "module": r.module, "filename": r.filename,
+                "attempts": r.error_count, "kind": kind, "next_try": next,
+                "created": r.created, "err_info": info,
+            })).collect::<Vec<_>>(),
+        });
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+        return Ok(true);
+    }
+    if modules.is_empty() {
+        say!("the queue is empty");
+        return Ok(true);
+    }
+    say!(
+        "{:<12} {:>7} {:>7} {:>8}  oldest",
+        "module",
+        "rows",
+        "ready",
+        "failing"
+    );
+    for m in &modules {
+        say!(
+            "{:<12} {:>7} {:>7} {:>8}  {}",
+            m.module,
+            m.rows,
+            m.ready,
+            m.failing,
+            m.oldest
+        );
+    }
+    if !rows.is_empty() {
+        say!("\nfailing rows (oldest first):");
+        say!(
+            "{:>8} {:<10} {:>8}  {:<10} {:<23}  err_info",
+            "id",
+            "module",
+            "attempts",
+            "kind",
+            "next try"
+        );
+        for (r, kind, next, info) in &rows {
+            say!(
+                "{:>8} {:<10} {:>8}  {:<10} {:<23}  {info}",
+                r.id,
+                r.module,
+                r.error_count,
+                kind,
+                next
+            );
+        }
+        let total: u64 = modules.iter().map(|m| m.failing).sum();
+        if total > rows.len() as u64 {
+            say!("... and {} more (see --json)", total - rows.len() as u64);
+        }
+    }
+    Ok(true)
+}
+
+fn retry(root: &MgrRoot, words: &[String]) -> Result<bool, String> {
+    let ids: Vec<u64> = if words == ["--failed"] {
+        Vec::new()
+    } else if words.is_empty() {
+        return Err(format!("queue retry needs row ids or --failed\n\n{USAGE}"));
+    } else {
+        words
+            .iter()
+            .map(|w| {
+                w.parse::<u64>()
+                    .map_err(|_| format!("queue retry: '{w}' is not a row id"))
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let mut conn = connect(root)?;
+    let changed = schema::clear_backoff(&mut conn, &ids).map_err(|e| e.to_string())?;
+    say!("{changed} row(s) will be tried on the next run");
+    Ok(ids.is_empty() || changed as usize == ids.len())
+}

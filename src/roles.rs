@@ -1,0 +1,175 @@
+//! Every role this binary plays, in one table. Dispatch, `--help`, `mgrnotify list`,
+//! `mgrnotify sync` (which install.sh runs to lay the symlinks) and the tests all read
+//! it, so a new role is one entry here.
+
+/// The folder of the mgr root a role is installed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Folder {
+    Sbin,
+    Notify,
+    Gate,
+}
+
+impl Folder {
+    pub fn name(self) -> &'static str {
+        match self {
+            Folder::Sbin => "sbin",
+            Folder::Notify => "notify",
+            Folder::Gate => "gate",
+        }
+    }
+}
+
+/// How a role is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// The operator's command.
+    Cli,
+    /// A notification module, served by [`crate::notify::serve`].
+    Notify(crate::notify::Kind),
+    /// A gateway this version names but does not bring yet: every command is a clear error.
+    PlannedGateway,
+    /// A gateway backed by the provider script `etc/mgrnotify/scripts/<role>.rhai`.
+    Script,
+}
+
+impl Build {
+    pub fn is_gateway(self) -> bool {
+        matches!(self, Build::PlannedGateway | Build::Script)
+    }
+}
+
+/// One entry of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleSpec {
+    pub name: &'static str,
+    pub folder: Folder,
+    pub build: Build,
+    /// One line for `--help` and `mgrnotify list`.
+    pub about: &'static str,
+}
+
+/// The roles built into the binary. Script gateways (`gw<name>`) come on top, one per
+/// provider script.
+pub const ROLES: &[RoleSpec] = &[
+    RoleSpec {
+        name: "mgrnotify",
+        folder: Folder::Sbin,
+        build: Build::Cli,
+        about: "the operator's command",
+    },
+    RoleSpec {
+        name: "ntsms",
+        folder: Folder::Notify,
+        build: Build::Notify(crate::notify::Kind::Sms),
+        about: "SMS notifications through the SMS gateways",
+    },
+    RoleSpec {
+        name: "ntemail",
+        folder: Folder::Notify,
+        build: Build::Notify(crate::notify::Kind::Email),
+        about: "email notifications (not available yet)",
+    },
+    RoleSpec {
+        name: "ntinternal",
+        folder: Folder::Notify,
+        build: Build::Notify(crate::notify::Kind::Internal),
+        about: "client-area notifications (not available yet)",
+    },
+    RoleSpec {
+        name: "gwsmtp",
+        folder: Folder::Gate,
+        build: Build::PlannedGateway,
+        about: "outgoing email over SMTP (not available yet)",
+    },
+    RoleSpec {
+        name: "gwimap",
+        folder: Folder::Gate,
+        build: Build::PlannedGateway,
+        about: "incoming email over IMAP (not available yet)",
+    },
+    RoleSpec {
+        name: "gwpop3",
+        folder: Folder::Gate,
+        build: Build::PlannedGateway,
+        about: "incoming email over POP3 (not available yet)",
+    },
+];
+
+/// What a started name means: an entry of the table, or a script gateway.
+pub fn lookup(name: &str) -> Option<RoleSpec> {
+    lookup_in(ROLES, name)
+}
+
+/// [`lookup`] in any table (tests use a table with an extra role).
+pub fn lookup_in(table: &[RoleSpec], name: &str) -> Option<RoleSpec> {
+    if let Some(spec) = table.iter().find(|r| r.name == name) {
+        return Some(*spec);
+    }
+    is_script_name(name).then_some(RoleSpec {
+        name: "gw<name>",
+        folder: Folder::Gate,
+        build: Build::Script,
+        about: "a provider script",
+    })
+}
+
+/// `gw` and then lower-case letters, digits or `_`: a name BILLmanager accepts as a
+/// module and that cannot leave `gate/` or `etc/mgrnotify/scripts/`.
+pub fn is_script_name(name: &str) -> bool {
+    name.strip_prefix("gw").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    })
+}
+
+/// A module name from elsewhere (a gateway row) that is safe to look up as a file in
+/// `gate/` or `notify/`.
+pub fn is_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The roles that have a symlink in `notify/` or `gate/` of their own.
+pub fn linked(table: &[RoleSpec]) -> impl Iterator<Item = &RoleSpec> {
+    table.iter().filter(|r| r.folder != Folder::Sbin)
+}
+
+/// "ntsms, ntemail, ... or gw<provider>": for messages that name what may be started.
+pub fn known_names(table: &[RoleSpec]) -> String {
+    let names: Vec<&str> = table.iter().map(|r| r.name).collect();
+    format!("{} or gw<provider>", names.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_win_and_scripts_are_checked_names() {
+        assert_eq!(lookup("ntsms").map(|r| r.folder), Some(Folder::Notify));
+        assert_eq!(
+            lookup("gwsmtp").map(|r| r.build),
+            Some(Build::PlannedGateway)
+        );
+        assert_eq!(lookup("gwepochta").map(|r| r.build), Some(Build::Script));
+        for bad in ["gw", "gw/../../x", "gwX", "gw-a", "ntnope", "", "gw.rhai"] {
+            assert_eq!(lookup(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for (i, a) in ROLES.iter().enumerate() {
+            assert!(
+                ROLES[i + 1..].iter().all(|b| b.name != a.name),
+                "{}",
+                a.name
+            );
+        }
+    }
+}
