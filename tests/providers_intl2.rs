@@ -824,3 +824,46 @@ fn bulksms_encoding_follows_the_gsm_alphabet() {
         assert_eq!(sent["body"], text);
     }
 }
+
+const ALL: [&Provider; 6] = [
+    &CLICKSEND,
+    &TELNYX,
+    &BULKSMS,
+    &CLICKATELL,
+    &TEXTMAGIC,
+    &ELKS,
+];
+
+/// `check` passes every script without a warning, `sync` writes each one's plugin XML with
+/// every credential as a password input, and `list` shows each provider installed.
+#[test]
+fn check_sync_and_list_show_every_provider() {
+    let root = MgrRoot::new();
+    for p in ALL {
+        let script = format!("etc/mgrnotify/scripts/{}.rhai", p.role);
+        let out = root.run("sbin/mgrnotify", &["check", &script], "");
+        let report = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(out.status.success(), "{}: {report}", p.role);
+        assert!(!report.contains("warning"), "{}: {report}", p.role);
+    }
+    let out = root.run("sbin/mgrnotify", &["sync"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list = stdout(&root.run("sbin/mgrnotify", &["list"], ""));
+    for p in ALL {
+        assert!(
+            list.lines()
+                .any(|l| l.trim_start().starts_with(p.role) && l.ends_with("installed")),
+            "{}:\n{list}",
+            p.role
+        );
+        let xml = root.read(&format!("etc/xml/billmgr_mod_{}.xml", p.role));
+        for (name, value) in p.params {
+            let kind = if *value == SECRET { "password" } else { "text" };
+            assert!(
+                xml.contains(&format!("<input type=\"{kind}\" name=\"{name}\"")),
+                "{}: {name} is not a {kind} input:\n{xml}",
+                p.role
+            );
+        }
+    }
+}
