@@ -13,29 +13,42 @@ pub fn report(root: &MgrRoot, table: &[RoleSpec]) -> Result<String, String> {
         ($($arg:tt)*) => { { let _ = writeln!(out, $($arg)*); } };
     }
     say!("mgr root: {}", root.path().display());
+    let scripts = sync::scripts(root, table).map_err(|e| format!("cannot read scripts: {e}"))?;
+    // One name column for roles and providers, as wide as the longest name.
+    let width = roles::linked(table)
+        .map(|r| r.name.len())
+        .chain(scripts.iter().map(|(r, _)| r.len()))
+        .max()
+        .unwrap_or(0);
     say!("\nroles:");
     for role in roles::linked(table) {
         let link = root.role_path(role.folder, role.name);
         let path = format!("{}/{}", role.folder.name(), role.name);
-        say!("  {:<12} {path:<18} {}", role.name, link_state(&link));
+        say!("  {:<width$}  {path:<18} {}", role.name, link_state(&link));
     }
     say!("\nproviders (scripts in {}):", root.scripts_dir().display());
-    let scripts = sync::scripts(root, table).map_err(|e| format!("cannot read scripts: {e}"))?;
     if scripts.is_empty() {
         say!("  none");
     }
-    for (role, path) in scripts {
-        let link = root.gate_module(&role);
-        match crate::script::load_metadata(&path) {
+    let loaded: Vec<_> = scripts
+        .iter()
+        .map(|(role, path)| (role, path, crate::script::load_metadata(path)))
+        .collect();
+    let title_width = loaded
+        .iter()
+        .filter_map(|(_, _, m)| m.as_ref().ok().map(|m| m.title_en.chars().count()))
+        .max()
+        .unwrap_or(0);
+    for (role, path, meta) in loaded {
+        let link = root.gate_module(role);
+        match meta {
             Ok(meta) => say!(
-                "  {:<12} {:<7} {:<24} {}  gate/{role} {}",
-                role,
+                "  {role:<width$}  {:<8} {:<title_width$}  gate/{role} {}",
                 meta.notify_module,
                 meta.title_en,
-                path.display(),
                 link_state(&link)
             ),
-            Err(e) => say!("  {:<12} ERROR   {}: {e}", role, path.display()),
+            Err(e) => say!("  {role:<width$}  ERROR    {}: {e}", path.display()),
         }
     }
     Ok(out)
