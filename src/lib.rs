@@ -93,29 +93,20 @@ pub fn parse_args<T: FromArgs>(command: &str, args: &[OsString]) -> Result<T, (E
 pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> ExitCode {
     match role.build {
         Build::Cli => cli::run(argv0, args),
-        Build::Notify(kind) => {
-            let parsed: NotifyArgs = match parse_args(name, &args) {
-                Ok(a) => a,
-                Err((code, usage)) => return usage_error(code, &usage),
-            };
-            if parsed.version {
-                return version(name);
-            }
-            let root = MgrRoot::discover(argv0);
-            log::init(&root, name);
-            let command = parsed.command.unwrap_or_default();
-            notify::serve(&root, kind, &command, parsed.gate.as_deref())
-        }
+        Build::Notify(kind) => match start::<NotifyArgs>(argv0, name, &args, |a| a.version) {
+            Ok((a, root)) => notify::serve(
+                &root,
+                kind,
+                a.command.as_deref().unwrap_or_default(),
+                a.gate.as_deref(),
+            ),
+            Err(code) => code,
+        },
         Build::PlannedGateway | Build::Script => {
-            let parsed: GatewayArgs = match parse_args(name, &args) {
-                Ok(a) => a,
-                Err((code, usage)) => return usage_error(code, &usage),
+            let (parsed, root) = match start::<GatewayArgs>(argv0, name, &args, |a| a.version) {
+                Ok(started) => started,
+                Err(code) => return code,
             };
-            if parsed.version {
-                return version(name);
-            }
-            let root = MgrRoot::discover(argv0);
-            log::init(&root, name);
             let command = parsed.command.unwrap_or_default();
             if role.build == Build::PlannedGateway {
                 return gateway::serve_not_available(name);
@@ -133,15 +124,28 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
     }
 }
 
+/// Parses a module's arguments, answers `--help` and `--version`, and opens the
+/// role's log in its root; `Err` is the exit status when there is nothing more to do.
+fn start<T: FromArgs>(
+    argv0: &OsStr,
+    name: &str,
+    args: &[OsString],
+    wants_version: fn(&T) -> bool,
+) -> Result<(T, MgrRoot), ExitCode> {
+    let parsed: T = parse_args(name, args).map_err(|(code, usage)| usage_error(code, &usage))?;
+    if wants_version(&parsed) {
+        println!("{name} (mgrnotify) {}", env!("CARGO_PKG_VERSION"));
+        return Err(ExitCode::SUCCESS);
+    }
+    let root = MgrRoot::discover(argv0);
+    log::init(&root, name);
+    Ok((parsed, root))
+}
+
 /// BILLmanager reads a module's stdout: a usage error goes there as error XML too.
 fn usage_error(code: ExitCode, usage: &str) -> ExitCode {
     if code != ExitCode::SUCCESS {
         print!("{}", xml::error_doc("value", "arguments", usage.trim()));
     }
     code
-}
-
-fn version(name: &str) -> ExitCode {
-    println!("{name} (mgrnotify) {}", env!("CARGO_PKG_VERSION"));
-    ExitCode::SUCCESS
 }
