@@ -132,10 +132,14 @@ pub fn write(level: u8, args: fmt::Arguments<'_>) {
 /// Registers a secret (a password, a token): from now on it is replaced by `***` in
 /// every log line and every text passed through [`redact`], also in every spelling a
 /// provider may echo it back in: XML-escaped once or twice (an escaped request inside
-/// an XML answer), JSON-escaped, URL-encoded.
+/// an XML answer), JSON-escaped, URL-encoded. A secret URL (a webhook) also registers
+/// its path and query, the part that holds its token and that `api_url` keeps.
 pub fn add_secret(secret: &str) {
     if secret.chars().count() < 2 {
         return;
+    }
+    if let Some(path) = secret_part_of_url(secret) {
+        add_secret(path);
     }
     let escaped = crate::xml::escape_text(secret);
     let encoded = form_encode(secret);
@@ -167,6 +171,20 @@ pub fn add_secret(secret: &str) {
     }
     // Longest first, so a secret that contains another is replaced whole.
     all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// Shortest URL path and query registered as a secret of its own: shorter ones
+/// (`/`, `/hook`) hold no token, and redacting them would ruin every log line.
+const MIN_URL_PATH_SECRET_LEN: usize = 8;
+
+/// The path and query of an http(s) URL, when long enough to hold its token.
+fn secret_part_of_url(secret: &str) -> Option<&str> {
+    let (scheme, rest) = secret.trim().split_once("://")?;
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return None;
+    }
+    let tail = &rest[rest.find(['/', '?'])?..];
+    (tail.chars().count() >= MIN_URL_PATH_SECRET_LEN).then_some(tail)
 }
 
 /// The text with every registered secret replaced by `***`.
@@ -228,6 +246,24 @@ mod tests {
         let text = "a=p@ss w<rd\" b=p%40ss+w%3Crd%22 c=p@ss w&lt;rd&quot; \
                     d=p@ss w&amp;lt;rd&amp;quot; e=p@ss w<rd\\\"";
         assert_eq!(redact(text), "a=*** b=*** c=*** d=*** e=***");
+    }
+
+    #[test]
+    fn a_secret_url_hides_its_path_wherever_the_request_goes() {
+        add_secret("https://hooks.example.com/services/T01/B02/u4Tok3nXyZ?k=1");
+        // api_url replaced the origin; the token is still hidden, encoded too.
+        assert_eq!(
+            redact("POST http://127.0.0.1:8080/services/T01/B02/u4Tok3nXyZ?k=1 done"),
+            "POST http://127.0.0.1:8080*** done"
+        );
+        assert_eq!(
+            redact("echo %2Fservices%2FT01%2FB02%2Fu4Tok3nXyZ%3Fk%3D1"),
+            "echo ***"
+        );
+        // A path too short to hold a token is no secret of its own.
+        add_secret("https://h.example/hook");
+        assert_eq!(redact("GET /hook"), "GET /hook");
+        assert_eq!(redact("https://h.example/hook"), "***");
     }
 
     #[test]

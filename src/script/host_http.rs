@@ -48,6 +48,20 @@ pub fn with_settings<T>(settings: CallSettings, run: impl FnOnce() -> T) -> (T, 
     (result, state.map(|s| s.recorded).unwrap_or_default())
 }
 
+/// `url` as the running command sends it: with its `api_url` applied (unchanged
+/// outside a command). Signatures that cover the host must sign this one.
+pub fn effective_url(url: &str) -> Result<String, String> {
+    let api_url = CALL.with(|c| {
+        c.borrow()
+            .as_ref()
+            .and_then(|state| state.settings.api_url.clone())
+    });
+    match api_url {
+        Some(api) => api.rewrite(url),
+        None => Ok(url.to_owned()),
+    }
+}
+
 /// Registers `http`, `http_get` and `http_post` (each short form also with a map of
 /// extra headers), sending through `client`.
 pub fn register(engine: &mut Engine, client: Arc<HttpClient>) {
