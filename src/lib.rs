@@ -31,6 +31,10 @@ use argh::FromArgs;
 
 use crate::root::MgrRoot;
 
+/// Every allocation is counted per thread, for the script sandbox's memory limit.
+#[global_allocator]
+static ALLOCATOR: script::memory::CountingAllocator = script::memory::CountingAllocator;
+
 /// What a name started as means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {

@@ -9,6 +9,8 @@ use hmac::{Hmac, Mac};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, Position, INT};
 use sha1::Digest;
 
+use super::sandbox;
+
 /// Nesting accepted by xml_build, xml_parse and json_build: trees deeper than this
 /// are not provider documents, and deeper recursion would risk the host's stack.
 const MAX_TREE_DEPTH: usize = 128;
@@ -89,6 +91,20 @@ fn xml_parse(text: &str) -> HostResult<Map> {
             crate::gateway::excerpt(text)
         ))
     })?;
+    // Each element becomes a map of four entries, each attribute one more: a tree
+    // beyond the map limit is refused before it is built, not after.
+    let entries: usize = doc
+        .descendants()
+        .filter(|n| n.is_element())
+        .map(|n| 4 + n.attributes().len())
+        .sum();
+    if entries > sandbox::MAX_MAP_SIZE {
+        return Err(host_error(format!(
+            "xml_parse: the document has more elements and attributes than a script may hold \
+             ({} map entries at most)",
+            sandbox::MAX_MAP_SIZE
+        )));
+    }
     node_to_map(doc.root_element(), 0)
 }
 
@@ -98,6 +114,7 @@ fn node_to_map(node: roxmltree::Node<'_, '_>, depth: usize) -> HostResult<Map> {
             "xml_parse: elements nested deeper than {MAX_TREE_DEPTH} levels"
         )));
     }
+    sandbox::check_budget()?;
     let mut attrs = Map::new();
     for a in node.attributes() {
         attrs.insert(a.name().into(), Dynamic::from(a.value().to_owned()));
@@ -219,12 +236,44 @@ fn write_node(w: &mut crate::xml::Writer, node: &Map, depth: usize) -> HostResul
 // ---- JSON ----
 
 fn json_parse(text: &str) -> HostResult<Dynamic> {
+    // serde builds the whole value before rhai can measure it: count first.
+    let limit = sandbox::MAX_ARRAY_SIZE + sandbox::MAX_MAP_SIZE;
+    if json_value_count(text) > limit {
+        return Err(host_error(format!(
+            "json_parse: the document has more than {limit} values, more than a script may hold"
+        )));
+    }
     serde_json::from_str::<Dynamic>(text).map_err(|e| {
         host_error(format!(
             "json_parse: not JSON ({e}): {}",
             crate::gateway::excerpt(text)
         ))
     })
+}
+
+/// How many values a JSON text holds, counting an empty array or object twice: one,
+/// plus one for each `,` `[` `{` outside strings.
+fn json_value_count(text: &str) -> usize {
+    let mut count = 1;
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b',' | b'[' | b'{' => count += 1,
+                _ => {}
+            }
+        }
+    }
+    count
 }
 
 fn json_build(value: Dynamic) -> HostResult<String> {
@@ -297,7 +346,12 @@ fn hmac_hex<M: Mac + hmac::digest::KeyInit>(key: &str, msg: &str) -> String {
 /// A phone number as E.164 digits without `+` (see the guide for the rules).
 pub fn phone_normalize(input: &str) -> Result<String, String> {
     let text = input.trim();
-    let bad = |why: &str| format!("phone_normalize: '{input}' is not a phone number ({why})");
+    let bad = |why: &str| {
+        format!(
+            "phone_normalize: '{}' is not a phone number ({why})",
+            crate::gateway::excerpt(input)
+        )
+    };
     let (international, rest) = match text.strip_prefix('+') {
         Some(rest) => (true, rest),
         None => (false, text),
