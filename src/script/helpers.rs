@@ -1,5 +1,6 @@
 //! Host helpers for provider scripts: XML and JSON, URL/form encoding, base64, hashes
-//! and HMAC, phone numbers, time, and `fail`. docs/provider-scripts.md documents each.
+//! and HMAC, phone numbers, time, `fail`, and `secret` (a value to redact). The
+//! README's "Writing a provider script" documents each.
 //!
 //! A helper's failure is a script runtime error (catchable with try/catch); uncaught,
 //! it ends the command as a `gateway` error with the helper's message.
@@ -29,6 +30,16 @@ pub fn host_error(msg: impl Into<String>) -> Box<EvalAltResult> {
 pub fn register(engine: &mut Engine) {
     engine.register_fn("fail", |msg: &str| -> HostResult<()> {
         Err(host_error(msg))
+    });
+    engine.register_fn("secret", |value: &str| -> HostResult<String> {
+        if crate::log::add_command_secret(value) {
+            Ok(value.to_owned())
+        } else {
+            Err(host_error(format!(
+                "secret: more than {} secrets in one command",
+                crate::log::MAX_COMMAND_SECRETS
+            )))
+        }
     });
 
     engine.register_fn("xml_parse", xml_parse);

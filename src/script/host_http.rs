@@ -124,7 +124,30 @@ fn request_from_map(map: Map) -> HostResult<HttpRequest> {
     })
 }
 
+/// Credentials a script puts into a header (`Authorization: Bearer <token>`, an
+/// `X-Api-Key`) are secrets even when the script computed them (a token from a login
+/// request): the whole value and the part after the scheme word are registered for
+/// the command.
+fn register_header_secrets(headers: &[(String, String)]) -> HostResult<()> {
+    for (name, value) in headers {
+        if !crate::log::is_secret_name(name) {
+            continue;
+        }
+        let credentials = value.trim().split_once(' ').map(|(_, c)| c.trim());
+        for secret in std::iter::once(value.as_str()).chain(credentials) {
+            if !crate::log::add_command_secret(secret) {
+                return Err(host_error(format!(
+                    "http: more than {} secrets in one command",
+                    crate::log::MAX_COMMAND_SECRETS
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn send(client: &HttpClient, mut req: HttpRequest) -> HostResult<Map> {
+    register_header_secrets(&req.headers)?;
     if !(req.url.starts_with("http://") || req.url.starts_with("https://")) {
         return Err(host_error(format!(
             "http: '{}' is not an http:// or https:// URL",
