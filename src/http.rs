@@ -31,6 +31,21 @@ pub struct HttpRequest {
 }
 
 impl HttpRequest {
+    /// The request with every registered secret redacted from its URL, header values
+    /// and body, for keeping after the command whose secrets they are.
+    pub fn redacted(&self) -> Self {
+        Self {
+            method: self.method.clone(),
+            url: crate::log::redact(&self.url),
+            headers: self
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), crate::log::redact(value)))
+                .collect(),
+            body: crate::log::redact(&self.body),
+        }
+    }
+
     /// The request as text (method, URL, headers, body) with Authorization-like
     /// headers and every registered secret redacted: for logs and `--dry-run`.
     pub fn describe(&self) -> String {
@@ -287,10 +302,12 @@ fn describe_error(e: &ureq::Error, timeouts: Timeouts) -> String {
     }
 }
 
-/// The first [`LOG_BODY_CHARS`] characters, for the log.
+/// The first [`LOG_BODY_CHARS`] characters, for the log; redacted before it is cut,
+/// so that no secret is cut into a piece that no longer matches.
 fn excerpt(text: &str) -> String {
+    let text = crate::log::redact(text);
     if text.chars().count() <= LOG_BODY_CHARS {
-        return text.to_owned();
+        return text;
     }
     let mut s: String = text.chars().take(LOG_BODY_CHARS).collect();
     s.push_str("…(truncated)");

@@ -34,6 +34,10 @@ use argh::FromArgs;
 use crate::roles::{Build, RoleSpec};
 use crate::root::MgrRoot;
 
+/// Every allocation is counted per thread, for the script sandbox's memory limit.
+#[global_allocator]
+static ALLOCATOR: script::memory::CountingAllocator = script::memory::CountingAllocator;
+
 /// The role name in argv[0]: its file name.
 pub fn role_name(argv0: &OsStr) -> String {
     Path::new(argv0)

@@ -1,9 +1,17 @@
 //! The plugin description BILLmanager reads for a gateway module,
-//! `etc/xml/billmgr_mod_gw<name>.xml`, in the seed's format, made from a provider
-//! script's metadata.
+//! `etc/xml/billmgr_mod_gw<name>.xml`, in the seed's format: made from a provider
+//! script's metadata, and read for the field types of third-party modules.
 
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
+
+use crate::root::MgrRoot;
 use crate::script::{Field, FieldKind, Metadata, HOST_PARAMS};
 use crate::xml::escape_text as esc;
+use crate::xml::Params;
 
 /// The first line after the XML declaration of every file `sync` writes: how `sync`
 /// and `install.sh --uninstall` tell their own files from BILLmanager's.
@@ -80,6 +88,57 @@ fn host_fields(meta: &Metadata) -> impl Iterator<Item = &'static str> + '_ {
     HOST_PARAMS
         .into_iter()
         .filter(|name| meta.field(name).is_none())
+}
+
+/// Names of the password fields a form description declares: every
+/// `<input type="password" name="..">` (the seed's plugin XML and gateway form).
+pub fn password_inputs(doc: &roxmltree::Document<'_>) -> Vec<String> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("input") && n.attribute("type") == Some("password"))
+        .filter_map(|n| n.attribute("name"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Largest plugin XML read for its field types.
+const MAX_PLUGIN_XML: u64 = 4 * 1024 * 1024;
+
+type FieldCache = Mutex<HashMap<PathBuf, (Option<SystemTime>, Arc<Vec<String>>)>>;
+
+/// The password fields of gateway module `module` as its plugin XML
+/// (`etc/xml/billmgr_mod_<module>.xml`) declares them: a third-party module's only
+/// statement of which of its parameters are secrets. Read once per process (per
+/// version of the file); none when there is no readable file.
+pub fn password_fields(root: &MgrRoot, module: &str) -> Arc<Vec<String>> {
+    static CACHE: OnceLock<FieldCache> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let path = root.plugin_xml(module);
+    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    if let Ok(entries) = cache.lock() {
+        if let Some((when, fields)) = entries.get(&path) {
+            if *when == modified {
+                return fields.clone();
+            }
+        }
+    }
+    let mut text = String::new();
+    let read = std::fs::File::open(&path)
+        .and_then(|f| f.take(MAX_PLUGIN_XML).read_to_string(&mut text))
+        .is_ok();
+    let fields = Arc::new(match crate::xml::parse(&text) {
+        Ok(doc) if read => password_inputs(&doc),
+        _ => Vec::new(),
+    });
+    if let Ok(mut entries) = cache.lock() {
+        entries.insert(path, (modified, fields.clone()));
+    }
+    fields
+}
+
+/// Registers the secrets among the parameters of gateway module `module`, with the
+/// field types of its plugin XML.
+pub fn register_secrets(root: &MgrRoot, module: &str, params: &Params) {
+    crate::gateway::input::register_secrets(params.iter(), &password_fields(root, module));
 }
 
 #[derive(Clone, Copy)]

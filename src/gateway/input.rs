@@ -29,7 +29,7 @@ impl GatewaySettings {
         for (k, v) in gateway.iter() {
             params.insert_if_absent(k, v);
         }
-        register_secrets(&params);
+        register_secrets(params.iter(), &[]);
         Ok(Self {
             gateway,
             xmlparams: xmlparams.to_owned(),
@@ -81,11 +81,54 @@ impl GatewaySettings {
     }
 }
 
-/// Values of parameters whose names say they are secrets never reach a log.
-fn register_secrets(params: &Params) {
-    for (k, v) in params.iter() {
-        if crate::log::is_secret_name(k) {
-            crate::log::add_secret(v);
+/// Registers the secrets among a gateway's parameters, so they never reach a log or
+/// an error: values of password fields (`password_fields`, from a script's metadata
+/// or a module's plugin XML), values of parameters whose names say they are secrets,
+/// and the password in the userinfo of any URL.
+pub fn register_secrets<'a>(
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    password_fields: &[String],
+) {
+    for (name, value) in params {
+        if password_fields.iter().any(|f| f == name) || crate::log::is_secret_name(name) {
+            crate::log::add_secret(value);
+        } else if let Some(password) = url_password(value) {
+            crate::log::add_secret(password);
+        }
+    }
+}
+
+/// `pass` of `scheme://user:pass@host...`.
+fn url_password(value: &str) -> Option<&str> {
+    let (_, rest) = value.trim().split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    userinfo.split_once(':').map(|(_, password)| password)
+}
+
+/// Registers the secrets of a document a gateway command reads (a form, the
+/// outgoing XML) before anything else is done with it: its password fields are the
+/// module's own and those its form description declares (`<input type="password"
+/// name="..">`); an `xmlparams` holding a document is read too.
+pub fn register_form_secrets(text: &str, password_fields: &[String]) {
+    let Ok(doc) = xml::parse(text) else { return };
+    let mut fields = password_fields.to_vec();
+    fields.extend(crate::plugin::password_inputs(&doc));
+    register_element_secrets(&doc, &fields);
+}
+
+fn register_element_secrets(doc: &roxmltree::Document<'_>, fields: &[String]) {
+    let elements = doc.descendants().filter(|n| n.is_element());
+    let values: Vec<(&str, String)> = elements
+        .filter(|n| !n.children().any(|c| c.is_element()))
+        .map(|n| (n.tag_name().name(), xml::text_of(n)))
+        .collect();
+    register_secrets(values.iter().map(|(k, v)| (*k, v.as_str())), fields);
+    for (name, value) in &values {
+        if *name == "xmlparams" && value.trim_start().starts_with('<') {
+            if let Ok(inner) = xml::parse(value) {
+                register_element_secrets(&inner, fields);
+            }
         }
     }
 }

@@ -63,12 +63,12 @@ impl GatewayError {
 
 impl fmt::Display for GatewayError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let msg = crate::log::redact(&self.msg);
-        if self.object.is_empty() {
-            write!(f, "{}: {msg}", self.kind)
+        let text = if self.object.is_empty() {
+            format!("{}: {}", self.kind, self.msg)
         } else {
-            write!(f, "{} ({}): {msg}", self.kind, self.object)
-        }
+            format!("{} ({}): {}", self.kind, self.object, self.msg)
+        };
+        f.write_str(&crate::log::redact(&text))
     }
 }
 
@@ -157,6 +157,11 @@ pub trait GatewayModule {
     fn check_connection(&self, _settings: &GatewaySettings) -> Result<(), GatewayError> {
         Err(unsupported("check_connection"))
     }
+    /// Names of the module's password fields, whose values are secrets wherever
+    /// they appear in a command's input.
+    fn password_fields(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 fn unsupported(command: &str) -> GatewayError {
@@ -192,18 +197,24 @@ pub fn answer(
 ) -> Result<String, GatewayError> {
     let features = module.features();
     let supported = |f: Feature| features.features.contains(&f);
+    // Every input's secrets are known before anything can log or echo it.
+    let read = |stdin: &mut dyn Read| {
+        let text = read_input(stdin)?;
+        input::register_form_secrets(&text, &module.password_fields());
+        Ok::<_, GatewayError>(text)
+    };
     match command {
         "features" => Ok(features.to_xml()),
-        "formtune" if supported(Feature::Formtune) => module.formtune(&read_input(stdin)?),
-        "formtune" => Ok(read_input(stdin)?),
+        "formtune" if supported(Feature::Formtune) => module.formtune(&read(stdin)?),
+        "formtune" => Ok(read(stdin)?),
         "check_connection" if supported(Feature::CheckConnection) => {
-            let form = read_input(stdin)?;
+            let form = read(stdin)?;
             let doc = parse_input(&form)?;
             module.check_connection(&GatewaySettings::from_doc(&doc)?)?;
             Ok(form)
         }
         "outgoing" if supported(Feature::Outgoing) => {
-            let input = OutgoingInput::parse(&read_input(stdin)?)?;
+            let input = OutgoingInput::parse(&read(stdin)?)?;
             crate::info!(
                 "outgoing: user {} via gateway {}",
                 input.user.get("id").unwrap_or("?"),
@@ -217,7 +228,7 @@ pub fn answer(
             Ok(delivery.to_xml())
         }
         "ingoing" if supported(Feature::Ingoing) => {
-            let doc_text = read_input(stdin)?;
+            let doc_text = read(stdin)?;
             let doc = parse_input(&doc_text)?;
             let messages = module.ingoing(&GatewaySettings::from_doc(&doc)?)?;
             let mut w = xml::Writer::new();
@@ -320,8 +331,10 @@ pub fn parse_reply(module: &str, stdout: &str, exited_ok: bool) -> Result<Delive
     Ok(Delivery { id })
 }
 
-/// The first 300 characters of a text, for error messages.
+/// The first 300 characters of a text, for error messages; redacted before it is
+/// cut, so that no secret is cut into a piece that no longer matches.
 pub fn excerpt(text: &str) -> String {
+    let text = crate::log::redact(text);
     let mut s: String = text.chars().take(300).collect();
     if s.len() < text.len() {
         s.push('…');

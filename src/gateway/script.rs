@@ -64,7 +64,8 @@ impl ScriptGateway {
         self
     }
 
-    /// The requests recorded in dry-run since the last call, after `api_url`.
+    /// The requests recorded in dry-run since the last call, after `api_url`, with
+    /// secrets redacted.
     pub fn take_recorded_requests(&self) -> Vec<HttpRequest> {
         self.recorded
             .lock()
@@ -96,12 +97,8 @@ impl ScriptGateway {
             if let (Some(default), None) = (&field.default, params.get(&field.name)) {
                 params.set(&field.name, default);
             }
-            if field.kind == FieldKind::Password {
-                if let Some(value) = params.get(&field.name) {
-                    crate::log::add_secret(value);
-                }
-            }
         }
+        crate::gateway::input::register_secrets(params.iter(), &self.password_fields());
         for field in &metadata.fields {
             match params.get(&field.name) {
                 None if field.required => return Err(GatewayError::missed(&field.name)),
@@ -153,30 +150,40 @@ impl ScriptGateway {
             dry_run: self.dry_run,
         };
         let engine = self.engine();
-        let (result, recorded) =
-            host_http::with_settings(settings, || self.script.run(engine, command, arg));
-        if !recorded.is_empty() {
-            if let Ok(mut all) = self.recorded.lock() {
-                all.extend(recorded);
+        // What the script registers as secret lasts as long as the command: the texts
+        // that leave it (its error, the recorded requests) are redacted here.
+        crate::log::with_command_secrets(|| {
+            let (result, recorded) =
+                host_http::with_settings(settings, || self.script.run(engine, command, arg));
+            if !recorded.is_empty() {
+                if let Ok(mut all) = self.recorded.lock() {
+                    all.extend(recorded.iter().map(HttpRequest::redacted));
+                }
             }
-        }
-        result.map_err(|e| {
-            let failure = Failure::from_eval(&e);
-            crate::debug!(
-                "{} {}(): {}",
-                self.script.file(),
-                command.name(),
-                failure.located_msg()
-            );
-            if failure.raised {
-                GatewayError::provider(&self.role, failure.msg)
-            } else if failure.line.is_none() {
-                // rhai reports sandbox limits without the line they struck at.
-                self.script_error(format!("in fn {}(): {}", command.name(), failure.msg))
-            } else {
-                self.script_error(failure.located_msg())
-            }
+            result.map_err(|e| {
+                let mut error = self.command_error(command, &e);
+                error.msg = crate::log::redact(&error.msg);
+                error
+            })
         })
+    }
+
+    fn command_error(&self, command: Command, e: &rhai::EvalAltResult) -> GatewayError {
+        let failure = Failure::from_eval(e);
+        crate::debug!(
+            "{} {}(): {}",
+            self.script.file(),
+            command.name(),
+            failure.located_msg()
+        );
+        if failure.raised {
+            GatewayError::provider(&self.role, failure.msg)
+        } else if failure.line.is_none() {
+            // rhai reports sandbox limits without the line they struck at.
+            self.script_error(format!("in fn {}(): {}", command.name(), failure.msg))
+        } else {
+            self.script_error(failure.located_msg())
+        }
     }
 
     fn script_error(&self, msg: impl Into<String>) -> GatewayError {
@@ -273,6 +280,16 @@ impl GatewayModule for ScriptGateway {
                 "formtune() must return the form XML text, not a {t}"
             ))
         })
+    }
+
+    fn password_fields(&self) -> Vec<String> {
+        self.script
+            .metadata()
+            .fields
+            .iter()
+            .filter(|f| f.kind == FieldKind::Password)
+            .map(|f| f.name.clone())
+            .collect()
     }
 
     fn check_connection(&self, settings: &GatewaySettings) -> Result<(), GatewayError> {

@@ -178,7 +178,11 @@ impl Courier {
     fn send(&self, module: &str, input: &OutgoingInput) -> Result<Delivery, GatewayError> {
         match &*self.route(module) {
             Route::InProcess(m) => m.outgoing(input),
-            Route::Program(path) => self.run_program(module, path, &input.to_xml()),
+            Route::Program(path) => {
+                // A third-party module's password fields are known from its plugin XML.
+                crate::plugin::register_secrets(&self.root, module, &input.settings.params);
+                self.run_program(module, path, &input.to_xml())
+            }
             Route::Unusable(why) => Err(GatewayError::new("unknown", module, why.clone())),
         }
     }

@@ -1,7 +1,7 @@
 //! Host helpers for provider scripts: XML and JSON (throwing and `_try` parsers),
 //! numbers, regular expressions, URL/form encoding, base64 and Basic auth, hashes and
-//! HMAC, AWS Signature Version 4, phone numbers, time, and `fail`. README.md's script
-//! guide documents each.
+//! HMAC, AWS Signature Version 4, phone numbers, time, `fail`, and `secret` (a value to
+//! redact). README.md's script guide documents each.
 //!
 //! A helper's failure is a script runtime error (catchable with try/catch); uncaught,
 //! it ends the command as a `gateway` error with the helper's message. `fail` and a
@@ -15,6 +15,8 @@ use hmac::{Hmac, Mac};
 use regex::{Regex, RegexBuilder};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position, FLOAT, INT};
 use sha1::Digest;
+
+use super::sandbox;
 
 /// Nesting accepted by xml_build, xml_parse and json_build: trees deeper than this
 /// are not provider documents, and deeper recursion would risk the host's stack.
@@ -54,6 +56,16 @@ pub fn abort(reason: Abort) -> Box<EvalAltResult> {
 pub fn register(engine: &mut Engine) {
     engine.register_fn("fail", |msg: &str| -> HostResult<()> {
         Err(abort(Abort::Fail(msg.to_owned())))
+    });
+    engine.register_fn("secret", |value: &str| -> HostResult<String> {
+        if crate::log::add_command_secret(value) {
+            Ok(value.to_owned())
+        } else {
+            Err(host_error(format!(
+                "secret: more than {} secrets in one command",
+                crate::log::MAX_COMMAND_SECRETS
+            )))
+        }
     });
 
     engine.register_fn("xml_parse", xml_parse);
@@ -134,6 +146,20 @@ fn xml_parse(text: &str) -> HostResult<Map> {
             crate::gateway::excerpt(text)
         ))
     })?;
+    // Each element becomes a map of four entries, each attribute one more: a tree
+    // beyond the map limit is refused before it is built, not after.
+    let entries: usize = doc
+        .descendants()
+        .filter(|n| n.is_element())
+        .map(|n| 4 + n.attributes().len())
+        .sum();
+    if entries > sandbox::MAX_MAP_SIZE {
+        return Err(host_error(format!(
+            "xml_parse: the document has more elements and attributes than a script may hold \
+             ({} map entries at most)",
+            sandbox::MAX_MAP_SIZE
+        )));
+    }
     node_to_map(doc.root_element(), 0)
 }
 
@@ -143,6 +169,7 @@ fn node_to_map(node: roxmltree::Node<'_, '_>, depth: usize) -> HostResult<Map> {
             "xml_parse: elements nested deeper than {MAX_TREE_DEPTH} levels"
         )));
     }
+    sandbox::check_budget()?;
     let mut attrs = Map::new();
     for a in node.attributes() {
         attrs.insert(a.name().into(), Dynamic::from(a.value().to_owned()));
@@ -264,6 +291,13 @@ fn write_node(w: &mut crate::xml::Writer, node: &Map, depth: usize) -> HostResul
 // ---- JSON ----
 
 fn json_parse(text: &str) -> HostResult<Dynamic> {
+    // serde builds the whole value before rhai can measure it: count first.
+    let limit = sandbox::MAX_ARRAY_SIZE + sandbox::MAX_MAP_SIZE;
+    if json_value_count(text) > limit {
+        return Err(host_error(format!(
+            "json_parse: the document has more than {limit} values, more than a script may hold"
+        )));
+    }
     serde_json::from_str::<Dynamic>(text).map_err(|e| {
         host_error(format!(
             "json_parse: not JSON ({e}): {}",
@@ -300,6 +334,31 @@ fn float_try(value: Dynamic) -> Dynamic {
     number
         .filter(|f| f.is_finite())
         .map_or(Dynamic::UNIT, Dynamic::from_float)
+}
+
+/// How many values a JSON text holds, counting an empty array or object twice: one,
+/// plus one for each `,` `[` `{` outside strings.
+fn json_value_count(text: &str) -> usize {
+    let mut count = 1;
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in text.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b',' | b'[' | b'{' => count += 1,
+                _ => {}
+            }
+        }
+    }
+    count
 }
 
 fn json_build(value: Dynamic) -> HostResult<String> {
@@ -765,7 +824,12 @@ fn regex_captures(ctx: NativeCallContext, pattern: &str, text: &str) -> HostResu
 /// A phone number as E.164 digits without `+` (see the guide for the rules).
 pub fn phone_normalize(input: &str) -> Result<String, String> {
     let text = input.trim();
-    let bad = |why: &str| format!("phone_normalize: '{input}' is not a phone number ({why})");
+    let bad = |why: &str| {
+        format!(
+            "phone_normalize: '{}' is not a phone number ({why})",
+            crate::gateway::excerpt(input)
+        )
+    };
     let (international, rest) = match text.strip_prefix('+') {
         Some(rest) => (true, rest),
         None => (false, text),

@@ -127,30 +127,6 @@ fn header_list(headers: &Map) -> Vec<(String, String)> {
 /// the log. The request's own description hides these headers by name anyway.
 const MIN_HEADER_SECRET_LEN: usize = 8;
 
-/// Values of credential headers (`Authorization`, `X-Api-Key`, cookies...) become
-/// registered secrets before anything is logged, so a provider that echoes them back
-/// cannot bring them into a log line; for `Scheme credentials` values (`Bearer ..`,
-/// `Basic ..`), the credentials part too.
-fn register_header_secrets(headers: &[(String, String)]) {
-    for (name, value) in headers {
-        let credential_header =
-            crate::log::is_secret_name(name) || name.eq_ignore_ascii_case("cookie");
-        let value = value.trim();
-        if !credential_header || value.chars().count() < MIN_HEADER_SECRET_LEN {
-            continue;
-        }
-        crate::log::add_secret(value);
-        if let Some((scheme, credentials)) = value.split_once(' ') {
-            let credentials = credentials.trim();
-            if scheme.chars().all(|c| c.is_ascii_alphabetic())
-                && credentials.chars().count() >= MIN_HEADER_SECRET_LEN
-            {
-                crate::log::add_secret(credentials);
-            }
-        }
-    }
-}
-
 fn request(method: &str, url: &str, headers: Vec<(String, String)>, body: &str) -> HttpRequest {
     HttpRequest {
         method: method.to_owned(),
@@ -206,8 +182,37 @@ fn request_from_map(map: Map) -> HostResult<HttpRequest> {
     })
 }
 
+/// Credentials a script puts into a header (`Authorization: Bearer <token>`, an
+/// `X-Api-Key`) are secrets even when the script computed them (a token from a login
+/// request): the whole value and the part after the scheme word are registered for
+/// the command.
+fn register_header_secrets(headers: &[(String, String)]) -> HostResult<()> {
+    for (name, value) in headers {
+        let credential_header =
+            crate::log::is_secret_name(name) || name.eq_ignore_ascii_case("cookie");
+        let value = value.trim();
+        if !credential_header || value.chars().count() < MIN_HEADER_SECRET_LEN {
+            continue;
+        }
+        let credentials = value
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.chars().all(|c| c.is_ascii_alphabetic()))
+            .map(|(_, c)| c.trim())
+            .filter(|c| c.chars().count() >= MIN_HEADER_SECRET_LEN);
+        for secret in std::iter::once(value).chain(credentials) {
+            if !crate::log::add_command_secret(secret) {
+                return Err(host_error(format!(
+                    "http: more than {} secrets in one command",
+                    crate::log::MAX_COMMAND_SECRETS
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn send(client: &HttpClient, mut req: HttpRequest) -> HostResult<Map> {
-    register_header_secrets(&req.headers);
+    register_header_secrets(&req.headers)?;
     if !(req.url.starts_with("http://") || req.url.starts_with("https://")) {
         return Err(host_error(format!(
             "http: '{}' is not an http:// or https:// URL",

@@ -8,6 +8,7 @@
 
 pub mod helpers;
 pub mod host_http;
+pub mod memory;
 pub mod metadata;
 pub mod sandbox;
 
@@ -312,6 +313,18 @@ impl Failure {
                         (false, msg)
                     }
                 }
+            }
+            EvalAltResult::ErrorTerminated(token, _)
+                if token.clone().into_string().ok().as_deref()
+                    == Some(sandbox::MEMORY_LIMIT_TOKEN) =>
+            {
+                (
+                    false,
+                    format!(
+                        "the script held more than its memory limit of {} MiB",
+                        sandbox::MAX_SCRIPT_MEMORY / (1024 * 1024)
+                    ),
+                )
             }
             EvalAltResult::ErrorTerminated(..) => (
                 false,
