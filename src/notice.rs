@@ -2,7 +2,12 @@
 //! template, the notice as XML text, the user and a fallback subject.
 
 use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::PathBuf;
 
+use crate::root::MgrRoot;
 use crate::xml::{self, Params};
 
 /// One `<notify>` block.
@@ -29,6 +34,87 @@ impl fmt::Display for NoticeError {
 }
 
 impl std::error::Error for NoticeError {}
+
+/// Where a queue row's notification file (`filename`, see [`MgrRoot::notify_file`])
+/// really is, every symlink resolved, when that is under the root's `var/notify`: a
+/// file elsewhere is never read, sent or deleted.
+pub fn queued_path(root: &MgrRoot, filename: &str) -> Result<PathBuf, NoticeError> {
+    let path = root.notify_file(filename);
+    let dir = root.notify_files_dir();
+    let dir = dir.canonicalize().map_err(|e| {
+        NoticeError(format!(
+            "cannot resolve the notification folder {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let real = path.canonicalize().map_err(|e| {
+        NoticeError(match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                format!("the notification file {} is missing", path.display())
+            }
+            _ => format!(
+                "cannot resolve the notification file {}: {e}",
+                path.display()
+            ),
+        })
+    })?;
+    if !real.starts_with(&dir) {
+        return Err(NoticeError(format!(
+            "refused: the notification file {} is {}, outside {}",
+            path.display(),
+            real.display(),
+            dir.display()
+        )));
+    }
+    Ok(real)
+}
+
+/// Reads a queue row's notification file: a regular file under `var/notify` (see
+/// [`queued_path`]) of at most `max_bytes`. It is opened without blocking and checked
+/// on the opened descriptor, so a FIFO or a device never holds or floods the run.
+pub fn read_queued(root: &MgrRoot, filename: &str, max_bytes: u64) -> Result<String, NoticeError> {
+    let path = queued_path(root, filename)?;
+    let shown = path.display();
+    let refuse =
+        |why: String| NoticeError(format!("refused: the notification file {shown} is {why}"));
+    let failed = |what: &str, e: std::io::Error| {
+        NoticeError(format!("cannot {what} the notification file {shown}: {e}"))
+    };
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(&path)
+        .map_err(|e| failed("open", e))?;
+    let meta = file.metadata().map_err(|e| failed("stat", e))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_dir() {
+            "a folder"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "something else"
+        };
+        return Err(refuse(format!("not a regular file but {what}")));
+    }
+    let too_large = || refuse(format!("larger than QueueMaxFileSize ({max_bytes} bytes)"));
+    if meta.len() > max_bytes {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| failed("read", e))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| NoticeError(format!("the notification file {shown} is not UTF-8 text")))
+}
 
 /// Parses a notification file's text into its notify blocks (at least one).
 pub fn parse_file(text: &str) -> Result<Vec<Notice>, NoticeError> {
@@ -177,5 +263,53 @@ mod tests {
         assert!(parse_file("").is_err());
         assert!(parse_file("<doc>").is_err());
         assert!(parse_file("<doc/>").unwrap_err().0.contains("notify"));
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_files_under_var_notify_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = MgrRoot::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("var/notify/d")).unwrap();
+        std::fs::write(dir.path().join("var/notify/d/1"), "text").unwrap();
+        std::fs::write(dir.path().join("secret"), "s").unwrap();
+        assert_eq!(read_queued(&root, "d/1", 4).unwrap(), "text");
+        assert_eq!(read_queued(&root, "var/notify/d/1", 4).unwrap(), "text");
+        assert!(read_queued(&root, "d/1", 3)
+            .unwrap_err()
+            .0
+            .contains("larger than"));
+        assert!(read_queued(&root, "d/2", 4)
+            .unwrap_err()
+            .0
+            .contains("is missing"));
+        for outside in [
+            "../../secret",
+            "d/../../../secret",
+            "/dev/zero",
+            "/etc/passwd",
+        ] {
+            let e = read_queued(&root, outside, 100).unwrap_err().0;
+            assert!(
+                e.contains("refused") && e.contains("outside"),
+                "{outside}: {e}"
+            );
+        }
+        let e = read_queued(&root, "d", 100).unwrap_err().0;
+        assert!(e.contains("not a regular file but a folder"), "{e}");
+        std::os::unix::fs::symlink("/dev/null", dir.path().join("var/notify/null")).unwrap();
+        assert!(read_queued(&root, "null", 100)
+            .unwrap_err()
+            .0
+            .contains("outside"));
+        std::fs::write(dir.path().join("var/notify/bad"), [0xff, 0xfe]).unwrap();
+        assert!(read_queued(&root, "bad", 100)
+            .unwrap_err()
+            .0
+            .contains("UTF-8"));
     }
 }

@@ -4,27 +4,17 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use std::sync::{Arc, Mutex};
 
 use common::fake_http::{FakeHttp, Request, Response};
-use common::mariadb::{add_program, delivered, notice_file, TestDb, RECORDING_GATEWAY};
+use common::mariadb::{
+    add_program, delivered, notice_file, running_pids, spawn_process, wait_bounded, TestDb,
+    RECORDING_GATEWAY,
+};
 use common::mgr_root::MgrRoot;
-
-fn spawn_process(root: &MgrRoot, db: &TestDb) -> Child {
-    Command::new(root.path().join("notify/ntsms"))
-        .args(["--command", "process"])
-        .current_dir(root.path())
-        .env_remove("MGR_ROOT")
-        .env("MGRNOTIFY_DB_URL", db.url())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ntsms")
-}
 
 fn fill(root: &MgrRoot, db: &TestDb, rows: usize) {
     fill_for(root, db, rows, "+1");
@@ -47,7 +37,7 @@ fn fill_for(root: &MgrRoot, db: &TestDb, rows: usize, phone: &str) {
 
 /// Starts three `process` runs at once and waits for all; each must succeed.
 fn three_runs_at_once(root: &MgrRoot, db: &TestDb) {
-    let runs: Vec<Child> = (0..3).map(|_| spawn_process(root, db)).collect();
+    let runs: Vec<Child> = (0..3).map(|_| spawn_process(root, &db.url())).collect();
     for run in runs {
         let out = run.wait_with_output().unwrap();
         assert!(
@@ -166,7 +156,7 @@ fn sigkill_mid_run_loses_nothing_and_repeats_only_the_in_flight() {
     let rows = 60;
     fill(&root, &db, rows);
 
-    let mut run = spawn_process(&root, &db);
+    let mut run = spawn_process(&root, &db.url());
     let started = Instant::now();
     while delivered(&root).len() < 12 {
         assert!(started.elapsed() < Duration::from_secs(30), "no progress");
@@ -184,7 +174,7 @@ fn sigkill_mid_run_loses_nothing_and_repeats_only_the_in_flight() {
     assert!(left.len() + first.len() >= rows);
     assert!(db.tasks().iter().all(|t| t.error_count == 0));
 
-    let out = spawn_process(&root, &db).wait_with_output().unwrap();
+    let out = spawn_process(&root, &db.url()).wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -205,4 +195,47 @@ fn sigkill_mid_run_loses_nothing_and_repeats_only_the_in_flight() {
         "{twice} rows sent twice: more than the {workers} in flight"
     );
     assert!(c.values().all(|n| *n <= 2));
+}
+
+#[test]
+fn sigterm_stops_the_run_kills_the_gateways_and_leaves_the_rows_queued() {
+    let workers = 16;
+    let root = MgrRoot::new();
+    root.write(
+        "etc/mgrnotify/mgrnotify.conf",
+        &format!("QueueWorkers {workers}\nQueueGatewayTimeout 60s\n"),
+    );
+    let db = TestDb::create();
+    // Hangs, with a child of its own; both pids go to var/gw.pids.
+    add_program(
+        &root,
+        "gwhang",
+        "#!/bin/sh\necho $$ >> var/gw.pids\nsleep 60 &\necho $! >> var/gw.pids\n\
+         cat >/dev/null\nwait\necho '<doc/>'\n",
+    );
+    db.add_gateway("gwhang", 1, "", "on", "outgoing");
+    let rows = 24;
+    fill(&root, &db, rows);
+
+    let run = spawn_process(&root, &db.url());
+    let started = Instant::now();
+    while root.read("var/gw.pids").lines().count() < 2 * workers {
+        assert!(started.elapsed() < Duration::from_secs(30), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = i32::try_from(run.id()).unwrap();
+    // SAFETY: kill(2) on the ntsms process this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = wait_bounded(run, Duration::from_secs(10));
+    assert_eq!(running_pids(&root, "var/gw.pids"), Vec::<i32>::new());
+    let left = db.tasks();
+    assert_eq!(left.len(), rows, "every row stays queued");
+    assert!(
+        left.iter()
+            .all(|t| t.error_count == 0 && t.err_info.is_none()),
+        "{left:?}"
+    );
+    assert!(delivered(&root).is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stopped by SIGTERM"), "{err}");
 }

@@ -2,10 +2,14 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::mariadb::{
-    add_program, delivered, notice_file, TestDb, RECORDING_GATEWAY, TEST_PASSWORD,
+    add_program, delivered, notice_file, spawn_process, wait_bounded, TestDb, RECORDING_GATEWAY,
+    TEST_PASSWORD,
 };
 use common::mgr_root::{stderr, MgrRoot};
+use common::tcp_proxy::TcpProxy;
 
 fn process(root: &MgrRoot, env: &[(&str, &str)]) -> std::process::Output {
     root.run_env("notify/ntsms", &["--command", "process"], "", env)
@@ -122,4 +126,54 @@ fn missing_settings_and_foreign_schema_are_clear_errors() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn a_hung_database_ends_the_run_within_its_timeouts_and_loses_nothing() {
+    let root = MgrRoot::new();
+    root.write(
+        "etc/mgrnotify/mgrnotify.conf",
+        "QueueWorkers 2\nQueueDbTimeout 2s\nQueueTimeBudget 3s\n",
+    );
+    let db = TestDb::create();
+    // Slow enough that the database hangs while messages are in flight.
+    add_program(
+        &root,
+        "gwslow",
+        &RECORDING_GATEWAY.replace("input=$(cat)", "input=$(cat)\necho >> var/started\nsleep 1"),
+    );
+    db.add_gateway("gwslow", 1, "", "on", "outgoing");
+    for n in 0..4 {
+        root.write(
+            &format!("var/notify/h{n}"),
+            &notice_file("h", Some("+1"), 1),
+        );
+        db.add_task(&format!("h{n}"), 0, "2026-01-01 00:00:00", false);
+    }
+    let proxy = TcpProxy::start(&db.server.host, db.server.port);
+    let url = format!(
+        "mysql://{}:{TEST_PASSWORD}@127.0.0.1:{}/{}",
+        db.server.user, proxy.port, db.name
+    );
+    let run = spawn_process(&root, &url);
+    let started = Instant::now();
+    while root.read("var/started").is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "no progress");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    proxy.freeze();
+    // Budget 3 s, a message 1 s, then every statement gives up after 2 s.
+    let out = wait_bounded(run, Duration::from_secs(20));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("the database did not answer in time"), "{err}");
+    assert!(
+        !err.contains(TEST_PASSWORD) && !err.contains("panicked"),
+        "{err}"
+    );
+    // The server sees the run's connections go and rolls its transactions back.
+    proxy.cut();
+    let rows = db.tasks();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(rows.iter().all(|t| t.error_count == 0), "{rows:?}");
 }

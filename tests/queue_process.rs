@@ -5,8 +5,11 @@
 mod common;
 
 use common::fake_http::{FakeHttp, Response};
+use std::time::Duration;
+
 use common::mariadb::{
-    add_program, delivered, notice_file, run_process, TestDb, RECORDING_GATEWAY,
+    add_program, delivered, notice_file, run_process, run_process_bounded, running_pids, TestDb,
+    RECORDING_GATEWAY,
 };
 use common::mgr_root::{stderr, MgrRoot};
 
@@ -77,11 +80,11 @@ fn sends_highest_priority_first_then_oldest_and_deletes_row_and_file() {
 }
 
 #[test]
-fn absolute_filenames_work() {
+fn absolute_filenames_under_var_notify_work() {
     let (root, db) = setup("");
     add_program(&root, "gwrecord", RECORDING_GATEWAY);
     db.add_gateway("gwrecord", 1, "", "on", "1");
-    let file = root.write("elsewhere/n1", &notice_file("abs", Some("+1"), 1));
+    let file = root.write("var/notify/d/n1", &notice_file("abs", Some("+1"), 1));
     db.add_task(&file.display().to_string(), 0, "2026-01-01 00:00:00", false);
     let out = run_process(&root, &db);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -360,5 +363,186 @@ fn a_notice_without_phone_takes_it_from_the_user_table() {
     let out = run_process(&root, &db);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(delivered(&root), ["+79990000077|Dear Ivan"]);
+    assert!(db.tasks().is_empty());
+}
+
+#[test]
+fn a_negative_error_count_neither_hangs_nor_stops_the_run() {
+    let (root, db) = setup("QueueWorkers 2\n");
+    add_program(&root, "gwrecord", RECORDING_GATEWAY);
+    add_program(&root, "gwfail", FAILING_GATEWAY);
+    db.add_gateway("gwrecord", 1, "", "on", "outgoing");
+    db.add_gateway("gwfail", 2, "", "on", "outgoing");
+    let sent = queue(&root, &db, "sent", "odd", 1);
+    let failing = queue(&root, &db, "failing", "odd", 2);
+    queue(&root, &db, "plain", "plain", 1);
+    db.exec(&format!(
+        "UPDATE notifytask SET error_count = -1 WHERE id IN ({sent}, {failing})"
+    ));
+    let out = run_process_bounded(&root, &db, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut got = delivered(&root);
+    got.sort();
+    assert_eq!(got, ["+79990000001|odd", "+79990000001|plain"]);
+    let left = db.tasks();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].id, failing);
+    // -1 counts as no failure yet: this was the first, and it backs off.
+    assert_eq!(left[0].error_count, 1);
+    let info = left[0].err_info.as_deref().unwrap_or_default();
+    assert!(info.contains("[attempt 1/10, retry after"), "{info}");
+}
+
+#[test]
+fn err_info_fits_an_old_utf8mb3_column_and_an_unrecordable_failure_stops_nothing() {
+    let (root, db) = setup("QueueWorkers 2\n");
+    // Databases created years ago: three bytes a character at most, and shorter.
+    db.exec("ALTER TABLE notifytask MODIFY err_info VARCHAR(160) CHARACTER SET utf8mb3 NULL");
+    let reason = format!(
+        "balance \u{1F4B8} is empty, пополните счёт {}",
+        "\u{1F600}".repeat(200)
+    );
+    add_program(
+        &root,
+        "gwemoji",
+        &FAILING_GATEWAY.replace("provider says: balance is empty", &reason),
+    );
+    add_program(&root, "gwfail", FAILING_GATEWAY);
+    add_program(&root, "gwrecord", RECORDING_GATEWAY);
+    db.add_gateway("gwemoji", 1, "", "on", "outgoing");
+    db.add_gateway("gwfail", 2, "", "on", "outgoing");
+    db.add_gateway("gwrecord", 3, "", "on", "outgoing");
+    let emoji = queue(&root, &db, "emoji", "e", 1);
+    let refused = queue(&root, &db, "refused", "r", 2);
+    let good = queue(&root, &db, "good", "good", 3);
+    // A failure that cannot be written at all: the server refuses the UPDATE of one row.
+    db.exec(&format!(
+        "CREATE TRIGGER refuse_one BEFORE UPDATE ON notifytask FOR EACH ROW \
+         BEGIN IF NEW.id = {refused} THEN \
+         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by a trigger'; END IF; END"
+    ));
+
+    let out = run_process_bounded(&root, &db, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(delivered(&root), ["+79990000001|good"]);
+    assert!(db.task(good).is_none());
+
+    let row = db.task(emoji).expect("the failed row stays");
+    assert_eq!(row.error_count, 1);
+    let info = row.err_info.unwrap_or_default();
+    assert!(
+        info.contains(": balance \u{FFFD} is empty, пополните счёт \u{FFFD}\u{FFFD}"),
+        "{info}"
+    );
+    assert!(info.chars().count() <= 160, "{info}");
+    assert!(info.contains("…"), "{info}");
+    assert!(
+        info.ends_with(" UTC]") && info.contains("[attempt 1/10, retry after"),
+        "{info}"
+    );
+
+    // Not recorded, so left as it was: it is tried again on the next run.
+    let row = db
+        .task(refused)
+        .expect("the row that could not be recorded stays");
+    assert_eq!((row.error_count, row.err_info), (0, None));
+    let log = root.read("var/ntsms.log");
+    assert!(log.contains("refused by a trigger"), "{log}");
+}
+
+/// A gateway that answers and exits at once while a process it started keeps its stdout
+/// open (and records its pid in var/lingering.pids).
+fn lingering_gateway(reply: &str) -> String {
+    format!(
+        "#!/bin/sh\ncat >/dev/null\n{reply}\n(sleep 30 & echo $! >> var/lingering.pids)\nexit 0\n"
+    )
+}
+
+#[test]
+fn a_reply_is_read_to_its_end_and_the_gateways_children_are_killed() {
+    let (root, db) = setup("QueueWorkers 3\nQueueGatewayTimeout 2s\n");
+    add_program(
+        &root,
+        "gwrefuses",
+        &lingering_gateway(
+            r#"echo '<doc><error type="gateway" object="x"><msg>no such number</msg></error></doc>'"#,
+        ),
+    );
+    add_program(&root, "gwsilent", &lingering_gateway(""));
+    add_program(
+        &root,
+        "gwaccepts",
+        &lingering_gateway("echo '<doc><id>m-1</id></doc>'"),
+    );
+    db.add_gateway("gwrefuses", 1, "", "on", "outgoing");
+    db.add_gateway("gwsilent", 2, "", "on", "outgoing");
+    db.add_gateway("gwaccepts", 3, "", "on", "outgoing");
+    let refused = queue(&root, &db, "refused", "r", 1);
+    let silent = queue(&root, &db, "silent", "s", 2);
+    let accepted = queue(&root, &db, "accepted", "a", 3);
+
+    let out = run_process_bounded(&root, &db, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info = |id| {
+        let row = db
+            .task(id)
+            .unwrap_or_else(|| panic!("row {id} was taken for sent"));
+        assert_eq!(row.error_count, 1);
+        row.err_info.unwrap_or_default()
+    };
+    let why = info(refused);
+    assert!(why.contains("no such number"), "{why}");
+    let why = info(silent);
+    assert!(why.contains("without a reply"), "{why}");
+    assert!(db.task(accepted).is_none(), "{:?}", db.tasks());
+    assert!(root.read("var/ntsms.log").contains("provider id m-1"));
+    // Killed on every path, success too.
+    assert_eq!(root.read("var/lingering.pids").lines().count(), 3);
+    assert_eq!(running_pids(&root, "var/lingering.pids"), Vec::<i32>::new());
+}
+
+/// A gateway that keeps its whole input in var/stdin.xml and accepts.
+const CAPTURING_GATEWAY: &str = "#!/bin/sh\ncat > var/stdin.xml\necho '<doc/>'\n";
+
+#[test]
+fn only_allowed_user_columns_reach_the_gateway() {
+    let (root, db) = setup("");
+    add_program(&root, "gwcapture", CAPTURING_GATEWAY);
+    db.add_gateway("gwcapture", 1, "", "on", "outgoing");
+    db.exec("ALTER TABLE `user` ADD password VARCHAR(255) NULL, ADD totp VARCHAR(64) NULL");
+    db.exec(
+        "INSERT INTO `user` (id, account, name, realname, phone, language, password, totp) \
+         VALUES (7, 42, 'client', 'Ivan', '+79990000077', 'ru', '$6$hash-of-secret', 'TOTPSEED')",
+    );
+    root.write("var/notify/a", &notice_file("a", None, 1));
+    db.add_task("a", 0, "2026-01-01 00:00:00", false);
+    let out = run_process(&root, &db);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let input = root.read("var/stdin.xml");
+    assert!(input.contains("<phone>+79990000077</phone>"), "{input}");
+    assert!(input.contains("<realname>Ivan</realname>"), "{input}");
+    assert!(input.contains("<language>ru</language>"), "{input}");
+    for leak in [
+        "hash-of-secret",
+        "TOTPSEED",
+        "<password>",
+        "<totp>",
+        "<account>",
+    ] {
+        assert!(!input.contains(leak), "{leak} reached the gateway: {input}");
+    }
+
+    // An operator adds a column of their own to the list.
+    root.write(
+        "etc/mgrnotify/mgrnotify.conf",
+        "QueueUserFields account, nosuchcolumn\n",
+    );
+    root.write("var/notify/b", &notice_file("b", None, 1));
+    db.add_task("b", 0, "2026-01-01 00:00:00", false);
+    let out = run_process(&root, &db);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let input = root.read("var/stdin.xml");
+    assert!(input.contains("<account>42</account>"), "{input}");
+    assert!(!input.contains("TOTPSEED"), "{input}");
     assert!(db.tasks().is_empty());
 }

@@ -2,6 +2,7 @@
 //! then `etc/billmgr.conf`, or env `MGRNOTIFY_DB_URL`) and a connection pool to it.
 //! Every table and column name and every SQL text lives in [`schema`].
 
+pub mod column;
 pub mod schema;
 
 use std::fmt;
@@ -32,7 +33,76 @@ impl std::error::Error for DbError {}
 impl DbError {
     /// Wraps a driver error with what was being done.
     pub fn query(context: &str, e: &mysql::Error) -> Self {
+        if is_timeout(e) {
+            return Self(format!(
+                "{context}: the database did not answer in time (the connection timed out)"
+            ));
+        }
         Self(format!("{context}: {e}"))
+    }
+}
+
+/// A read or write on the connection ran into its timeout: the server hangs or is
+/// unreachable.
+fn is_timeout(e: &mysql::Error) -> bool {
+    let io = match e {
+        mysql::Error::IoError(io) => Some(io),
+        // The packet reader wraps the socket's error.
+        mysql::Error::CodecError(codec) => std::error::Error::source(codec)
+            .and_then(|source| source.downcast_ref::<std::io::Error>()),
+        _ => None,
+    };
+    io.is_some_and(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )
+    })
+}
+
+/// A statement failed. Whether its connection survived decides whether a run can go on
+/// with the next row or has lost its database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementError {
+    pub error: DbError,
+    /// The network, a timeout, or the server ended the connection; otherwise the server
+    /// refused just this statement (a data error, a lock wait, a trigger) and answered.
+    pub connection_lost: bool,
+}
+
+impl StatementError {
+    pub fn new(context: &str, e: &mysql::Error) -> Self {
+        /// Server errors that end the session: killed, shutting down.
+        const ENDS_SESSION: &[u16] = &[1053, 1077, 1078, 1079, 1080, 1152, 1184, 1927];
+        let connection_lost = match e {
+            mysql::Error::MySqlError(server) => ENDS_SESSION.contains(&server.code),
+            mysql::Error::FromValueError(_) | mysql::Error::FromRowError(_) => false,
+            _ => true,
+        };
+        Self {
+            error: DbError::query(context, e),
+            connection_lost,
+        }
+    }
+
+    /// A row the server sent that cannot be read: the connection is fine.
+    pub fn unreadable(error: DbError) -> Self {
+        Self {
+            error,
+            connection_lost: false,
+        }
+    }
+}
+
+impl fmt::Display for StatementError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl From<StatementError> for DbError {
+    fn from(e: StatementError) -> Self {
+        e.error
     }
 }
 
@@ -164,8 +234,13 @@ impl DbSettings {
         format!("{user}@{place}/{db}")
     }
 
-    fn opts(&self, pool_size: usize) -> OptsBuilder {
+    /// `io_timeout` bounds every read and write on a connection (and the login): a
+    /// server that hangs gives an error instead of holding the run. Row-lock waits give
+    /// up after half of it, so a lock held elsewhere is a statement error, not a lost
+    /// connection.
+    fn opts(&self, pool_size: usize, io_timeout: Duration) -> OptsBuilder {
         let constraints = PoolConstraints::new(1, pool_size.max(1)).unwrap_or_default();
+        let lock_wait = (io_timeout.as_secs() / 2).max(1);
         OptsBuilder::new()
             .ip_or_hostname(Some(
                 self.host.clone().unwrap_or_else(|| "localhost".to_owned()),
@@ -175,9 +250,15 @@ impl DbSettings {
             .user(self.user.clone())
             .pass(self.password.clone())
             .db_name(self.name.clone())
-            .tcp_connect_timeout(Some(CONNECT_TIMEOUT))
+            .tcp_connect_timeout(Some(CONNECT_TIMEOUT.min(io_timeout)))
+            .read_timeout(Some(io_timeout))
+            .write_timeout(Some(io_timeout))
             // BILLmanager's tables hold UTF-8 text; timestamps compare in UTC.
-            .init(vec!["SET NAMES utf8mb4", "SET time_zone = '+00:00'"])
+            .init(vec![
+                "SET NAMES utf8mb4".to_owned(),
+                "SET time_zone = '+00:00'".to_owned(),
+                format!("SET SESSION innodb_lock_wait_timeout = {lock_wait}"),
+            ])
             .pool_opts(
                 PoolOpts::new()
                     .with_constraints(constraints)
@@ -185,15 +266,19 @@ impl DbSettings {
             )
     }
 
-    /// Opens a pool of up to `size` connections; fails now, with a clear message, when
-    /// the server is down or refuses us.
-    pub fn connect(&self, size: usize) -> Result<Pool, DbError> {
-        Pool::new(self.opts(size)).map_err(|e| {
-            DbError(format!(
-                "cannot connect to the database {} (settings from {}): {e}",
-                self.describe(),
-                self.source
-            ))
+    /// Opens a pool of up to `size` connections, each read and write bounded by
+    /// `io_timeout`; fails now, with a clear message, when the server is down, hangs or
+    /// refuses us.
+    pub fn connect(&self, size: usize, io_timeout: Duration) -> Result<Pool, DbError> {
+        Pool::new(self.opts(size, io_timeout)).map_err(|e| {
+            DbError::query(
+                &format!(
+                    "cannot connect to the database {} (settings from {})",
+                    self.describe(),
+                    self.source
+                ),
+                &e,
+            )
         })
     }
 }

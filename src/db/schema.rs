@@ -5,18 +5,25 @@
 //! Assumed (and checked at start, see [`check_tables`]):
 //! - `notifytask(id, modulename, filename, priority, error_count, forcedonothing,
 //!   err_info, createdate, ...)`; more columns are ignored. NULLs in priority,
-//!   error_count, createdate are read as 0, 0, "oldest".
+//!   error_count, createdate are read as 0, 0, "oldest"; a negative error_count as 0.
+//!   err_info may be in any character set and of any length (see [`TextColumn`]).
 //! - `gateway(id, name, gateway_module, notify_module, gateway_type, active, project,
 //!   xmlparams, ...)`; every column is passed to the gateway module.
+//! - `user(id, ...)`: only the columns a notice may need are read (see [`user_columns`]);
+//!   the rest (password hashes, TOTP secrets) never leave the database.
+//!
+//! Rows are read with the non-panicking conversions only ([`typed`]): a value of an
+//! unexpected type is an error about that row, never a crash.
 //!
 //! mgrnotify never alters these tables. The retry schedule lives in `err_info`, as a
 //! suffix an operator can read: `<reason> [attempt 3/10, retry after 2026-11-27
 //! 18:14:00 UTC]`; the timestamp is compared in SQL (it sorts lexically).
 
-use mysql::prelude::Queryable;
-use mysql::{PooledConn, Transaction, TxOpts, Value};
+use mysql::prelude::{FromRow, Queryable};
+use mysql::{PooledConn, Row, Transaction, TxOpts, Value};
 
-use crate::db::DbError;
+use crate::db::column::{Charset, TextColumn};
+use crate::db::{DbError, StatementError};
 use crate::xml::Params;
 
 /// The queue table.
@@ -51,7 +58,8 @@ pub const RETRY_STAMP: &[time::format_description::FormatItem<'static>] =
 /// `createdate` as the candidate order reads it; NULL is the oldest.
 const CREATED: &str = "COALESCE(DATE_FORMAT(createdate, '%Y-%m-%d %H:%i:%s'), '')";
 const PRIORITY: &str = "COALESCE(priority, 0)";
-const ERRORS: &str = "COALESCE(error_count, 0)";
+/// error_count as the queue counts it: NULL and negative values are no failure yet.
+const ERRORS: &str = "GREATEST(COALESCE(error_count, 0), 0)";
 
 /// How a run makes sure no other run sends the row it is sending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,39 +105,59 @@ impl ClaimMode {
     }
 }
 
+/// A row as `T`, or an error saying what could not be read: the mysql crate's
+/// `from_row` panics on a value of an unexpected type (a negative number for an
+/// unsigned one, NULL for a string), `from_row_opt` does not.
+pub fn typed<T: FromRow>(row: Row, what: &str) -> Result<T, DbError> {
+    T::from_row_opt(row).map_err(|e| DbError(format!("{what}: unexpected values in {:?}", e.0)))
+}
+
 /// The server's `VERSION()` text.
 pub fn server_version(conn: &mut PooledConn) -> Result<String, DbError> {
-    conn.query_first::<String, _>("SELECT VERSION()")
-        .map_err(|e| DbError::query("cannot read the server version", &e))
-        .map(Option::unwrap_or_default)
+    const WHAT: &str = "cannot read the server version";
+    let row: Option<Row> = conn
+        .query_first("SELECT VERSION()")
+        .map_err(|e| DbError::query(WHAT, &e))?;
+    let version: Option<Option<String>> = row.map(|r| typed(r, WHAT)).transpose()?;
+    Ok(version.flatten().unwrap_or_default())
 }
 
 /// What the tables look like on this server.
 #[derive(Debug, Clone, Copy)]
 pub struct TableFacts {
-    /// The most characters `err_info` holds (its declared length, capped).
-    pub err_info_chars: usize,
+    /// What `err_info` holds; a failure reason is fitted to it before it is written.
+    pub err_info: TextColumn,
 }
 
 /// Longest err_info written even when the column is TEXT: enough for any reason.
 const ERR_INFO_MAX: usize = 2000;
-/// Assumed when the server does not say (a VARCHAR(255) would be the tightest).
-const ERR_INFO_UNKNOWN: usize = 255;
+/// Assumed when the server does not say: the tightest column BILLmanager could have.
+const ERR_INFO_UNKNOWN: TextColumn = TextColumn {
+    charset: Charset::Utf8Mb3,
+    chars: 255,
+    bytes: 255,
+};
 
-/// Checks that both tables have the columns this module relies on, and reads how
-/// long `err_info` may be (an overlong write would fail in strict mode).
+/// Checks that both tables have the columns this module relies on, and reads what
+/// `err_info` can hold (a reason that does not fit would fail in strict mode).
 pub fn check_tables(conn: &mut PooledConn) -> Result<TableFacts, DbError> {
     let mut facts = TableFacts {
-        err_info_chars: ERR_INFO_UNKNOWN,
+        err_info: ERR_INFO_UNKNOWN,
     };
     for (table, needed) in [(NOTIFYTASK, NOTIFYTASK_COLUMNS), (GATEWAY, GATEWAY_COLUMNS)] {
-        let columns: Vec<(String, Option<u64>)> = conn
+        let what = format!("cannot read the columns of {table}");
+        let rows: Vec<Row> = conn
             .exec(
-                "SELECT COLUMN_NAME, CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS \
+                "SELECT COLUMN_NAME, CHARACTER_MAXIMUM_LENGTH, CHARACTER_OCTET_LENGTH, \
+                 CHARACTER_SET_NAME FROM information_schema.COLUMNS \
                  WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
                 (table,),
             )
-            .map_err(|e| DbError::query(&format!("cannot read the columns of {table}"), &e))?;
+            .map_err(|e| DbError::query(&what, &e))?;
+        let columns = rows
+            .into_iter()
+            .map(|r| typed(r, &what))
+            .collect::<Result<Vec<(String, Option<u64>, Option<u64>, Option<String>)>, _>>()?;
         if columns.is_empty() {
             return Err(DbError(format!(
                 "the database has no table {table}: is this BILLmanager's database?"
@@ -138,7 +166,7 @@ pub fn check_tables(conn: &mut PooledConn) -> Result<TableFacts, DbError> {
         let missing: Vec<&str> = needed
             .iter()
             .copied()
-            .filter(|n| !columns.iter().any(|(c, _)| c.eq_ignore_ascii_case(n)))
+            .filter(|n| !columns.iter().any(|(c, ..)| c.eq_ignore_ascii_case(n)))
             .collect();
         if !missing.is_empty() {
             return Err(DbError(format!(
@@ -148,13 +176,20 @@ pub fn check_tables(conn: &mut PooledConn) -> Result<TableFacts, DbError> {
             )));
         }
         if table == NOTIFYTASK {
-            if let Some((_, Some(len))) = columns
+            if let Some((_, chars, bytes, charset)) = columns
                 .iter()
-                .find(|(c, _)| c.eq_ignore_ascii_case("err_info"))
+                .find(|(c, ..)| c.eq_ignore_ascii_case("err_info"))
             {
-                facts.err_info_chars = usize::try_from(*len)
-                    .unwrap_or(ERR_INFO_MAX)
-                    .min(ERR_INFO_MAX);
+                let size = |n: Option<u64>, unknown: usize| {
+                    n.map_or(unknown, |n| usize::try_from(n).unwrap_or(usize::MAX))
+                };
+                facts.err_info = TextColumn {
+                    charset: charset
+                        .as_deref()
+                        .map_or(ERR_INFO_UNKNOWN.charset, Charset::from_name),
+                    chars: size(*chars, ERR_INFO_UNKNOWN.chars).min(ERR_INFO_MAX),
+                    bytes: size(*bytes, ERR_INFO_UNKNOWN.bytes),
+                };
             }
         }
     }
@@ -206,7 +241,7 @@ impl ReadyFilter {
 pub struct QueuePosition {
     pub priority: i64,
     pub created: String,
-    pub id: u64,
+    pub id: i64,
 }
 
 /// The next `limit` ready rows after `after` in queue order: paging keeps memory flat
@@ -237,19 +272,28 @@ pub fn ready_page(
     sql.push_str(&format!(
         " ORDER BY {PRIORITY} DESC, {CREATED} ASC, id ASC LIMIT {limit}"
     ));
-    conn.exec_map(sql, params, |(id, priority, created)| QueuePosition {
-        priority,
-        created,
-        id,
-    })
-    .map_err(|e| DbError::query("cannot read the notifytask queue", &e))
+    const WHAT: &str = "cannot read the notifytask queue";
+    let rows: Vec<Row> = conn
+        .exec(sql, params)
+        .map_err(|e| DbError::query(WHAT, &e))?;
+    rows.into_iter()
+        .map(|r| {
+            let (id, priority, created) = typed(r, WHAT)?;
+            Ok(QueuePosition {
+                priority,
+                created,
+                id,
+            })
+        })
+        .collect()
 }
 
 /// A row this run has claimed: no other run sends it until the claim ends.
 #[derive(Debug, Clone)]
 pub struct Task {
-    pub id: u64,
+    pub id: i64,
     pub filename: String,
+    /// Failures so far (a negative or NULL column reads as 0).
     pub error_count: u32,
 }
 
@@ -261,18 +305,23 @@ pub fn claim<'c>(
     conn: &'c mut PooledConn,
     mode: ClaimMode,
     filter: &ReadyFilter,
-    id: u64,
-) -> Result<Option<(Transaction<'c>, Task)>, DbError> {
-    let fail = |e: mysql::Error| DbError::query(&format!("cannot claim notifytask row {id}"), &e);
+    id: i64,
+) -> Result<Option<(Transaction<'c>, Task)>, StatementError> {
+    let what = format!("cannot claim notifytask row {id}");
+    let fail = |e: mysql::Error| StatementError::new(&what, &e);
     let lock = match mode {
         ClaimMode::SkipLocked => " FOR UPDATE SKIP LOCKED",
         ClaimMode::NamedLocks => {
-            let got: Option<Option<i64>> = conn
+            let got: Option<Row> = conn
                 .exec_first(
                     "SELECT GET_LOCK(CONCAT('mgrnotify.', MD5(DATABASE()), '.', ?), 0)",
                     (id,),
                 )
                 .map_err(fail)?;
+            let got: Option<Option<i64>> = got
+                .map(|r| typed(r, &what))
+                .transpose()
+                .map_err(StatementError::unreadable)?;
             if got.flatten() != Some(1) {
                 return Ok(None);
             }
@@ -287,53 +336,65 @@ pub fn claim<'c>(
     let mut params = vec![Value::from(id)];
     params.extend(filter.params());
     let mut tx = conn.start_transaction(TxOpts::default()).map_err(fail)?;
-    let row: Option<(u64, Option<String>, u32)> = tx.exec_first(sql, params).map_err(fail)?;
-    match row {
-        Some((id, filename, error_count)) => Ok(Some((
-            tx,
-            Task {
-                id,
-                filename: filename.unwrap_or_default(),
-                error_count,
-            },
-        ))),
-        None => {
-            tx.rollback().map_err(fail)?;
-            Ok(None)
-        }
-    }
+    let row: Option<Row> = tx.exec_first(sql, params).map_err(fail)?;
+    let Some(row) = row else {
+        tx.rollback().map_err(fail)?;
+        return Ok(None);
+    };
+    // The transaction rolls back when dropped with the error.
+    let (id, filename, error_count): (i64, Option<Vec<u8>>, i64) =
+        typed(row, &what).map_err(StatementError::unreadable)?;
+    Ok(Some((
+        tx,
+        Task {
+            id,
+            filename: String::from_utf8_lossy(&filename.unwrap_or_default()).into_owned(),
+            error_count: u32::try_from(error_count.max(0)).unwrap_or(u32::MAX),
+        },
+    )))
 }
 
 /// Ends a claim's named lock (no-op for [`ClaimMode::SkipLocked`]).
-pub fn release(conn: &mut PooledConn, mode: ClaimMode, id: u64) -> Result<(), DbError> {
+pub fn release(conn: &mut PooledConn, mode: ClaimMode, id: i64) -> Result<(), StatementError> {
     if mode == ClaimMode::NamedLocks {
         conn.exec_drop(
             "DO RELEASE_LOCK(CONCAT('mgrnotify.', MD5(DATABASE()), '.', ?))",
             (id,),
         )
-        .map_err(|e| DbError::query(&format!("cannot release notifytask row {id}"), &e))?;
+        .map_err(|e| StatementError::new(&format!("cannot release notifytask row {id}"), &e))?;
     }
     Ok(())
 }
 
 /// The message went out: the row leaves the queue (commit to make it final).
-pub fn delete_task(tx: &mut Transaction<'_>, id: u64) -> Result<(), DbError> {
+pub fn delete_task(tx: &mut Transaction<'_>, id: i64) -> Result<(), StatementError> {
     tx.exec_drop(format!("DELETE FROM {NOTIFYTASK} WHERE id = ?"), (id,))
-        .map_err(|e| DbError::query(&format!("cannot delete notifytask row {id}"), &e))
+        .map_err(|e| StatementError::new(&format!("cannot delete notifytask row {id}"), &e))
 }
 
-/// The attempt failed: one more error, and why (with the retry marker).
-pub fn record_failure(tx: &mut Transaction<'_>, id: u64, err_info: &str) -> Result<(), DbError> {
+/// The attempt failed: one more error, and why (with the retry marker; fitted to the
+/// column, see [`TableFacts::err_info`]).
+pub fn record_failure(
+    tx: &mut Transaction<'_>,
+    id: i64,
+    err_info: &str,
+) -> Result<(), StatementError> {
     tx.exec_drop(
         format!("UPDATE {NOTIFYTASK} SET error_count = {ERRORS} + 1, err_info = ? WHERE id = ?"),
         (err_info, id),
     )
     .map_err(|e| {
-        DbError::query(
+        StatementError::new(
             &format!("cannot record the failure of notifytask row {id}"),
             &e,
         )
     })
+}
+
+/// Commits a claim's transaction.
+pub fn commit(tx: Transaction<'_>, id: i64) -> Result<(), StatementError> {
+    tx.commit()
+        .map_err(|e| StatementError::new(&format!("cannot commit notifytask row {id}"), &e))
 }
 
 /// `err_info`'s suffix for a failed attempt: when it will be tried again, or that an
@@ -416,11 +477,46 @@ fn gateway_row(row: &mysql::Row) -> GatewayRow {
 /// lacks the phone, the row with the user's id fills in what is missing.
 pub const USER: &str = "user";
 
-/// The columns of the user with `id`, as text; `None` when there is no such user (or
-/// no such table: then the notice's own fields are all there is).
-pub fn user_fields(conn: &mut impl Queryable, id: &str) -> Option<Params> {
+/// The user columns a notice may take from the table, besides its kind's contact field
+/// and those an operator adds: never the whole row (it holds password hashes and TOTP
+/// secrets on a real install).
+pub const USER_FIELDS: &[&str] = &["id", "name", "realname", "email", "phone", "language"];
+
+/// Those of `wanted` that the user table has, spelt as the table spells them; none
+/// when there is no user table.
+pub fn user_columns(conn: &mut PooledConn, wanted: &[String]) -> Result<Vec<String>, DbError> {
+    let what = format!("cannot read the columns of {USER}");
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (USER,),
+        )
+        .map_err(|e| DbError::query(&what, &e))?;
+    let present = rows
+        .into_iter()
+        .map(|r| typed::<(String,)>(r, &what).map(|(c,)| c))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(present
+        .into_iter()
+        .filter(|c| wanted.iter().any(|w| w.eq_ignore_ascii_case(c)))
+        .collect())
+}
+
+/// The `columns` (from [`user_columns`]) of the user with `id`, as text; `None` when
+/// there is no such user (or no such table: then the notice's own fields are all
+/// there is).
+pub fn user_fields(conn: &mut impl Queryable, columns: &[String], id: &str) -> Option<Params> {
+    if columns.is_empty() {
+        return None;
+    }
+    let list = columns
+        .iter()
+        .map(|c| format!("`{}`", c.replace('`', "``")))
+        .collect::<Vec<_>>()
+        .join(", ");
     let row: mysql::Row =
-        match conn.exec_first(format!("SELECT * FROM `{USER}` WHERE id = ?"), (id,)) {
+        match conn.exec_first(format!("SELECT {list} FROM `{USER}` WHERE id = ?"), (id,)) {
             Ok(row) => row?,
             Err(e) => {
                 crate::debug!("cannot read user {id} from the {USER} table: {e}");

@@ -27,7 +27,8 @@ impl NotifyModule for Ntsms {
     }
 
     fn user_notify(&self, file: &Path) -> Result<(), NotifyError> {
-        queue::deliver_one(&self.root, ROLE, file).map_err(|e| NotifyError(e.0))
+        queue::deliver_one(&self.root, ROLE, self.features().contact_type, file)
+            .map_err(|e| NotifyError(e.0))
     }
 
     /// SMS gateways only send: there is never anything to get, and saying so is not
@@ -38,7 +39,7 @@ impl NotifyModule for Ntsms {
     }
 
     fn process_queue(&self) -> Result<(), NotifyError> {
-        queue::process(&self.root, ROLE)
+        queue::process(&self.root, ROLE, self.features().contact_type)
             .map(|_| ())
             .map_err(|e| NotifyError(e.0))
     }

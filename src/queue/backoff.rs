@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::db::column::TextColumn;
 use crate::db::schema;
 
 /// The wait after the `attempt`-th failure (1-based): `base * 2^(attempt-1)`, at most
@@ -14,22 +15,14 @@ pub fn retry_delay(attempt: u32, base: Duration, cap: Duration) -> Duration {
     half + half.mul_f64(fastrand::f64())
 }
 
-/// `err_info` for a failed attempt: the reason on one line, shortened so that the
-/// retry marker always fits into `limit` characters.
-pub fn err_info(reason: &str, marker: &str, limit: usize) -> String {
+/// `err_info` for a failed attempt: the reason on one line, fitted to the column (its
+/// character set and length) so that the retry marker always fits whole.
+pub fn err_info(reason: &str, marker: &str, column: &TextColumn) -> String {
     let one_line: String = crate::log::redact(reason)
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    let room = limit.saturating_sub(marker.chars().count());
-    let reason = if one_line.chars().count() > room {
-        let mut cut: String = one_line.chars().take(room.saturating_sub(1)).collect();
-        cut.push('…');
-        cut
-    } else {
-        one_line
-    };
-    format!("{reason}{marker}")
+    column.fit(&one_line, marker)
 }
 
 /// The whole `err_info` after the `attempt`-th failure at `now` (UTC).
@@ -39,14 +32,14 @@ pub fn failure_text(
     max_attempts: u32,
     now: time::OffsetDateTime,
     delay: Duration,
-    limit: usize,
+    column: &TextColumn,
 ) -> String {
     let retry_at = (attempt < max_attempts).then(|| {
         let at = now + delay;
         at.format(schema::RETRY_STAMP).unwrap_or_default()
     });
     let marker = schema::retry_marker(attempt, max_attempts, retry_at.as_deref());
-    err_info(reason, &marker, limit)
+    err_info(reason, &marker, column)
 }
 
 #[cfg(test)]
@@ -70,17 +63,22 @@ mod tests {
 
     #[test]
     fn err_info_keeps_the_marker_within_the_limit() {
+        let column = TextColumn {
+            charset: crate::db::column::Charset::Utf8Mb4,
+            chars: 255,
+            bytes: 1020,
+        };
         let now = time::macros::datetime!(2026-11-27 18:00:00 UTC);
-        let text = failure_text("a\nb", 3, 10, now, Duration::from_secs(840), 255);
+        let text = failure_text("a\nb", 3, 10, now, Duration::from_secs(840), &column);
         assert_eq!(
             text,
             "a b [attempt 3/10, retry after 2026-11-27 18:14:00 UTC]"
         );
         let long = "x".repeat(1000);
-        let text = failure_text(&long, 1, 10, now, Duration::ZERO, 255);
+        let text = failure_text(&long, 1, 10, now, Duration::ZERO, &column);
         assert_eq!(text.chars().count(), 255);
         assert!(text.ends_with("2026-11-27 18:00:00 UTC]"));
-        let last = failure_text("gone", 10, 10, now, Duration::ZERO, 255);
+        let last = failure_text("gone", 10, 10, now, Duration::ZERO, &column);
         assert!(last.starts_with("gone [attempt 10/10, no more retries"));
     }
 }

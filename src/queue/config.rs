@@ -28,6 +28,14 @@ pub struct QueueConfig {
     pub batch_size: usize,
     /// `auto` (by server version), `skip_locked` or `named_locks` (`QueueClaim`).
     pub claim: Option<ClaimMode>,
+    /// Longest wait for the database on any read or write; a hung server ends the run
+    /// after this (`QueueDbTimeout`, 60s).
+    pub db_timeout: Duration,
+    /// Largest notification file read (`QueueMaxFileSize`, 4M).
+    pub max_file_size: u64,
+    /// User table columns a notice may take besides the standard ones
+    /// (`QueueUserFields`, comma-separated, none by default).
+    pub user_fields: Vec<String>,
 }
 
 impl Default for QueueConfig {
@@ -41,6 +49,9 @@ impl Default for QueueConfig {
             gateway_timeout: Duration::from_secs(60),
             batch_size: 500,
             claim: None,
+            db_timeout: Duration::from_secs(60),
+            max_file_size: 4 << 20,
+            user_fields: Vec::new(),
         }
     }
 }
@@ -119,11 +130,32 @@ impl QueueConfig {
                         _ => return Err(bad("auto, skip_locked or named_locks")),
                     }
                 }
+                "QueueDbTimeout" => {
+                    c.db_timeout = duration(value)
+                        .filter(|d| *d >= Duration::from_secs(1))
+                        .ok_or_else(|| bad("a duration of at least 1s, like 30s"))?
+                }
+                "QueueMaxFileSize" => {
+                    c.max_file_size =
+                        size(value).ok_or_else(|| bad("a size from 1K to 1024M, like 4M"))?
+                }
+                "QueueUserFields" => {
+                    c.user_fields = value
+                        .split(|ch: char| ch == ',' || ch.is_whitespace())
+                        .filter(|f| !f.is_empty())
+                        .map(|f| {
+                            let plain = f.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+                            plain.then(|| f.to_owned())
+                        })
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| bad("a comma-separated list of column names"))?
+                }
                 _ => {
                     return Err(ConfigError(format!(
                         "{file} line {line}: unknown key {key}: the queue keys are QueueWorkers, \
                          QueueMaxAttempts, QueueRetryBase, QueueRetryCap, QueueTimeBudget, \
-                         QueueGatewayTimeout, QueueBatchSize, QueueClaim"
+                         QueueGatewayTimeout, QueueBatchSize, QueueClaim, QueueDbTimeout, \
+                         QueueMaxFileSize, QueueUserFields"
                     )))
                 }
             }
@@ -141,6 +173,22 @@ impl QueueConfig {
 
 fn number(value: &str, min: usize, max: usize) -> Option<usize> {
     value.parse().ok().filter(|n| (min..=max).contains(n))
+}
+
+/// `4194304` (bytes), `64K`, `4M`; from 1 KiB to 1 GiB.
+fn size(value: &str) -> Option<u64> {
+    let digits_end = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(digits_end);
+    let n: u64 = digits.parse().ok()?;
+    let bytes = match unit.trim() {
+        "" => n,
+        "K" | "k" => n.checked_mul(1 << 10)?,
+        "M" => n.checked_mul(1 << 20)?,
+        _ => return None,
+    };
+    Some(bytes).filter(|b| (1 << 10..=1 << 30).contains(b))
 }
 
 /// `90`, `90s`, `500ms`, `5m`, `1h`; at most a day.
@@ -178,6 +226,20 @@ mod tests {
         assert_eq!(c.claim, Some(ClaimMode::NamedLocks));
         assert_eq!(c.max_attempts, 10);
         assert_eq!(QueueConfig::parse("", "f").unwrap(), QueueConfig::default());
+        let c = QueueConfig::parse(
+            "QueueDbTimeout 5s\nQueueMaxFileSize 64K\nQueueUserFields account, tg_id telegram\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(c.db_timeout, Duration::from_secs(5));
+        assert_eq!(c.max_file_size, 64 * 1024);
+        assert_eq!(c.user_fields, ["account", "tg_id", "telegram"]);
+        assert_eq!(
+            QueueConfig::parse("QueueMaxFileSize 2M", "f")
+                .unwrap()
+                .max_file_size,
+            2 << 20
+        );
     }
 
     #[test]
@@ -189,6 +251,10 @@ mod tests {
         );
         assert!(QueueConfig::parse("QueueRetryBase 5 days", "f").is_err());
         assert!(QueueConfig::parse("QueueClaim maybe", "f").is_err());
+        assert!(QueueConfig::parse("QueueDbTimeout 500ms", "f").is_err());
+        assert!(QueueConfig::parse("QueueMaxFileSize 2G", "f").is_err());
+        assert!(QueueConfig::parse("QueueMaxFileSize 10", "f").is_err());
+        assert!(QueueConfig::parse("QueueUserFields a,`b`", "f").is_err());
         assert!(QueueConfig::parse("QueueWorkrs 3", "f")
             .unwrap_err()
             .0

@@ -12,16 +12,19 @@
 pub mod backoff;
 pub mod config;
 pub mod send;
+pub mod stop;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use mysql::PooledConn;
 
-use crate::db::schema::{self, ClaimMode, ReadyFilter, TableFacts};
-use crate::db::{DbError, DbSettings};
+use crate::db::schema::{self, ClaimMode, QueuePosition, ReadyFilter, TableFacts};
+use crate::db::{DbError, DbSettings, StatementError};
 use crate::root::MgrRoot;
 use config::QueueConfig;
 use send::Courier;
@@ -58,9 +61,14 @@ pub struct Summary {
     pub failed: usize,
     /// Rows another run held, or that changed before we could claim them.
     pub skipped: usize,
+    /// Rows left as they were: a statement on them failed, a worker panicked with
+    /// them, or the run stopped while sending them. Not taken again in this run.
+    pub released: usize,
     pub passes: usize,
     /// The time budget ended the run while rows were still ready.
     pub out_of_time: bool,
+    /// SIGTERM or SIGINT ended the run.
+    pub stopped: bool,
 }
 
 /// One row's result, reported by a worker to the dispatcher.
@@ -68,6 +76,9 @@ enum Outcome {
     Sent,
     Failed,
     Skipped,
+    /// The row is as it was before the worker took it.
+    Released,
+    /// The worker's database connection is gone: the run cannot go on.
     Broken(DbError),
 }
 
@@ -78,18 +89,61 @@ struct Shared {
     mode: ClaimMode,
     facts: TableFacts,
     config: QueueConfig,
+    /// The user table columns a notice may take (see [`user_fields`]).
+    user_columns: Vec<String>,
+    /// A worker lost its database connection: the run ends, so the rows still handed
+    /// over are left alone rather than each waiting for a database that hangs.
+    db_lost: AtomicBool,
 }
 
 struct Job {
-    id: u64,
+    id: i64,
     filter: Arc<ReadyFilter>,
 }
 
-/// Processes the ready rows of `role` (`modulename`) until none is left.
-pub fn process(root: &MgrRoot, role: &str) -> Result<Summary, QueueError> {
+/// A job a worker has taken. It reports exactly one outcome: the worker's, or
+/// [`Outcome::Released`] when the worker dies first (dropped while unwinding), so the
+/// dispatcher never waits for a row nobody works on.
+struct Taken<'a> {
+    id: i64,
+    outcomes: &'a mpsc::Sender<(i64, Outcome)>,
+    reported: bool,
+}
+
+impl Taken<'_> {
+    fn report(mut self, outcome: Outcome) {
+        self.reported = true;
+        let _ = self.outcomes.send((self.id, outcome));
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if !self.reported {
+            let _ = self.outcomes.send((self.id, Outcome::Released));
+        }
+    }
+}
+
+/// The user table columns a notice may take: the standard ones, the contact field of
+/// the notification kind, and those an operator added (`QueueUserFields`).
+fn user_fields(config: &QueueConfig, contact_field: &str) -> Vec<String> {
+    schema::USER_FIELDS
+        .iter()
+        .chain([&contact_field])
+        .map(|f| (*f).to_owned())
+        .chain(config.user_fields.iter().cloned())
+        .collect()
+}
+
+/// Processes the ready rows of `role` (`modulename`) until none is left, the time
+/// budget is spent, or SIGTERM/SIGINT stops the run. `contact_field` is the user
+/// column that holds the kind's address (`phone` for SMS).
+pub fn process(root: &MgrRoot, role: &str, contact_field: &str) -> Result<Summary, QueueError> {
     let config = QueueConfig::load(root)?;
+    stop::install().map_err(QueueError)?;
     let settings = DbSettings::load(root)?;
-    let pool = settings.connect(config.workers + 1)?;
+    let pool = settings.connect(config.workers + 1, config.db_timeout)?;
     let mut conn = pool
         .get_conn()
         .map_err(|e| DbError::query("cannot get a database connection", &e))?;
@@ -99,6 +153,7 @@ pub fn process(root: &MgrRoot, role: &str) -> Result<Summary, QueueError> {
         .unwrap_or_else(|| ClaimMode::for_server(&version));
     let facts = schema::check_tables(&mut conn)?;
     let gateways = schema::gateways(&mut conn, role)?;
+    let user_columns = schema::user_columns(&mut conn, &user_fields(&config, contact_field))?;
     let forced_only = root.do_nothing_flag().exists();
     crate::info!(
         "process: {} (server {version}, claim {}), {} workers, {} {role} gateway row(s){}",
@@ -114,43 +169,49 @@ pub fn process(root: &MgrRoot, role: &str) -> Result<Summary, QueueError> {
     );
     let shared = Arc::new(Shared {
         root: root.clone(),
-        courier: Courier::new(root.clone(), role, gateways, config.gateway_timeout),
+        courier: Courier::new(root.clone(), role, gateways, &config),
         mode,
         facts,
         config: config.clone(),
+        user_columns,
+        db_lost: AtomicBool::new(false),
     });
 
-    // A short hand-over queue: the time budget is checked close to the sending.
-    let (job_tx, job_rx) = mpsc::sync_channel::<Job>(config.workers);
-    let job_rx = Arc::new(Mutex::new(job_rx));
-    let (outcome_tx, outcome_rx) = mpsc::channel::<Outcome>();
-    let mut workers = Vec::with_capacity(config.workers);
-    for n in 0..config.workers {
-        let worker_conn = pool
+    let workers = Workers::start(config.workers, || {
+        let mut conn = pool
             .get_conn()
             .map_err(|e| DbError::query("cannot open the workers' database connections", &e))?;
         let shared = shared.clone();
-        let job_rx = job_rx.clone();
-        let outcome_tx = outcome_tx.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("worker{n}"))
-            .spawn(move || work(&shared, worker_conn, &job_rx, &outcome_tx))
-            .map_err(|e| QueueError(format!("cannot start a worker thread: {e}")))?;
-        workers.push(handle);
-    }
-    drop(outcome_tx);
-
-    let result = dispatch(&mut conn, role, forced_only, &config, &job_tx, &outcome_rx);
-    drop(job_tx);
-    for w in workers {
-        let _ = w.join();
-    }
+        Ok(move |job: &Job| run_job(&shared, &mut conn, job))
+    })?;
+    let ready = ReadyFilter {
+        module: role.to_owned(),
+        forced_only,
+        max_attempts: config.max_attempts,
+        now: String::new(),
+    };
+    let result = dispatch(
+        |filter, after| schema::ready_page(&mut conn, filter, after, config.batch_size),
+        &ready,
+        config.time_budget,
+        &workers,
+    );
+    workers.finish();
     let summary = result?;
+    let counts = format!(
+        "{} sent, {} failed, {} skipped (held by another run), {} left as they were",
+        summary.sent, summary.failed, summary.skipped, summary.released
+    );
+    if summary.stopped {
+        crate::info!("process: stopped by {}: {counts}", stop::signal_name());
+        return Err(QueueError(format!(
+            "stopped by {} before the queue was done ({counts}); the rows being sent \
+             went back to the queue",
+            stop::signal_name()
+        )));
+    }
     crate::info!(
-        "process: done: {} sent, {} failed, {} skipped (held by another run), {} pass(es){}",
-        summary.sent,
-        summary.failed,
-        summary.skipped,
+        "process: done: {counts}, {} pass(es){}",
         summary.passes,
         if summary.out_of_time {
             "; time budget spent, the rest waits for the next run"
@@ -161,58 +222,99 @@ pub fn process(root: &MgrRoot, role: &str) -> Result<Summary, QueueError> {
     Ok(summary)
 }
 
-/// Pages through the ready rows and feeds the workers, pass after pass, until a pass
-/// claims nothing or the time budget is spent.
+/// The worker threads and the channels to them.
+struct Workers {
+    /// A short hand-over queue: the time budget is checked close to the sending.
+    jobs: mpsc::SyncSender<Job>,
+    outcomes: mpsc::Receiver<(i64, Outcome)>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts `count` workers, each with the row handler `make` gives it. Only the
+    /// workers hold the receiving end of the jobs and the sending end of the outcomes:
+    /// when every worker is gone, handing over a job fails and waiting for an outcome
+    /// ends, instead of blocking for ever.
+    fn start<H>(
+        count: usize,
+        mut make: impl FnMut() -> Result<H, QueueError>,
+    ) -> Result<Self, QueueError>
+    where
+        H: FnMut(&Job) -> Outcome + Send + 'static,
+    {
+        let (jobs, job_rx) = mpsc::sync_channel::<Job>(count);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (outcome_tx, outcomes) = mpsc::channel();
+        let mut threads = Vec::with_capacity(count);
+        for n in 0..count {
+            let handle = make()?;
+            let (job_rx, outcome_tx) = (job_rx.clone(), outcome_tx.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("worker{n}"))
+                .spawn(move || work(&job_rx, &outcome_tx, handle))
+                .map_err(|e| QueueError(format!("cannot start a worker thread: {e}")))?;
+            threads.push(thread);
+        }
+        Ok(Self {
+            jobs,
+            outcomes,
+            threads,
+        })
+    }
+
+    /// No more jobs: waits for the workers to end.
+    fn finish(self) {
+        drop(self.jobs);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Pages through the ready rows (`next_page`) and feeds the workers, pass after pass,
+/// until a pass claims nothing, the time budget is spent or the run is stopped.
 fn dispatch(
-    conn: &mut PooledConn,
-    role: &str,
-    forced_only: bool,
-    config: &QueueConfig,
-    jobs: &mpsc::SyncSender<Job>,
-    outcomes: &mpsc::Receiver<Outcome>,
+    mut next_page: impl FnMut(
+        &ReadyFilter,
+        Option<&QueuePosition>,
+    ) -> Result<Vec<QueuePosition>, DbError>,
+    ready: &ReadyFilter,
+    time_budget: Option<Duration>,
+    workers: &Workers,
 ) -> Result<Summary, QueueError> {
+    let (jobs, outcomes) = (&workers.jobs, &workers.outcomes);
     let started = Instant::now();
-    let out_of_time = || config.time_budget.is_some_and(|b| started.elapsed() >= b);
     let mut summary = Summary::default();
+    let must_end = |summary: &mut Summary| {
+        summary.stopped = stop::requested();
+        summary.out_of_time = time_budget.is_some_and(|b| started.elapsed() >= b);
+        summary.stopped || summary.out_of_time
+    };
     let mut broken: Option<DbError> = None;
+    let mut released = HashSet::new();
     loop {
         summary.passes += 1;
         let filter = Arc::new(ReadyFilter {
-            module: role.to_owned(),
-            forced_only,
-            max_attempts: config.max_attempts,
             now: now_stamp(),
+            ..ready.clone()
         });
         let mut claimed = 0usize;
         let mut pending = 0usize;
-        let mut tally = |o: Outcome, summary: &mut Summary, broken: &mut Option<DbError>| match o {
-            Outcome::Sent => {
-                summary.sent += 1;
-                claimed += 1
-            }
-            Outcome::Failed => {
-                summary.failed += 1;
-                claimed += 1
-            }
-            Outcome::Skipped => summary.skipped += 1,
-            Outcome::Broken(e) => {
-                broken.get_or_insert(e);
-            }
-        };
         let mut after = None;
         'pages: while broken.is_none() {
-            if out_of_time() {
-                summary.out_of_time = true;
+            if must_end(&mut summary) {
                 break;
             }
-            let page = schema::ready_page(conn, &filter, after.as_ref(), config.batch_size)?;
+            let page = next_page(&filter, after.as_ref())?;
             let Some(last) = page.last().cloned() else {
                 break;
             };
             for position in page {
-                if out_of_time() {
-                    summary.out_of_time = true;
+                if must_end(&mut summary) {
                     break 'pages;
+                }
+                if released.contains(&position.id) {
+                    continue;
                 }
                 let job = Job {
                     id: position.id,
@@ -224,7 +326,7 @@ fn dispatch(
                 pending += 1;
                 while let Ok(o) = outcomes.try_recv() {
                     pending -= 1;
-                    tally(o, &mut summary, &mut broken);
+                    claimed += tally(&mut summary, &mut released, &mut broken, o);
                 }
                 if broken.is_some() {
                     break 'pages;
@@ -235,66 +337,149 @@ fn dispatch(
         while pending > 0 {
             let Ok(o) = outcomes.recv() else { break };
             pending -= 1;
-            tally(o, &mut summary, &mut broken);
+            claimed += tally(&mut summary, &mut released, &mut broken, o);
         }
         if let Some(e) = broken {
             return Err(QueueError(format!("{e} (the rows being sent stay queued)")));
         }
-        if summary.out_of_time || claimed == 0 {
+        if pending > 0 {
+            return Err(QueueError(format!(
+                "every worker stopped with {pending} row(s) not yet handled (they stay queued)"
+            )));
+        }
+        // A stop during the last rows of the pass ends the run too.
+        summary.stopped = stop::requested();
+        if summary.stopped || summary.out_of_time || claimed == 0 {
             return Ok(summary);
         }
     }
 }
 
-/// A worker: claims and sends the rows it is given, with its own connection.
+/// Counts one row's outcome; 1 when the row was claimed (sent or failed).
+fn tally(
+    summary: &mut Summary,
+    released: &mut HashSet<i64>,
+    broken: &mut Option<DbError>,
+    (id, outcome): (i64, Outcome),
+) -> usize {
+    match outcome {
+        Outcome::Sent => summary.sent += 1,
+        Outcome::Failed => summary.failed += 1,
+        Outcome::Skipped => {
+            summary.skipped += 1;
+            return 0;
+        }
+        Outcome::Released => {
+            summary.released += 1;
+            released.insert(id);
+            return 0;
+        }
+        Outcome::Broken(e) => {
+            broken.get_or_insert(e);
+            return 0;
+        }
+    }
+    1
+}
+
+/// A worker: takes jobs until there are none, and reports one outcome for each, even
+/// when `handle` panics (then the worker ends; see [`Taken`]).
 fn work(
-    shared: &Shared,
-    mut conn: PooledConn,
     jobs: &Mutex<mpsc::Receiver<Job>>,
-    outcomes: &mpsc::Sender<Outcome>,
+    outcomes: &mpsc::Sender<(i64, Outcome)>,
+    mut handle: impl FnMut(&Job) -> Outcome,
 ) {
     loop {
         let job = {
-            let Ok(rx) = jobs.lock() else { return };
+            let rx = jobs.lock().unwrap_or_else(PoisonError::into_inner);
             match rx.recv() {
                 Ok(job) => job,
                 Err(_) => return,
             }
         };
-        let outcome = handle_row(shared, &mut conn, &job).unwrap_or_else(Outcome::Broken);
-        if outcomes.send(outcome).is_err() {
-            return;
-        }
+        let taken = Taken {
+            id: job.id,
+            outcomes,
+            reported: false,
+        };
+        taken.report(handle(&job));
     }
 }
 
-fn handle_row(shared: &Shared, conn: &mut PooledConn, job: &Job) -> Result<Outcome, DbError> {
-    let outcome = claim_and_send(shared, conn, job);
-    // A named lock outlives the transaction: drop it whatever happened.
-    let released = schema::release(conn, shared.mode, job.id);
-    let outcome = outcome?;
-    released?;
-    Ok(outcome)
+/// One row, start to end. A panic in any part of it leaves the row as it was (its
+/// transaction rolls back as the panic unwinds) and not taken again in this run; the
+/// worker goes on with the next row.
+fn run_job(shared: &Shared, conn: &mut PooledConn, job: &Job) -> Outcome {
+    if stop::requested() || shared.db_lost.load(Ordering::Relaxed) {
+        return Outcome::Released;
+    }
+    let outcome = match catch_unwind(AssertUnwindSafe(|| handle_row(shared, conn, job))) {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            crate::error!(
+                "notifytask {}: internal error, the row stays queued as it was: {what}",
+                job.id
+            );
+            match schema::release(conn, shared.mode, job.id) {
+                Err(e) if e.connection_lost => Outcome::Broken(e.error),
+                _ => Outcome::Released,
+            }
+        }
+    };
+    if matches!(outcome, Outcome::Broken(_)) {
+        shared.db_lost.store(true, Ordering::Relaxed);
+    }
+    outcome
 }
 
-fn claim_and_send(shared: &Shared, conn: &mut PooledConn, job: &Job) -> Result<Outcome, DbError> {
+fn handle_row(shared: &Shared, conn: &mut PooledConn, job: &Job) -> Outcome {
+    let outcome = claim_and_send(shared, conn, job).unwrap_or_else(|e| {
+        if e.connection_lost {
+            return Outcome::Broken(e.error);
+        }
+        crate::error!(
+            "notifytask {}: {e}; the row stays queued as it was, for the next run",
+            job.id
+        );
+        Outcome::Released
+    });
+    // A named lock outlives the transaction: drop it whatever happened.
+    match (outcome, schema::release(conn, shared.mode, job.id)) {
+        (Outcome::Broken(e), _) => Outcome::Broken(e),
+        (_, Err(e)) if e.connection_lost => Outcome::Broken(e.error),
+        (outcome, Err(e)) => {
+            crate::warn!("notifytask {}: {e}", job.id);
+            outcome
+        }
+        (outcome, Ok(())) => outcome,
+    }
+}
+
+fn claim_and_send(
+    shared: &Shared,
+    conn: &mut PooledConn,
+    job: &Job,
+) -> Result<Outcome, StatementError> {
     let Some((mut tx, task)) = schema::claim(conn, shared.mode, &job.filter, job.id)? else {
         return Ok(Outcome::Skipped);
     };
     let started = Instant::now();
+    let columns = &shared.user_columns;
     let result = catch_unwind(AssertUnwindSafe(|| {
-        shared
-            .courier
-            .deliver_file(&task.filename, &mut |id| schema::user_fields(&mut tx, id))
+        shared.courier.deliver_file(&task.filename, &mut |id| {
+            schema::user_fields(&mut tx, columns, id)
+        })
     }))
     .unwrap_or_else(|_| Err("internal error while sending (see the log)".to_owned()));
     match result {
         Ok(sent) => {
-            let done = schema::delete_task(&mut tx, task.id).and_then(|()| {
-                tx.commit().map_err(|e| {
-                    DbError::query(&format!("cannot commit notifytask row {}", task.id), &e)
-                })
-            });
+            let done =
+                schema::delete_task(&mut tx, task.id).and_then(|()| schema::commit(tx, task.id));
             if let Err(e) = done {
                 crate::error!(
                     "notifytask {}: sent, but the row could not be deleted, so it may be sent again: {e}",
@@ -318,6 +503,9 @@ fn claim_and_send(shared: &Shared, conn: &mut PooledConn, job: &Job) -> Result<O
             remove_file(&shared.root, &task.filename);
             Ok(Outcome::Sent)
         }
+        // Cut short by the stop, not refused by anyone: back to the queue as it was
+        // (the transaction rolls back as it is dropped).
+        Err(_) if stop::requested() => Ok(Outcome::Released),
         Err(reason) => {
             let attempt = task.error_count.saturating_add(1);
             let config = &shared.config;
@@ -328,27 +516,34 @@ fn claim_and_send(shared: &Shared, conn: &mut PooledConn, job: &Job) -> Result<O
                 config.max_attempts,
                 time::OffsetDateTime::now_utc(),
                 delay,
-                shared.facts.err_info_chars,
+                &shared.facts.err_info,
             );
             crate::warn!("notifytask {}: {err_info}", task.id);
-            schema::record_failure(&mut tx, task.id, &err_info)?;
-            tx.commit().map_err(|e| {
-                DbError::query(&format!("cannot commit notifytask row {}", task.id), &e)
-            })?;
+            schema::record_failure(&mut tx, task.id, &err_info)
+                .and_then(|()| schema::commit(tx, task.id))?;
             Ok(Outcome::Failed)
         }
     }
 }
 
-/// The sent row's file goes too; one that is already gone is fine.
+/// The sent row's file goes too, when it is still a file under `var/notify` (the same
+/// check as for reading it); one that is already gone is fine.
 fn remove_file(root: &MgrRoot, filename: &str) {
-    let path = root.notify_file(filename);
-    if let Err(e) = std::fs::remove_file(&path) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            crate::warn!(
-                "cannot remove the sent notification file {}: {e}",
-                path.display()
-            );
+    match crate::notice::queued_path(root, filename) {
+        Ok(path) => {
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    crate::warn!(
+                        "cannot remove the sent notification file {}: {e}",
+                        path.display()
+                    );
+                }
+            }
+        }
+        Err(e) => {
+            if root.notify_file(filename).symlink_metadata().is_ok() {
+                crate::warn!("the sent notification file stays: {e}");
+            }
         }
     }
 }
@@ -361,19 +556,101 @@ fn now_stamp() -> String {
 }
 
 /// Sends one notification file without a queue row (`UserNotify`): the gateways
-/// still come from the database.
-pub fn deliver_one(root: &MgrRoot, role: &str, file: &std::path::Path) -> Result<(), QueueError> {
+/// still come from the database. `contact_field` as for [`process`].
+pub fn deliver_one(
+    root: &MgrRoot,
+    role: &str,
+    contact_field: &str,
+    file: &std::path::Path,
+) -> Result<(), QueueError> {
     let config = QueueConfig::load(root)?;
     let settings = DbSettings::load(root)?;
-    let pool = settings.connect(1)?;
+    let pool = settings.connect(1, config.db_timeout)?;
     let mut conn = pool
         .get_conn()
         .map_err(|e| DbError::query("cannot get a database connection", &e))?;
     let gateways = schema::gateways(&mut conn, role)?;
-    let courier = Courier::new(root.clone(), role, gateways, config.gateway_timeout);
+    let columns = schema::user_columns(&mut conn, &user_fields(&config, contact_field))?;
+    let courier = Courier::new(root.clone(), role, gateways, &config);
     let name = file.to_string_lossy();
     courier
-        .deliver_file(&name, &mut |id| schema::user_fields(&mut conn, id))
+        .deliver_file(&name, &mut |id| {
+            schema::user_fields(&mut conn, &columns, id)
+        })
         .map_err(QueueError)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `dispatch` over a queue of rows 1..=`rows` with `workers` threads whose
+    /// `handle` says what became of each row; a sent row leaves the queue. Fails the
+    /// test when the run hangs.
+    fn run(
+        rows: i64,
+        workers: usize,
+        handle: impl Fn(&Job) -> Outcome + Send + Clone + 'static,
+    ) -> Result<Summary, QueueError> {
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let sent: Arc<Mutex<HashSet<i64>>> = Arc::default();
+            let workers = Workers::start(workers, || {
+                let (handle, sent) = (handle.clone(), sent.clone());
+                Ok(move |job: &Job| {
+                    let outcome = handle(job);
+                    if matches!(outcome, Outcome::Sent) {
+                        sent.lock().unwrap().insert(job.id);
+                    }
+                    outcome
+                })
+            })
+            .unwrap();
+            let ready = ReadyFilter {
+                module: "ntsms".into(),
+                forced_only: false,
+                max_attempts: 10,
+                now: String::new(),
+            };
+            let queue = |_: &ReadyFilter, after: Option<&QueuePosition>| {
+                let sent = sent.lock().unwrap();
+                Ok((1..=rows)
+                    .filter(|id| after.is_none() && !sent.contains(id))
+                    .map(|id| QueuePosition {
+                        priority: 0,
+                        created: String::new(),
+                        id,
+                    })
+                    .collect())
+            };
+            let result = dispatch(queue, &ready, None, &workers);
+            workers.finish();
+            let _ = done_tx.send(result);
+        });
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the run hangs")
+    }
+
+    #[test]
+    fn a_worker_that_dies_is_an_outcome_and_the_run_goes_on() {
+        let summary = run(40, 4, |job| {
+            if job.id == 7 || job.id == 30 {
+                panic!("row {} breaks the worker", job.id);
+            }
+            Outcome::Sent
+        })
+        .unwrap();
+        // Two workers died with their rows; the other two sent the rest, and the
+        // dead workers' rows were not taken again.
+        assert_eq!((summary.sent, summary.released), (38, 2), "{summary:?}");
+        assert_eq!(summary.passes, 2);
+    }
+
+    #[test]
+    fn when_every_worker_dies_the_run_ends_with_an_error() {
+        let e = run(10, 3, |job| panic!("row {} breaks the worker", job.id)).unwrap_err();
+        assert!(e.0.contains("every worker stopped"), "{e}");
+    }
 }

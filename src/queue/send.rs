@@ -4,17 +4,21 @@
 //! language) runs as `gate/<module> --command outgoing` with the seed's XML on stdin.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::db::schema::GatewayRow;
 use crate::gateway::script::ScriptGateway;
 use crate::gateway::{self, Delivery, GatewayError, GatewayModule, GatewaySettings, OutgoingInput};
 use crate::notice::{self, Notice};
+use crate::queue::config::QueueConfig;
+use crate::queue::stop;
 use crate::root::MgrRoot;
 use crate::xml::Params;
 
@@ -22,6 +26,8 @@ use crate::xml::Params;
 const MAX_REPLY: u64 = 1024 * 1024;
 /// Largest stderr kept from a gateway program, for the error text.
 const MAX_STDERR: u64 = 64 * 1024;
+/// How often a worker waiting for a gateway program looks whether the run is stopping.
+const STOP_CHECK: Duration = Duration::from_millis(50);
 
 /// How a gateway module is reached, decided once per module per run.
 enum Route {
@@ -37,6 +43,7 @@ pub struct Courier {
     /// Active outgoing gateways of the role, in failover order.
     gateways: Vec<GatewayRow>,
     timeout: Duration,
+    max_file_size: u64,
     own_exe: Option<PathBuf>,
     routes: Mutex<HashMap<String, Arc<Route>>>,
 }
@@ -54,7 +61,7 @@ pub struct Sent {
 }
 
 impl Courier {
-    pub fn new(root: MgrRoot, role: &str, gateways: Vec<GatewayRow>, timeout: Duration) -> Self {
+    pub fn new(root: MgrRoot, role: &str, gateways: Vec<GatewayRow>, config: &QueueConfig) -> Self {
         Self {
             root,
             role: role.to_owned(),
@@ -62,7 +69,8 @@ impl Courier {
                 .into_iter()
                 .filter(GatewayRow::is_active_outgoing)
                 .collect(),
-            timeout,
+            timeout: config.gateway_timeout,
+            max_file_size: config.max_file_size,
             own_exe: std::env::current_exe()
                 .ok()
                 .and_then(|p| p.canonicalize().ok()),
@@ -80,15 +88,14 @@ impl Courier {
         if filename.trim().is_empty() {
             return Err("the row has no filename".into());
         }
-        let path = self.root.notify_file(filename);
-        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                format!("the notification file {} is missing", path.display())
-            }
-            _ => format!("cannot read the notification file {}: {e}", path.display()),
+        let text =
+            notice::read_queued(&self.root, filename, self.max_file_size).map_err(|e| e.0)?;
+        let notices = notice::parse_file(&text).map_err(|e| {
+            format!(
+                "the notification file {}: {e}",
+                self.root.notify_file(filename).display()
+            )
         })?;
-        let notices = notice::parse_file(&text)
-            .map_err(|e| format!("the notification file {}: {e}", path.display()))?;
         let total = notices.len();
         let mut sent = Vec::with_capacity(total);
         for (index, n) in notices.iter().enumerate() {
@@ -143,6 +150,10 @@ impl Courier {
         let rendered = crate::template::render(n).map_err(|e| format!("template: {e}"))?;
         let mut reasons = Vec::new();
         for g in candidates {
+            if stop::requested() {
+                reasons.push("the run is stopping".to_owned());
+                break;
+            }
             let attempt =
                 GatewaySettings::new(g.columns.clone(), &g.xmlparams).and_then(|settings| {
                     let input = OutgoingInput {
@@ -226,8 +237,9 @@ impl Courier {
         Route::Program(path)
     }
 
-    /// `gate/<module> --command outgoing`, cwd = root, the input on stdin, killed
-    /// with its process group after the time limit.
+    /// `gate/<module> --command outgoing`, cwd = root, the input on stdin. Its reply is
+    /// all it writes until its stdout ends; then, or at the time limit, or when the run
+    /// stops, its process group is killed: nothing it started outlives the exchange.
     fn run_program(
         &self,
         module: &str,
@@ -247,8 +259,6 @@ impl Courier {
             .map_err(|e| {
                 GatewayError::provider(module, format!("cannot start {}: {e}", path.display()))
             })?;
-        let stdout = collect(child.stdout.take(), MAX_REPLY);
-        let stderr = collect(child.stderr.take(), MAX_STDERR);
         if let Some(mut stdin) = child.stdin.take() {
             let input = input.to_owned();
             // A module that does not read its stdin must not block us.
@@ -256,27 +266,35 @@ impl Courier {
                 let _ = stdin.write_all(input.as_bytes());
             });
         }
-        let deadline = Instant::now() + self.timeout;
-        let Some(status) = wait_until(&mut child, deadline) else {
-            kill_group(&mut child);
+        let reply = Exchange::run(&mut child, Instant::now() + self.timeout);
+        let status = kill_group(&mut child);
+        let limit = self.timeout.as_secs_f64();
+        if reply.stopped {
+            return Err(GatewayError::provider(
+                module,
+                "killed: the run is stopping",
+            ));
+        }
+        let Some(status) = status.filter(|_| reply.exited) else {
+            return Err(GatewayError::provider(
+                module,
+                format!("did not answer within {limit} s and was killed"),
+            ));
+        };
+        if !reply.stdout_closed && reply.stdout.iter().all(u8::is_ascii_whitespace) {
+            // Nothing yet is not the empty reply that means success.
             return Err(GatewayError::provider(
                 module,
                 format!(
-                    "did not answer within {} s and was killed",
-                    self.timeout.as_secs_f64()
+                    "exited without a reply, while a process it started kept its output \
+                     open for {limit} s (killed)"
                 ),
             ));
-        };
-        let out = stdout
-            .recv_timeout(Duration::from_secs(1))
-            .unwrap_or_default();
-        let text = String::from_utf8_lossy(&out);
+        }
+        let text = String::from_utf8_lossy(&reply.stdout);
         gateway::parse_reply(module, &text, status.success()).map_err(|mut e| {
             if !status.success() {
-                let err_text = stderr
-                    .recv_timeout(Duration::from_millis(200))
-                    .unwrap_or_default();
-                let err_text = String::from_utf8_lossy(&err_text);
+                let err_text = String::from_utf8_lossy(&reply.stderr);
                 if !err_text.trim().is_empty() {
                     e.msg = format!("{} (stderr: {})", e.msg, gateway::excerpt(err_text.trim()));
                 }
@@ -305,48 +323,173 @@ fn with_user_from_db(n: &Notice, users: &mut UserLookup<'_>) -> Option<Notice> {
     Some(filled)
 }
 
-/// Reads a pipe to its end (at most `limit` bytes) on a thread of its own.
-fn collect(pipe: Option<impl Read + Send + 'static>, limit: u64) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    if let Some(pipe) = pipe {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let mut limited = pipe.take(limit);
-            let _ = limited.read_to_end(&mut buf);
-            // Drain what is left so the child is not blocked writing.
-            let _ = std::io::copy(&mut limited.into_inner(), &mut std::io::sink());
-            let _ = tx.send(buf);
-        });
-    }
-    rx
+/// What a gateway program wrote, and how the exchange ended.
+struct Exchange {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    /// Its stdout reached its end: the reply is complete.
+    stdout_closed: bool,
+    /// The program itself exited (it is not reaped yet: its pid and process group stay
+    /// reserved until [`kill_group`]).
+    exited: bool,
+    /// The run is stopping: the exchange was cut short.
+    stopped: bool,
 }
 
-/// Waits for the child to exit by `deadline`, polling often at first (a fast module
-/// answers in a few milliseconds) and less often later.
-fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
-    let mut pause = Duration::from_micros(200);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
+impl Exchange {
+    /// Reads stdout and stderr until the program has exited and its stdout has ended,
+    /// or until `deadline`, or until the run stops.
+    fn run(child: &mut Child, deadline: Instant) -> Self {
+        let mut stdout = Pipe::new(child.stdout.take().map(OwnedFd::from), MAX_REPLY);
+        let mut stderr = Pipe::new(child.stderr.take().map(OwnedFd::from), MAX_STDERR);
+        let mut exited = false;
+        // A fast module answers in a few milliseconds: look for its exit often at first.
+        let mut pause = Duration::from_micros(200);
+        let stopped = loop {
+            stdout.drain();
+            stderr.drain();
+            exited = exited || has_exited(child);
+            if exited && stdout.is_closed() {
+                break false;
+            }
+            if stop::requested() {
+                break true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break false;
+            }
+            // Output wakes us at once; an exit is no event on the pipes.
+            let wait = if stdout.is_closed() {
+                pause = (pause * 2).min(Duration::from_millis(20));
+                pause
+            } else {
+                STOP_CHECK
+            };
+            wait_readable(&[&stdout, &stderr], wait.min(deadline - now));
+        };
+        Self {
+            stdout_closed: stdout.is_closed(),
+            stdout: stdout.bytes,
+            stderr: stderr.bytes,
+            exited,
+            stopped,
         }
-        let now = Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }
 
-/// Kills the child and everything it started.
-fn kill_group(child: &mut Child) {
+/// Our end of one of a program's output pipes, read without blocking.
+struct Pipe {
+    file: Option<File>,
+    bytes: Vec<u8>,
+    limit: u64,
+}
+
+impl Pipe {
+    fn new(fd: Option<OwnedFd>, limit: u64) -> Self {
+        let file = fd.map(File::from);
+        if let Some(f) = &file {
+            // SAFETY: fcntl on a descriptor we own; only its status flags change.
+            unsafe {
+                let flags = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+                libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+            }
+        }
+        Self {
+            file,
+            bytes: Vec::new(),
+            limit,
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.file.is_none()
+    }
+
+    /// Takes what is there now (keeping at most `limit` bytes; more is read and
+    /// dropped so the program is never blocked writing); notes the end of the output.
+    fn drain(&mut self) {
+        let Some(file) = &mut self.file else { return };
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match file.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let room = usize::try_from(self.limit)
+                        .unwrap_or(usize::MAX)
+                        .saturating_sub(self.bytes.len());
+                    self.bytes.extend_from_slice(&chunk[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => break,
+            }
+        }
+        self.file = None;
+    }
+}
+
+/// Waits until one of the open `pipes` has something to read (or has ended), or
+/// `wait` has passed.
+fn wait_readable(pipes: &[&Pipe], wait: Duration) {
+    let mut fds: Vec<libc::pollfd> = pipes
+        .iter()
+        .filter_map(|p| p.file.as_ref())
+        .map(|f| libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    if fds.is_empty() {
+        std::thread::sleep(wait);
+        return;
+    }
+    let timeout = libc::timespec {
+        tv_sec: libc::time_t::try_from(wait.as_secs()).unwrap_or(libc::time_t::MAX),
+        // Below 10^9: fits a c_long everywhere.
+        tv_nsec: wait.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs; `timeout` lives
+    // through the call; no signal mask is passed. An interrupted call just returns.
+    unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            &timeout,
+            std::ptr::null(),
+        );
+    }
+}
+
+/// Whether the child has exited, without reaping it (WNOWAIT): until it is reaped its
+/// pid, and so its process group id, cannot be reused by another process.
+fn has_exited(child: &Child) -> bool {
+    let pid: libc::id_t = child.id();
+    // SAFETY: waitid writes only into `info`, a zeroed siginfo_t we own.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            pid,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        r != 0 || info.si_pid() != 0
+    }
+}
+
+/// Kills the child and everything it started (its process group), then reaps it: its
+/// own exit status when it had exited before.
+fn kill_group(child: &mut Child) -> Option<ExitStatus> {
     if let Ok(pid) = i32::try_from(child.id()) {
         // SAFETY: kill(2) with a negative pid signals the process group we created
-        // for this child (process_group(0)); it touches no memory.
+        // for this child (process_group(0)); the child is not reaped yet, so the group
+        // id is still ours. It touches no memory.
         unsafe {
             libc::kill(-pid, libc::SIGKILL);
         }
     }
     let _ = child.kill();
-    let _ = child.wait();
+    child.wait().ok()
 }

@@ -470,3 +470,97 @@ pub fn run_process(root: &super::mgr_root::MgrRoot, db: &TestDb) -> std::process
         &[("MGRNOTIFY_DB_URL", &db.url())],
     )
 }
+
+/// Runs `notify/ntsms --command process` against `db` like [`run_process`], but kills it
+/// and fails the test when it has not finished within `limit` (a hang), and caps its
+/// address space at 4 GiB so a run that reads without bound fails instead of taking
+/// the machine's memory.
+pub fn run_process_bounded(
+    root: &super::mgr_root::MgrRoot,
+    db: &TestDb,
+    limit: Duration,
+) -> std::process::Output {
+    let child = spawn_process(root, &db.url());
+    wait_bounded(child, limit)
+}
+
+/// Starts `notify/ntsms --command process` against the database at `url`, its address
+/// space capped at 4 GiB.
+pub fn spawn_process(root: &super::mgr_root::MgrRoot, url: &str) -> std::process::Child {
+    let mut cmd = Command::new(root.path().join("notify/ntsms"));
+    cmd.args(["--command", "process"])
+        .current_dir(root.path())
+        .env_remove("MGR_ROOT")
+        .env("MGRNOTIFY_DB_URL", url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
+    unsafe {
+        cmd.pre_exec(|| {
+            let cap = 4 << 30;
+            let limit = libc::rlimit {
+                rlim_cur: cap,
+                rlim_max: cap,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("start ntsms")
+}
+
+/// Waits for `child` to end and collects its output; kills it and fails the test when it
+/// is still running after `limit`.
+pub fn wait_bounded(mut child: std::process::Child, limit: Duration) -> std::process::Output {
+    fn drain(
+        pipe: Option<impl std::io::Read + Send + 'static>,
+    ) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for ntsms") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ntsms did not finish within {limit:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// The pids listed in the file `rel` below the root (one a line) whose processes still
+/// run (a zombie has ended).
+pub fn running_pids(root: &super::mgr_root::MgrRoot, rel: &str) -> Vec<i32> {
+    root.read(rel)
+        .lines()
+        .filter_map(|l| l.trim().parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(false)
+        })
+        .collect()
+}

@@ -3,3 +3,4 @@
 pub mod fake_http;
 pub mod mariadb;
 pub mod mgr_root;
+pub mod tcp_proxy;
