@@ -50,10 +50,12 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
             return Ok(false);
         }
     };
-    let mut conn = match settings.connect(1).and_then(|pool| {
-        pool.get_conn()
-            .map_err(|e| crate::db::DbError::query("cannot get a connection", &e))
-    }) {
+    let mut conn = match settings
+        .connect(1, crate::db::TOOL_TIMEOUT)
+        .and_then(|pool| {
+            pool.get_conn()
+                .map_err(|e| crate::db::DbError::query("cannot get a connection", &e))
+        }) {
         Ok(c) => c,
         Err(e) => {
             say!("  PROBLEM {e}");

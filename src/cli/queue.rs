@@ -40,7 +40,9 @@ pub fn run(root: &MgrRoot, args: &[OsString]) -> Result<bool, String> {
 
 fn connect(root: &MgrRoot) -> Result<mysql::PooledConn, String> {
     let settings = DbSettings::load(root).map_err(|e| e.to_string())?;
-    let pool = settings.connect(1).map_err(|e| e.to_string())?;
+    let pool = settings
+        .connect(1, crate::db::TOOL_TIMEOUT)
+        .map_err(|e| e.to_string())?;
     let mut conn = pool.get_conn().map_err(|e| {
         crate::db::DbError::query("cannot get a database connection", &e).to_string()
     })?;

@@ -18,6 +18,9 @@ pub const URL_ENV: &str = "MGRNOTIFY_DB_URL";
 /// How long connecting may take before the run gives up with a clear error.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the operator's tools (`doctor`, `queue`) wait for the database.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why the database cannot be used. The text never contains the password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbError(pub String);
