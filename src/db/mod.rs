@@ -36,12 +36,49 @@ impl std::error::Error for DbError {}
 impl DbError {
     /// Wraps a driver error with what was being done.
     pub fn query(context: &str, e: &mysql::Error) -> Self {
-        if is_timeout(e) {
-            return Self(format!(
-                "{context}: the database did not answer in time (the connection timed out)"
-            ));
+        Self(format!("{context}: {}", explain(e)))
+    }
+}
+
+/// A driver error as a sentence (the driver's `Display` is a debug dump like
+/// `MySqlError { ERROR 1045 (28000): ... }`).
+fn explain(e: &mysql::Error) -> String {
+    if is_timeout(e) {
+        return "the database did not answer in time (the connection timed out)".into();
+    }
+    match e {
+        mysql::Error::MySqlError(server) => {
+            format!(
+                "the server answered error {}: {}",
+                server.code, server.message
+            )
         }
-        Self(format!("{context}: {e}"))
+        mysql::Error::IoError(io) => format!("a network error: {io}"),
+        mysql::Error::DriverError(driver) => driver.to_string(),
+        mysql::Error::UrlError(url) => url_error_kind(url).to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// What an operator can do about a failed connection, by what went wrong.
+fn next_step(e: &mysql::Error, source: &str) -> String {
+    let code = match e {
+        mysql::Error::MySqlError(server) => Some(server.code),
+        _ => None,
+    };
+    match code {
+        Some(1045) => format!("check DBUser and DBPassword in {source}"),
+        Some(1044) => {
+            format!("the user may not use this database: check DBUser and DBName in {source}")
+        }
+        Some(1049) => format!("check DBName in {source}"),
+        Some(1040 | 1203) => "the server has too many connections: lower QueueWorkers in \
+             etc/mgrnotify/mgrnotify.conf or raise the server's max_connections"
+            .into(),
+        Some(_) => format!("check the DB settings in {source}"),
+        None => format!(
+            "check that the database server runs, and DBHost, DBPort and DBSocket in {source}"
+        ),
     }
 }
 
@@ -222,11 +259,22 @@ impl DbSettings {
         Ok(())
     }
 
+    /// The Unix socket to connect through: `DBSocket`, else, when the host is
+    /// `localhost` (or not set), the server's usual socket, as every MySQL client does
+    /// (`localhost` means the socket, `127.0.0.1` means TCP).
+    fn socket_path(&self) -> Option<String> {
+        if self.socket.is_some() {
+            return self.socket.clone();
+        }
+        let local = self.host.as_deref().is_none_or(|h| h == "localhost");
+        local.then(|| default_socket(DEFAULT_SOCKETS)).flatten()
+    }
+
     /// `user@host:port/db` or `user@socket/db`, never the password.
     pub fn describe(&self) -> String {
         let user = self.user.as_deref().unwrap_or("(no user)");
-        let place = match (&self.socket, &self.host) {
-            (Some(s), _) => s.clone(),
+        let place = match (self.socket_path(), &self.host) {
+            (Some(s), _) => s,
             (None, host) => format!(
                 "{}:{}",
                 host.as_deref().unwrap_or("localhost"),
@@ -249,7 +297,7 @@ impl DbSettings {
                 self.host.clone().unwrap_or_else(|| "localhost".to_owned()),
             ))
             .tcp_port(self.port.unwrap_or(3306))
-            .socket(self.socket.clone())
+            .socket(self.socket_path())
             .user(self.user.clone())
             .pass(self.password.clone())
             .db_name(self.name.clone())
@@ -274,16 +322,32 @@ impl DbSettings {
     /// refuses us.
     pub fn connect(&self, size: usize, io_timeout: Duration) -> Result<Pool, DbError> {
         Pool::new(self.opts(size, io_timeout)).map_err(|e| {
-            DbError::query(
-                &format!(
-                    "cannot connect to the database {} (settings from {})",
-                    self.describe(),
-                    self.source
-                ),
-                &e,
-            )
+            DbError(format!(
+                "cannot connect to the database {}: {}; {}",
+                self.describe(),
+                explain(&e),
+                next_step(&e, &self.source)
+            ))
         })
     }
+}
+
+/// Where MySQL and MariaDB servers put their socket (Debian, Red Hat, the upstream
+/// default), in the order clients look.
+const DEFAULT_SOCKETS: &[&str] = &[
+    "/run/mysqld/mysqld.sock",
+    "/var/run/mysqld/mysqld.sock",
+    "/var/lib/mysql/mysql.sock",
+    "/tmp/mysql.sock",
+];
+
+/// The first of `candidates` that is a socket.
+fn default_socket(candidates: &[&str]) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    candidates
+        .iter()
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket()))
+        .map(|p| (*p).to_owned())
 }
 
 /// What is wrong with a URL, without the URL itself (it holds the password).
@@ -302,6 +366,50 @@ fn url_error_kind(e: &mysql::UrlError) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn localhost_means_the_socket_and_an_address_means_tcp() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("mysqld.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let plain = dir.path().join("not-a-socket");
+        std::fs::write(&plain, "").unwrap();
+        let candidates = [plain.to_str().unwrap(), sock.to_str().unwrap()];
+        assert_eq!(default_socket(&candidates).as_deref(), sock.to_str());
+        assert_eq!(default_socket(&candidates[..1]), None);
+
+        let tcp = DbSettings {
+            host: Some("127.0.0.1".into()),
+            ..DbSettings::default()
+        };
+        assert_eq!(tcp.socket_path(), None);
+        let own = DbSettings {
+            host: Some("localhost".into()),
+            socket: Some("/srv/db.sock".into()),
+            ..DbSettings::default()
+        };
+        assert_eq!(own.socket_path().as_deref(), Some("/srv/db.sock"));
+    }
+
+    #[test]
+    fn connection_errors_are_sentences_with_the_next_step() {
+        let refused = mysql::Error::MySqlError(mysql::MySqlError {
+            state: "28000".into(),
+            code: 1045,
+            message: "Access denied for user 'billmgr'@'localhost'".into(),
+        });
+        let text = format!(
+            "{}; {}",
+            explain(&refused),
+            next_step(&refused, "etc/x.conf")
+        );
+        assert_eq!(
+            text,
+            "the server answered error 1045: Access denied for user 'billmgr'@'localhost'; \
+             check DBUser and DBPassword in etc/x.conf"
+        );
+        assert!(!text.contains("MySqlError"));
+    }
 
     #[test]
     fn db_conf_wins_and_billmgr_conf_fills_gaps() {
