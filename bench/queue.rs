@@ -4,6 +4,13 @@
 //! modules work (gwepochta as a separate program, and a third-party shell gateway).
 //! Prints messages per second and the run's peak RSS (wait4's ru_maxrss).
 //!
+//! Beside each in-process run stands the ceiling: what the database allows a queue at
+//! all — a bare loop of 16 connections that each claim a row by primary key, delete it
+//! and commit, one transaction a row — so the ratio is measured in one run. The runs
+//! are made at the server's own durability setting and again at the durable default
+//! real installs run (`innodb_flush_log_at_trx_commit=1`; the tests' private server
+//! starts with 2).
+//!
 //! Uses the test MariaDB (MGRNOTIFY_TEST_DB_URL, or the private server the tests start).
 
 #[path = "../tests/common/mod.rs"]
@@ -40,26 +47,11 @@ fn main() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gwepochta.rhai");
     println!("queue bench: {messages} messages, {WORKERS} workers");
     if script.is_file() {
-        for (label, delay, separate) in [
-            ("gwepochta in-process, provider answers at once", 0, false),
-            (
-                "gwepochta in-process, provider answers after 50 ms",
-                50,
-                false,
-            ),
-            ("gwepochta as a subprocess per message, at once", 0, true),
-        ] {
-            let f = epochta_run(messages, Duration::from_millis(delay), separate);
-            report(label, &f);
-            if delay == 50 {
-                let ideal = WORKERS as f64 / 0.050;
-                let rate = f.sent as f64 / f.seconds;
-                println!(
-                    "    {:.0}% of workers/latency ({ideal:.0}/s)",
-                    100.0 * rate / ideal
-                );
-            }
-        }
+        durability_runs(messages);
+    }
+    if script.is_file() {
+        let f = epochta_run(messages, Duration::ZERO, true);
+        report("gwepochta as a subprocess per message, at once", &f);
     } else {
         println!("  gwepochta runs skipped: scripts/gwepochta.rhai is not in this tree yet");
     }
@@ -74,6 +66,110 @@ fn main() {
     }
     let f = third_party_run(messages);
     report("third-party shell gateway, a subprocess per message", &f);
+}
+
+/// At the server's setting and at the durable default: the ceiling, and ntsms
+/// in-process against a provider that answers at once and after 50 ms.
+fn durability_runs(messages: usize) {
+    let db = TestDb::create();
+    let mut conn = db.conn();
+    let original: i64 = conn
+        .query_first("SELECT @@GLOBAL.innodb_flush_log_at_trx_commit")
+        .ok()
+        .flatten()
+        .unwrap_or(1);
+    for setting in [original, 1] {
+        if setting != original && original == 1 {
+            continue;
+        }
+        if conn
+            .query_drop(format!(
+                "SET GLOBAL innodb_flush_log_at_trx_commit = {setting}"
+            ))
+            .is_err()
+        {
+            println!(
+                "  (cannot set innodb_flush_log_at_trx_commit: the account lacks the privilege)"
+            );
+            break;
+        }
+        println!("  innodb_flush_log_at_trx_commit = {setting}:");
+        let ceiling = ceiling_run(messages);
+        println!(
+            "    ceiling (claim by id, delete, commit; {WORKERS} connections): {ceiling:.0} rows/s"
+        );
+        for delay in [0, 50] {
+            let f = epochta_run(messages, Duration::from_millis(delay), false);
+            let rate = f.sent as f64 / f.seconds;
+            let share = if delay == 0 {
+                format!("{:.0}% of the ceiling", 100.0 * rate / ceiling)
+            } else {
+                format!(
+                    "{:.0}% of workers/latency",
+                    100.0 * rate / (WORKERS as f64 / 0.050)
+                )
+            };
+            println!(
+                "    ntsms in-process, provider after {delay} ms: {rate:.0} messages/s ({share}), peak RSS {:.1} MB",
+                f.peak_rss_mb
+            );
+        }
+    }
+    let _ = conn.query_drop(format!(
+        "SET GLOBAL innodb_flush_log_at_trx_commit = {original}"
+    ));
+}
+
+/// Rows per second the database allows: `messages` rows, then WORKERS connections
+/// that each claim a row by primary key, delete it and commit.
+fn ceiling_run(messages: usize) -> f64 {
+    let db = TestDb::create();
+    let mut conn = db.conn();
+    for chunk in (0..messages).collect::<Vec<_>>().chunks(1000) {
+        let values: Vec<String> = chunk
+            .iter()
+            .map(|n| format!("('ntsms', 'b/{n}', 0, '2026-01-01 00:00:00')"))
+            .collect();
+        conn.query_drop(format!(
+            "INSERT INTO notifytask (modulename, filename, priority, createdate) VALUES {}",
+            values.join(",")
+        ))
+        .expect("queue the ceiling rows");
+    }
+    let ids: Vec<u64> = conn
+        .query("SELECT id FROM notifytask ORDER BY id")
+        .expect("read the ids");
+    let ids = std::sync::Arc::new(std::sync::Mutex::new(ids.into_iter()));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let ids = ids.clone();
+            let mut conn = db.conn();
+            std::thread::spawn(move || loop {
+                let Some(id) = ids.lock().expect("ids").next() else {
+                    break;
+                };
+                let mut tx = conn
+                    .start_transaction(mysql::TxOpts::default())
+                    .expect("begin");
+                let row: Option<u64> = tx
+                    .exec_first(
+                        "SELECT id FROM notifytask WHERE id = ? FOR UPDATE SKIP LOCKED",
+                        (id,),
+                    )
+                    .expect("claim");
+                if row.is_some() {
+                    tx.exec_drop("DELETE FROM notifytask WHERE id = ?", (id,))
+                        .expect("delete");
+                }
+                tx.commit().expect("commit");
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("ceiling worker");
+    }
+    messages as f64 / started.elapsed().as_secs_f64()
 }
 
 fn report(label: &str, f: &Figures) {
