@@ -69,7 +69,7 @@ const TWILIO: Provider = Provider {
                 401,
                 "application/json",
                 json!({"code": 20003, "message": format!("Authenticate {}", echo(req)),
-                "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401})
+                    "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401})
                 .to_string(),
             )
         },
@@ -140,7 +140,7 @@ const VONAGE: Provider = Provider {
             // Vonage refuses with HTTP 200 and the status in the message report.
             Response::json(
                 &json!({"message-count": "1", "messages": [{"status": "4",
-                "error-text": format!("Bad Credentials {}", echo(req))}]})
+                    "error-text": format!("Bad Credentials {}", echo(req))}]})
                 .to_string(),
             )
         },
@@ -195,7 +195,7 @@ const PLIVO: Provider = Provider {
                 401,
                 "application/json",
                 json!({"api_id": "4f0c4d12-0000-11e1-8ea7-1231380bc196",
-                "error": format!("Could not verify your access level {}", echo(req))})
+                    "error": format!("Could not verify your access level {}", echo(req))})
                 .to_string(),
             )
         },
@@ -256,7 +256,7 @@ const INFOBIP: Provider = Provider {
                 401,
                 "application/json",
                 json!({"requestError": {"serviceException": {"messageId": "UNAUTHORIZED",
-                "text": format!("Invalid login details {}", echo(req))}}})
+                    "text": format!("Invalid login details {}", echo(req))}}})
                 .to_string(),
             )
         },
@@ -321,7 +321,7 @@ const SINCH: Provider = Provider {
                 400,
                 "application/json",
                 json!({"code": "syntax_invalid_parameter_format",
-                "text": format!("Invalid MSISDN in to {}", echo(req))})
+                    "text": format!("Invalid MSISDN in to {}", echo(req))})
                 .to_string(),
             )
         },
@@ -380,12 +380,12 @@ const MESSAGEBIRD: Provider = Provider {
     refusals: &[Refusal {
         answer: |req| {
             Response::new(
-            401,
-            "application/json",
-            json!({"errors": [{"code": 2, "parameter": "access_key",
-                "description": format!("Request not allowed (incorrect access_key) {}", echo(req))}]})
-            .to_string(),
-        )
+                401,
+                "application/json",
+                json!({"errors": [{"code": 2, "parameter": "access_key",
+                    "description": format!("Request not allowed (incorrect access_key) {}", echo(req))}]})
+                .to_string(),
+            )
         },
         words: &[
             "MessageBird error 2 (HTTP 401)",

@@ -74,7 +74,7 @@ const TEXTBELT: Provider = Provider {
         answer: |req| {
             Response::json(
                 &json!({"success": false, "quotaRemaining": 0,
-                "error": format!("Out of quota: {}", echo(req))})
+                    "error": format!("Out of quota: {}", echo(req))})
                 .to_string(),
             )
         },
@@ -183,9 +183,9 @@ const SNS: Provider = Provider {
                 "text/xml",
                 format!(
                     "<ErrorResponse xmlns=\"https://sns.amazonaws.com/doc/2010-03-31/\"><Error>\
-                 <Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token \
-                 included in the request is invalid: {}</Message></Error>\
-                 <RequestId>8a8c3a4c-1cf4-5d39-b1d5-4a4b2d8a6b3e</RequestId></ErrorResponse>",
+                     <Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token \
+                     included in the request is invalid: {}</Message></Error>\
+                     <RequestId>8a8c3a4c-1cf4-5d39-b1d5-4a4b2d8a6b3e</RequestId></ErrorResponse>",
                     xml_escape(&echo(req))
                 ),
             )
@@ -339,7 +339,7 @@ const BREVO: Provider = Provider {
                 401,
                 "application/json",
                 json!({"code": "unauthorized",
-                "message": format!("Key not found: {}", req.header("api-key").unwrap_or(""))})
+                    "message": format!("Key not found: {}", req.header("api-key").unwrap_or(""))})
                 .to_string(),
             )
         },
@@ -464,8 +464,8 @@ const MATTERMOST: Provider = Provider {
                 400,
                 "application/json",
                 json!({"id": "web.incoming_webhook.invalid.app_error",
-                "message": format!("Invalid webhook {}", req.target),
-                "detailed_error": "", "status_code": 400})
+                    "message": format!("Invalid webhook {}", req.target),
+                    "detailed_error": "", "status_code": 400})
                 .to_string(),
             )
         },

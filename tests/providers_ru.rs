@@ -53,7 +53,7 @@ const SMSRU: Provider = Provider {
         answer: |req| {
             Response::json(
                 &json!({"status": "ERROR", "status_code": 200,
-                "status_text": format!("Неправильный api_id: {}", echo(req))})
+                    "status_text": format!("Неправильный api_id: {}", echo(req))})
                 .to_string(),
             )
         },
@@ -144,7 +144,7 @@ const SMSAERO: Provider = Provider {
                 401,
                 "application/json",
                 json!({"success": false, "data": null,
-                "message": format!("Unauthorized: {}", echo(req))})
+                    "message": format!("Unauthorized: {}", echo(req))})
                 .to_string(),
             )
         },
@@ -182,11 +182,11 @@ const EXOLVE: Provider = Provider {
     refusals: &[Refusal {
         answer: |req| {
             Response::new(
-            401,
-            "application/json",
-            json!({"error": {"message": format!("invalid token {}", echo(req)), "details": null}})
-                .to_string(),
-        )
+                401,
+                "application/json",
+                json!({"error": {"message": format!("invalid token {}", echo(req)), "details": null}})
+                    .to_string(),
+            )
         },
         words: &["Exolve refused (HTTP 401)", "invalid token"],
         echoes: true,
@@ -216,11 +216,11 @@ const DEVINO: Provider = Provider {
     refusals: &[Refusal {
         answer: |req| {
             Response::new(
-            401,
-            "application/json",
-            json!({"code": "UNAUTHORIZED", "description": format!("invalid API key {}", echo(req))})
-                .to_string(),
-        )
+                401,
+                "application/json",
+                json!({"code": "UNAUTHORIZED", "description": format!("invalid API key {}", echo(req))})
+                    .to_string(),
+            )
         },
         words: &["Devino refused the API key (HTTP 401)", "invalid API key"],
         echoes: true,
@@ -274,7 +274,7 @@ const SMSTRAFFIC: Provider = Provider {
         answer: |req| {
             Response::xml(&format!(
                 "<reply><result>ERROR</result><code>401</code>\
-             <description>Login or password incorrect: {}</description></reply>",
+                 <description>Login or password incorrect: {}</description></reply>",
                 xml_escape(&echo(req))
             ))
         },
@@ -323,12 +323,12 @@ const P1SMS: Provider = Provider {
     refusals: &[Refusal {
         answer: |req| {
             Response::json(
-            // The key as the provider read it (echoing the whole JSON body inside a
-            // JSON string would escape it twice, a spelling no provider uses).
-            &json!({"status": "error", "message": format!("Неверный apiKey: {}",
-                req.json().and_then(|b| b["apiKey"].as_str().map(str::to_owned)).unwrap_or_default())})
-            .to_string(),
-        )
+                // The key as the provider read it (echoing the whole JSON body inside a
+                // JSON string would escape it twice, a spelling no provider uses).
+                &json!({"status": "error", "message": format!("Неверный apiKey: {}",
+                    req.json().and_then(|b| b["apiKey"].as_str().map(str::to_owned)).unwrap_or_default())})
+                .to_string(),
+            )
         },
         words: &["P1SMS refused", "Неверный apiKey"],
         echoes: true,
