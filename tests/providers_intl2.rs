@@ -11,129 +11,26 @@
 //!   spelling, even though the fake echoes every request header and the body back in its
 //!   refusals;
 //! - `mgrnotify send --dry-run` prints the exact request with the secret masked.
+//!
+//! The run itself is `common::providers::exercise`; this file describes the APIs.
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use base64::Engine as _;
 use serde_json::{json, Value};
 
-use common::fake_http::{FakeHttp, Request, Response};
-use common::mgr_root::{error_of, stderr, stdout, MgrRoot};
+use common::fake_http::{Request, Response};
+use common::mgr_root::{stderr, stdout, MgrRoot};
+use common::providers::{
+    basic, dry_run, exercise, form_is, header_is, json_is, method_path, Provider, Refusal,
+    JUST_SECRET, NUMBER, SECRET, TEXT,
+};
 
-/// Every provider's key, token or password: characters that each encoding spells
-/// differently (space, + / = & " < >). ASCII: HTTP header values are.
-const SECRET: &str = "Zx9 +/=&\"Qk#1<>";
-/// The message, with the Cyrillic a notice has and characters forms and XML escape.
-const TEXT: &str = "Счёт #42 оплачен & спасибо";
-/// What the user's phone normalises to for every provider here.
-const NUMBER: &str = "79990000000";
 const PLUS_NUMBER: &str = "+79990000000";
-
-type Check = fn(&Request) -> Result<(), String>;
-
-/// A documented error answer and what the operator must read in the error.
-struct Refusal {
-    answer: fn(&Request) -> Response,
-    words: &'static [&'static str],
-}
-
-/// One provider script and the public API it must speak.
-struct Provider {
-    role: &'static str,
-    /// Its gateway parameters; the value `SECRET` stands for the secret.
-    params: &'static [(&'static str, &'static str)],
-    /// Checks a send request against the API description.
-    send: Check,
-    /// The provider's answer to a valid send request, and the id it carries.
-    sent: fn() -> Response,
-    id: &'static str,
-    /// Documented refusals of a valid send request.
-    refusals: &'static [Refusal],
-    /// The balance (or account) call of check_connection, and its answer.
-    balance: (Check, fn() -> Response),
-    /// What the dry run must print: method and URL, and the masked credential.
-    dry_run_words: &'static [&'static str],
-}
-
-// ---- request checks ----
-
-fn expect(what: &str, got: impl AsRef<str>, want: &str) -> Result<(), String> {
-    if got.as_ref() == want {
-        Ok(())
-    } else {
-        Err(format!("{what}: {:?}, want {want:?}", got.as_ref()))
-    }
-}
-
-fn method_path(req: &Request, method: &str, path: &str) -> Result<(), String> {
-    expect("method", &req.method, method)?;
-    expect("path", req.path(), path)
-}
-
-fn content_type(req: &Request, want: &str) -> Result<(), String> {
-    let got = req.header("content-type").unwrap_or("");
-    if got.starts_with(want) {
-        Ok(())
-    } else {
-        Err(format!("content-type {got:?}, want {want}"))
-    }
-}
-
-/// The form fields must be exactly `want` (in any order).
-fn form_is(req: &Request, want: &[(&str, &str)]) -> Result<(), String> {
-    content_type(req, "application/x-www-form-urlencoded")?;
-    let fields = req.form();
-    let mut got: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let mut want = want.to_vec();
-    got.sort();
-    want.sort();
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("form fields {got:?}, want {want:?}"))
-    }
-}
-
-fn json_is(req: &Request, want: Value) -> Result<(), String> {
-    content_type(req, "application/json")?;
-    let got = req
-        .json()
-        .ok_or_else(|| format!("body is not JSON: {}", req.body_text()))?;
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("JSON body {got}, want {want}"))
-    }
-}
-
-fn header_is(req: &Request, name: &str, want: &str) -> Result<(), String> {
-    expect(name, req.header(name).unwrap_or(""), want)
-}
-
-fn basic(user: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{SECRET}"))
-    )
-}
 
 /// What a careless provider echoes back: the request's body and every header value.
 fn echo(req: &Request) -> String {
     let headers: Vec<&str> = req.headers.iter().map(|(_, v)| v.as_str()).collect();
     format!("{} {}", req.body_text(), headers.join(" "))
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 // ---- the providers ----
@@ -145,9 +42,10 @@ const CLICKSEND: Provider = Provider {
         ("api_key", SECRET),
         ("sender", "Shop"),
     ],
+    secrets: JUST_SECRET,
     send: |req| {
         method_path(req, "POST", "/v3/sms/send")?;
-        header_is(req, "authorization", &basic("shop"))?;
+        header_is(req, "authorization", &basic("shop", SECRET))?;
         json_is(
             req,
             json!({"messages": [{"source": "mgrnotify", "from": "Shop", "body": TEXT, "to": PLUS_NUMBER}]}),
@@ -166,7 +64,7 @@ const CLICKSEND: Provider = Provider {
             .to_string(),
         )
     },
-    id: "BF7AD270-0DE2-418B-B606-71D527D9C1AE",
+    id: Some("BF7AD270-0DE2-418B-B606-71D527D9C1AE"),
     refusals: &[
         Refusal {
             answer: |req| {
@@ -183,6 +81,7 @@ const CLICKSEND: Provider = Provider {
                 "wrong username or API key",
                 "Invalid credentials",
             ],
+            echoes: true,
         },
         Refusal {
             answer: |_| {
@@ -195,12 +94,13 @@ const CLICKSEND: Provider = Provider {
                 )
             },
             words: &["ClickSend error INSUFFICIENT_CREDIT", "not enough credit"],
+            echoes: false,
         },
     ],
-    balance: (
+    balance: Some((
         |req| {
             method_path(req, "GET", "/v3/account")?;
-            header_is(req, "authorization", &basic("shop"))
+            header_is(req, "authorization", &basic("shop", SECRET))
         },
         || {
             Response::json(
@@ -209,10 +109,11 @@ const CLICKSEND: Provider = Provider {
                     "_currency": {"currency_name_short": "AUD"}}}"#,
             )
         },
-    ),
+    )),
     dry_run_words: &[
         "POST https://rest.clicksend.com/v3/sms/send",
         "Authorization: ***",
+        NUMBER,
     ],
 };
 
@@ -226,6 +127,7 @@ const TELNYX: Provider = Provider {
             "4000eba1-a0c0-4563-9925-b25e842a7cb6",
         ),
     ],
+    secrets: JUST_SECRET,
     send: |req| {
         method_path(req, "POST", "/v2/messages")?;
         header_is(req, "authorization", &format!("Bearer {SECRET}"))?;
@@ -245,7 +147,7 @@ const TELNYX: Provider = Provider {
             .to_string(),
         )
     },
-    id: "40385f64-5717-4562-b3fc-2c963f66afa6",
+    id: Some("40385f64-5717-4562-b3fc-2c963f66afa6"),
     refusals: &[
         Refusal {
             answer: |req| {
@@ -258,6 +160,7 @@ const TELNYX: Provider = Provider {
                 )
             },
             words: &["Telnyx error 10009 (HTTP 401)", "Authentication failed"],
+            echoes: true,
         },
         Refusal {
             answer: |_| {
@@ -273,9 +176,10 @@ const TELNYX: Provider = Provider {
                 "Telnyx error 40310 (HTTP 400)",
                 "Invalid 'to' address: The 'to' address should be a single valid number.",
             ],
+            echoes: false,
         },
     ],
-    balance: (
+    balance: Some((
         |req| {
             method_path(req, "GET", "/v2/balance")?;
             header_is(req, "authorization", &format!("Bearer {SECRET}"))
@@ -286,10 +190,11 @@ const TELNYX: Provider = Provider {
                     "credit_limit": "100.00", "available_credit": "400.00", "currency": "USD"}}"#,
             )
         },
-    ),
+    )),
     dry_run_words: &[
         "POST https://api.telnyx.com/v2/messages",
         "Authorization: ***",
+        NUMBER,
     ],
 };
 
@@ -300,9 +205,10 @@ const BULKSMS: Provider = Provider {
         ("password", SECRET),
         ("sender", "Shop"),
     ],
+    secrets: JUST_SECRET,
     send: |req| {
         method_path(req, "POST", "/v1/messages")?;
-        header_is(req, "authorization", &basic("shop"))?;
+        header_is(req, "authorization", &basic("shop", SECRET))?;
         json_is(
             req,
             json!({"to": PLUS_NUMBER, "body": TEXT, "encoding": "UNICODE", "from": "Shop"}),
@@ -320,7 +226,7 @@ const BULKSMS: Provider = Provider {
             .to_string(),
         )
     },
-    id: "4023457654",
+    id: Some("4023457654"),
     refusals: &[
         Refusal {
             answer: |req| {
@@ -338,6 +244,7 @@ const BULKSMS: Provider = Provider {
                 "not enough credits",
                 "Insufficient Credits",
             ],
+            echoes: true,
         },
         Refusal {
             answer: |_| {
@@ -352,12 +259,13 @@ const BULKSMS: Provider = Provider {
                 "BulkSMS error authentication-failed (HTTP 401)",
                 "wrong username or password",
             ],
+            echoes: false,
         },
     ],
-    balance: (
+    balance: Some((
         |req| {
             method_path(req, "GET", "/v1/profile")?;
-            header_is(req, "authorization", &basic("shop"))
+            header_is(req, "authorization", &basic("shop", SECRET))
         },
         || {
             Response::json(
@@ -366,16 +274,18 @@ const BULKSMS: Provider = Provider {
                     "quota": {"size": 1000, "remaining": 900}}"#,
             )
         },
-    ),
+    )),
     dry_run_words: &[
         "POST https://api.bulksms.com/v1/messages",
         "Authorization: ***",
+        NUMBER,
     ],
 };
 
 const CLICKATELL: Provider = Provider {
     role: "gwclickatell",
     params: &[("api_key", SECRET)],
+    secrets: JUST_SECRET,
     send: |req| {
         method_path(req, "POST", "/v1/message")?;
         header_is(req, "authorization", SECRET)?;
@@ -392,7 +302,7 @@ const CLICKATELL: Provider = Provider {
                 "to": "79990000000", "error": null}], "error": null}"#,
         )
     },
-    id: "77fb29998253415fa5d66971d519d362",
+    id: Some("77fb29998253415fa5d66971d519d362"),
     refusals: &[
         Refusal {
             answer: |req| {
@@ -409,6 +319,7 @@ const CLICKATELL: Provider = Provider {
                 "Clickatell error 1 (HTTP 401)",
                 "Invalid or missing integration API Key",
             ],
+            echoes: true,
         },
         Refusal {
             answer: |_| {
@@ -423,18 +334,20 @@ const CLICKATELL: Provider = Provider {
                 "Clickatell error 25 (HTTP 400)",
                 "Invalid recipient address.",
             ],
+            echoes: false,
         },
     ],
-    balance: (
+    balance: Some((
         |req| {
             method_path(req, "GET", "/v1/balance")?;
             header_is(req, "authorization", SECRET)
         },
         || Response::json(r#"{"currency": "USD", "balance": 12.5}"#),
-    ),
+    )),
     dry_run_words: &[
         "POST https://platform.clickatell.com/v1/message",
         "Authorization: ***",
+        NUMBER,
     ],
 };
 
@@ -445,6 +358,7 @@ const TEXTMAGIC: Provider = Provider {
         ("api_key", SECRET),
         ("sender", "Shop"),
     ],
+    secrets: JUST_SECRET,
     send: |req| {
         method_path(req, "POST", "/api/v2/messages")?;
         header_is(req, "x-tm-username", "shop")?;
@@ -459,7 +373,7 @@ const TEXTMAGIC: Provider = Provider {
                 "sessionId": 34436600, "bulkId": null, "messageId": 49576009, "scheduleId": null}"#,
         )
     },
-    id: "49576009",
+    id: Some("49576009"),
     refusals: &[
         Refusal {
             answer: |req| {
@@ -475,6 +389,7 @@ const TEXTMAGIC: Provider = Provider {
                 "wrong username or API key",
                 "Unauthorized",
             ],
+            echoes: true,
         },
         Refusal {
             answer: |_| {
@@ -489,9 +404,10 @@ const TEXTMAGIC: Provider = Provider {
                 "TextMagic error 400",
                 "Validation Failed; phones: Phone number is invalid",
             ],
+            echoes: false,
         },
     ],
-    balance: (
+    balance: Some((
         |req| {
             method_path(req, "GET", "/api/v2/user")?;
             header_is(req, "x-tm-username", "shop")?;
@@ -503,11 +419,12 @@ const TEXTMAGIC: Provider = Provider {
                     "currency": {"id": "GBP", "htmlSymbol": "&pound;"}}"#,
             )
         },
-    ),
+    )),
     dry_run_words: &[
         "POST https://rest.textmagic.com/api/v2/messages",
         "X-TM-Username: shop",
         "X-TM-Key: ***",
+        NUMBER,
     ],
 };
 
@@ -518,9 +435,10 @@ const ELKS: Provider = Provider {
         ("password", SECRET),
         ("sender", "Shop"),
     ],
+    secrets: JUST_SECRET,
     send: |req| {
         method_path(req, "POST", "/a1/sms")?;
-        header_is(req, "authorization", &basic("u5a9566c072160b31"))?;
+        header_is(req, "authorization", &basic("u5a9566c072160b31", SECRET))?;
         form_is(
             req,
             &[("from", "Shop"), ("to", PLUS_NUMBER), ("message", TEXT)],
@@ -534,7 +452,7 @@ const ELKS: Provider = Provider {
             .to_string(),
         )
     },
-    id: "s70df59406a1b4643b96f3f91e0bfb7b0",
+    id: Some("s70df59406a1b4643b96f3f91e0bfb7b0"),
     refusals: &[
         Refusal {
             answer: |req| Response::text(401, &format!("Invalid credentials: {}", echo(req))),
@@ -543,6 +461,7 @@ const ELKS: Provider = Provider {
                 "wrong API username or API password",
                 "Invalid credentials",
             ],
+            echoes: true,
         },
         Refusal {
             answer: |_| {
@@ -553,12 +472,13 @@ const ELKS: Provider = Provider {
                 )
             },
             words: &["46elks error 403", "Not enough credits"],
+            echoes: false,
         },
     ],
-    balance: (
+    balance: Some((
         |req| {
             method_path(req, "GET", "/a1/me")?;
-            header_is(req, "authorization", &basic("u5a9566c072160b31"))
+            header_is(req, "authorization", &basic("u5a9566c072160b31", SECRET))
         },
         || {
             Response::json(
@@ -566,197 +486,13 @@ const ELKS: Provider = Provider {
                     "balance": 9670500, "email": "help@example.com", "creditalert": 200000}"#,
             )
         },
-    ),
-    dry_run_words: &["POST https://api.46elks.com/a1/sms", "Authorization: ***"],
+    )),
+    dry_run_words: &[
+        "POST https://api.46elks.com/a1/sms",
+        "Authorization: ***",
+        NUMBER,
+    ],
 };
-
-// ---- the run ----
-
-/// The xmlparams document of the provider's gateway, pointed at `api_url`.
-fn xmlparams(p: &Provider, api_url: &str) -> String {
-    let mut doc = String::from("<doc>");
-    for (name, value) in p.params {
-        doc.push_str(&format!("<{name}>{}</{name}>", xml_escape(value)));
-    }
-    doc.push_str(&format!("<api_url>{api_url}</api_url></doc>"));
-    doc
-}
-
-fn outgoing_doc(p: &Provider, api_url: &str) -> String {
-    format!(
-        "<doc><gateway><id>3</id><gateway_module>{}</gateway_module><xmlparams>{}</xmlparams></gateway>\
-         <message>{}</message><subject>S</subject><user><id>7</id><phone>+7 (999) 000-00-00</phone></user>\
-         <project><id>1</id></project></doc>",
-        p.role,
-        xml_escape(&xmlparams(p, api_url)),
-        xml_escape(TEXT)
-    )
-}
-
-/// Every spelling a secret could leak in.
-fn spellings(secret: &str) -> Vec<String> {
-    let json = serde_json::to_string(secret).unwrap();
-    vec![
-        secret.to_owned(),
-        mgrnotify::script::helpers::url_encode(secret),
-        mgrnotify::script::helpers::url_encode(secret).replace("%20", "+"),
-        base64::engine::general_purpose::STANDARD.encode(secret),
-        json[1..json.len() - 1].to_owned(),
-        xml_escape(secret),
-        // Fragments: a partly redacted secret is a leak too.
-        "Zx9".to_owned(),
-        "Qk#1".to_owned(),
-    ]
-}
-
-fn assert_no_secret(p: &Provider, place: &str, text: &str) {
-    for spelling in spellings(SECRET) {
-        assert!(
-            !text.contains(&spelling),
-            "{}: the secret as {spelling:?} in {place}:\n{text}",
-            p.role
-        );
-    }
-}
-
-/// What the fake answers: 0 the success, n the n-th refusal.
-const SUCCESS: usize = 0;
-
-/// Runs one provider through send, check_connection, its refusals and a dry run.
-fn exercise(p: &'static Provider) {
-    let root = MgrRoot::new();
-    root.write("etc/debug.conf", &format!("{} 9\n", p.role));
-    let answer = Arc::new(AtomicUsize::new(SUCCESS));
-    let fake = {
-        let answer = answer.clone();
-        FakeHttp::start(move |req| {
-            let (is_balance, balance) = p.balance;
-            if is_balance(req).is_ok() {
-                return balance();
-            }
-            match (p.send)(req) {
-                Err(why) => Response::text(400, &format!("fake provider: bad request: {why}")),
-                Ok(()) => match answer.load(Ordering::SeqCst) {
-                    SUCCESS => (p.sent)(),
-                    n => (p.refusals[n - 1].answer)(req),
-                },
-            }
-        })
-    };
-    let gate = format!("gate/{}", p.role);
-    let mut outputs = Vec::new();
-
-    let out = root.run(
-        &gate,
-        &["--command", "outgoing"],
-        &outgoing_doc(p, &fake.url()),
-    );
-    assert!(
-        out.status.success(),
-        "{}: {}{}",
-        p.role,
-        stdout(&out),
-        stderr(&out)
-    );
-    assert_eq!(
-        stdout(&out).trim(),
-        format!("<doc><id>{}</id></doc>", p.id),
-        "{}",
-        p.role
-    );
-    assert_eq!(fake.count(), 1, "{}", p.role);
-    outputs.push(out);
-
-    let form = format!(
-        "<doc><xmlparams>{}</xmlparams></doc>",
-        xml_escape(&xmlparams(p, &fake.url()))
-    );
-    let out = root.run(&gate, &["--command", "check_connection"], &form);
-    assert!(out.status.success(), "{}: {}", p.role, stdout(&out));
-    // The protocol: the form comes back as it was sent, credentials and all.
-    assert_eq!(stdout(&out), form, "{}", p.role);
-    assert_no_secret(p, "stderr", &stderr(&out));
-    let last = fake.requests().pop().unwrap();
-    assert_eq!((p.balance.0)(&last), Ok(()), "{}", p.role);
-
-    let first_refusal = outputs.len();
-    for (n, refusal) in p.refusals.iter().enumerate() {
-        answer.store(n + 1, Ordering::SeqCst);
-        let out = root.run(
-            &gate,
-            &["--command", "outgoing"],
-            &outgoing_doc(p, &fake.url()),
-        );
-        assert_eq!(out.status.code(), Some(1), "{}: {}", p.role, stdout(&out));
-        let (kind, object, msg) = error_of(&out);
-        assert_eq!(
-            (kind.as_str(), object.as_str()),
-            ("gateway", p.role),
-            "{msg}"
-        );
-        for word in refusal.words {
-            assert!(msg.contains(word), "{}: '{word}' not in: {msg}", p.role);
-        }
-        outputs.push(out);
-    }
-    // The first refusal echoes the request: the credential in it is redacted.
-    let echoed = error_of(&outputs[first_refusal]).2;
-    assert!(
-        echoed.contains("***"),
-        "{}: the echo is redacted: {echoed}",
-        p.role
-    );
-
-    // The dry run: the real endpoint, the secret masked.
-    let params: String = p
-        .params
-        .iter()
-        .map(|(name, value)| format!("{name}={value}\n"))
-        .collect();
-    let file = root.write("gateway.conf", &params);
-    let out = root.run(
-        "sbin/mgrnotify",
-        &[
-            "send",
-            p.role,
-            "--to",
-            "+7 (999) 000-00-00",
-            "--text",
-            TEXT,
-            "--params",
-            file.to_str().unwrap(),
-            "--dry-run",
-        ],
-        "",
-    );
-    assert!(out.status.success(), "{}: {}", p.role, stderr(&out));
-    let text = stdout(&out);
-    for word in p.dry_run_words {
-        assert!(text.contains(word), "{}: '{word}' not in:\n{text}", p.role);
-    }
-    assert!(text.contains(NUMBER), "{}: {text}", p.role);
-    outputs.push(out);
-
-    let log = root.read(&format!("var/{}.log", p.role));
-    assert!(
-        log.contains("http request") && log.contains("http reply"),
-        "{}: the log at level 9 shows the exchanges:\n{log}",
-        p.role
-    );
-    for entry in std::fs::read_dir(root.path().join("var"))
-        .unwrap()
-        .flatten()
-    {
-        if entry.path().is_file() {
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            assert_no_secret(p, &entry.path().display().to_string(), &text);
-        }
-    }
-    for out in &outputs {
-        assert_no_secret(p, "stdout", &stdout(out));
-        assert_no_secret(p, "stderr", &stderr(out));
-    }
-}
 
 #[test]
 fn clicksend() {
@@ -793,7 +529,7 @@ fn elks46() {
 #[test]
 fn bulksms_encoding_follows_the_gsm_alphabet() {
     let root = MgrRoot::new();
-    let file = root.write("gateway.conf", "username=shop\npassword=pw\n");
+    let params = [("username", "shop"), ("password", "pw")];
     for (text, encoding) in [
         ("Invoice 42 is paid, thank you!", "TEXT"),
         ("Rechnung bezahlt: 10 € {ok} [x] ~ | ^ \\ ÄÖÜß éà", "TEXT"),
@@ -801,22 +537,7 @@ fn bulksms_encoding_follows_the_gsm_alphabet() {
         ("Invoice `42`", "UNICODE"),
         ("Paid ✓", "UNICODE"),
     ] {
-        let out = root.run(
-            "sbin/mgrnotify",
-            &[
-                "send",
-                "gwbulksms",
-                "--to",
-                "+79990000000",
-                "--text",
-                text,
-                "--params",
-                file.to_str().unwrap(),
-                "--dry-run",
-            ],
-            "",
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
+        let out = dry_run(&root, "gwbulksms", &params, text);
         let body = stdout(&out);
         let body = body.lines().last().unwrap_or("");
         let sent: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));

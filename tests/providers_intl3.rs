@@ -12,126 +12,27 @@
 //! - with the log at level 9 the secrets never reach `var/`, stdout or stderr in any
 //!   spelling, even when the fake echoes them back in its refusal;
 //! - `mgrnotify send --dry-run` prints the exact request with the secrets masked.
+//!
+//! The run itself is `common::providers::exercise`; this file describes the APIs.
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-use base64::Engine as _;
 use hmac::Mac;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use common::fake_http::{FakeHttp, Request, Response};
-use common::mgr_root::{error_of, stderr, stdout, MgrRoot};
+use common::fake_http::{Request, Response};
+use common::mgr_root::{stderr, stdout, MgrRoot};
+use common::providers::{
+    basic, content_type, exercise, expect, fields_are, form_is, header_is, json_is, method_path,
+    xml_escape, Provider, Refusal, Secrets, JUST_SECRET, NUMBER, PHONE, SECRET, SECRET_PIECES,
+    SUBJECT, TEXT,
+};
 use mgrnotify::script::helpers::{aws_sigv4_headers, url_encode, AwsCredentials};
-
-/// A key, token or password: characters that each encoding spells differently
-/// (space, + / = & " < >). ASCII: HTTP header values are.
-const SECRET: &str = "Zx9 +/=&\"Qk#1<>";
-/// The message, with the Cyrillic a notice has and characters forms, XML and Slack
-/// escape.
-const TEXT: &str = "Счёт #42 оплачен & спасибо";
-const SUBJECT: &str = "Оплата <счёта>";
-/// The user's phone as BILLmanager has it, and in E.164 digits.
-const PHONE: &str = "+7 (999) 000-00-00";
-const NUMBER: &str = "79990000000";
 
 const AWS_ACCESS_KEY: &str = "AKIDEXAMPLE";
 const WEBHOOK_URL: &str = "https://notify.example.com/billing/Zx9QkWebhookTok3n?team=ops";
 const SLACK_URL: &str = "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/Zx9QkSlackTok3nXXXX";
 const MATTERMOST_URL: &str = "https://chat.example.com/hooks/zx9qkmattermosthookid";
-
-type Check = fn(&Request) -> Result<(), String>;
-
-/// One provider script and the public API it must speak.
-struct Provider {
-    role: &'static str,
-    /// Its gateway parameters.
-    params: &'static [(&'static str, &'static str)],
-    /// Every credential among them, and distinctive pieces of them: none may be
-    /// seen, not even in part.
-    secrets: &'static [&'static str],
-    fragments: &'static [&'static str],
-    /// Checks a send request against the API description.
-    send: Check,
-    /// The provider's answer to a valid send request, and the id it carries (none for
-    /// chat webhooks, which give no id).
-    sent: fn() -> Response,
-    id: Option<&'static str>,
-    /// A documented refusal and what the operator must read in the error; whether the
-    /// refusal echoes the credentials back, as careless APIs do.
-    refuse: fn(&Request) -> Response,
-    refusal_words: &'static [&'static str],
-    echoes: bool,
-    /// The account call of check_connection, and its answer.
-    balance: Option<(Check, fn() -> Response)>,
-    /// What the dry run must print: method, URL, masked credentials, the number.
-    dry_run_words: &'static [&'static str],
-}
-
-// ---- request checks ----
-
-fn expect(what: &str, got: impl AsRef<str>, want: &str) -> Result<(), String> {
-    if got.as_ref() == want {
-        Ok(())
-    } else {
-        Err(format!("{what}: {:?}, want {want:?}", got.as_ref()))
-    }
-}
-
-fn method_path(req: &Request, method: &str, path: &str) -> Result<(), String> {
-    expect("method", &req.method, method)?;
-    expect("path", req.path(), path)
-}
-
-fn content_type(req: &Request, want: &str) -> Result<(), String> {
-    let got = req.header("content-type").unwrap_or("");
-    if got.starts_with(want) {
-        Ok(())
-    } else {
-        Err(format!("content-type {got:?}, want {want}"))
-    }
-}
-
-fn header_is(req: &Request, name: &str, want: &str) -> Result<(), String> {
-    expect(name, req.header(name).unwrap_or(""), want)
-}
-
-/// The form fields must be exactly `want` (in any order).
-fn form_is(fields: &[(String, String)], want: &[(&str, &str)]) -> Result<(), String> {
-    let mut got: Vec<(&str, &str)> = fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let mut want = want.to_vec();
-    got.sort();
-    want.sort();
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("form fields {got:?}, want {want:?}"))
-    }
-}
-
-fn json_is(req: &Request, want: Value) -> Result<(), String> {
-    content_type(req, "application/json")?;
-    let got = req
-        .json()
-        .ok_or_else(|| format!("body is not JSON: {}", req.body_text()))?;
-    if got == want {
-        Ok(())
-    } else {
-        Err(format!("JSON body {got}, want {want}"))
-    }
-}
-
-fn basic(user: &str, password: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
-}
 
 fn hmac_sha256_hex(key: &str, body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
@@ -146,19 +47,7 @@ fn hmac_sha256_hex(key: &str, body: &[u8]) -> String {
 /// What a careless provider echoes back: the request's target, body and
 /// Authorization header.
 fn echo(req: &Request) -> String {
-    format!(
-        "{} {} {}",
-        req.target,
-        req.body_text(),
-        req.header("authorization").unwrap_or("")
-    )
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    format!("{} {}", req.target, common::providers::echo(req))
 }
 
 // ---- the providers ----
@@ -166,13 +55,11 @@ fn xml_escape(s: &str) -> String {
 const TEXTBELT: Provider = Provider {
     role: "gwtextbelt",
     params: &[("key", SECRET), ("sender", "Shop")],
-    secrets: &[SECRET],
-    fragments: &["Zx9", "Qk#1"],
+    secrets: JUST_SECRET,
     send: |req| {
         method_path(req, "POST", "/text")?;
-        content_type(req, "application/x-www-form-urlencoded")?;
         form_is(
-            &req.form(),
+            req,
             &[
                 ("phone", "+79990000000"),
                 ("message", TEXT),
@@ -183,19 +70,21 @@ const TEXTBELT: Provider = Provider {
     },
     sent: || Response::json(r#"{"success": true, "quotaRemaining": 40, "textId": 12345}"#),
     id: Some("12345"),
-    refuse: |req| {
-        Response::json(
-            &json!({"success": false, "quotaRemaining": 0,
-                "error": format!("Out of quota: {}", echo(req))})
-            .to_string(),
-        )
-    },
-    refusal_words: &[
-        "Textbelt refused (HTTP 200)",
-        "Out of quota",
-        "quota remaining 0",
-    ],
-    echoes: true,
+    refusals: &[Refusal {
+        answer: |req| {
+            Response::json(
+                &json!({"success": false, "quotaRemaining": 0,
+                    "error": format!("Out of quota: {}", echo(req))})
+                .to_string(),
+            )
+        },
+        words: &[
+            "Textbelt refused (HTTP 200)",
+            "Out of quota",
+            "quota remaining 0",
+        ],
+        echoes: true,
+    }],
     balance: Some((
         |req| {
             expect("method", &req.method, "GET")?;
@@ -252,13 +141,14 @@ const SNS: Provider = Provider {
         ("region", "eu-west-1"),
         ("sender_id", "Shop"),
     ],
-    secrets: &[SECRET, AWS_ACCESS_KEY],
-    fragments: &["Zx9", "Qk#1"],
+    secrets: Secrets {
+        whole: &[SECRET, AWS_ACCESS_KEY],
+        pieces: SECRET_PIECES,
+    },
     send: |req| {
         method_path(req, "POST", "/")?;
-        content_type(req, "application/x-www-form-urlencoded")?;
         form_is(
-            &req.form(),
+            req,
             &[
                 ("Action", "Publish"),
                 ("Version", "2010-03-31"),
@@ -286,29 +176,31 @@ const SNS: Provider = Provider {
         )
     },
     id: Some("94f20ce6-13c5-43a0-9a9e-ca52d816e90b"),
-    refuse: |req| {
-        Response::new(
-            403,
-            "text/xml",
-            format!(
-                "<ErrorResponse xmlns=\"https://sns.amazonaws.com/doc/2010-03-31/\"><Error>\
-                 <Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token \
-                 included in the request is invalid: {}</Message></Error>\
-                 <RequestId>8a8c3a4c-1cf4-5d39-b1d5-4a4b2d8a6b3e</RequestId></ErrorResponse>",
-                xml_escape(&echo(req))
-            ),
-        )
-    },
-    refusal_words: &[
-        "Amazon SNS error InvalidClientTokenId (HTTP 403)",
-        "the access key ID does not exist",
-        "The security token included in the request is invalid",
-    ],
-    echoes: true,
+    refusals: &[Refusal {
+        answer: |req| {
+            Response::new(
+                403,
+                "text/xml",
+                format!(
+                    "<ErrorResponse xmlns=\"https://sns.amazonaws.com/doc/2010-03-31/\"><Error>\
+                     <Type>Sender</Type><Code>InvalidClientTokenId</Code><Message>The security token \
+                     included in the request is invalid: {}</Message></Error>\
+                     <RequestId>8a8c3a4c-1cf4-5d39-b1d5-4a4b2d8a6b3e</RequestId></ErrorResponse>",
+                    xml_escape(&echo(req))
+                ),
+            )
+        },
+        words: &[
+            "Amazon SNS error InvalidClientTokenId (HTTP 403)",
+            "the access key ID does not exist",
+            "The security token included in the request is invalid",
+        ],
+        echoes: true,
+    }],
     balance: Some((
         |req| {
             method_path(req, "POST", "/")?;
-            form_is(
+            fields_are(
                 &req.form(),
                 &[
                     ("Action", "GetSMSSandboxAccountStatus"),
@@ -345,8 +237,7 @@ const ESENDEX: Provider = Provider {
         ("account_reference", "EX0000000"),
         ("sender", "Shop"),
     ],
-    secrets: &[SECRET],
-    fragments: &["Zx9", "Qk#1"],
+    secrets: JUST_SECRET,
     send: |req| {
         method_path(req, "POST", "/v1.0/messagedispatcher")?;
         esendex_auth(req)?;
@@ -382,17 +273,19 @@ const ESENDEX: Provider = Provider {
         )
     },
     id: Some("1183C73D-2E62-4F60-B610-30F160BDFBD5"),
-    refuse: |req| {
-        Response::text(
-            402,
-            &format!("Insufficient message credits for {}", echo(req)),
-        )
-    },
-    refusal_words: &[
-        "Esendex refused (HTTP 402, not enough message credits)",
-        "Insufficient message credits",
-    ],
-    echoes: true,
+    refusals: &[Refusal {
+        answer: |req| {
+            Response::text(
+                402,
+                &format!("Insufficient message credits for {}", echo(req)),
+            )
+        },
+        words: &[
+            "Esendex refused (HTTP 402, not enough message credits)",
+            "Insufficient message credits",
+        ],
+        echoes: true,
+    }],
     balance: Some((
         |req| {
             method_path(req, "GET", "/v1.0/accounts")?;
@@ -421,8 +314,7 @@ const ESENDEX: Provider = Provider {
 const BREVO: Provider = Provider {
     role: "gwbrevo",
     params: &[("api_key", SECRET), ("sender", "Shop")],
-    secrets: &[SECRET],
-    fragments: &["Zx9", "Qk#1"],
+    secrets: JUST_SECRET,
     send: |req| {
         method_path(req, "POST", "/v3/transactionalSMS/send")?;
         header_is(req, "api-key", SECRET)?;
@@ -441,20 +333,22 @@ const BREVO: Provider = Provider {
         )
     },
     id: Some("1511882900176220"),
-    refuse: |req| {
-        Response::new(
-            401,
-            "application/json",
-            json!({"code": "unauthorized",
-                "message": format!("Key not found: {}", req.header("api-key").unwrap_or(""))})
-            .to_string(),
-        )
-    },
-    refusal_words: &[
-        "Brevo error unauthorized (HTTP 401, the API key is missing or wrong)",
-        "Key not found",
-    ],
-    echoes: true,
+    refusals: &[Refusal {
+        answer: |req| {
+            Response::new(
+                401,
+                "application/json",
+                json!({"code": "unauthorized",
+                    "message": format!("Key not found: {}", req.header("api-key").unwrap_or(""))})
+                .to_string(),
+            )
+        },
+        words: &[
+            "Brevo error unauthorized (HTTP 401, the API key is missing or wrong)",
+            "Key not found",
+        ],
+        echoes: true,
+    }],
     balance: Some((
         |req| {
             method_path(req, "GET", "/v3/account")?;
@@ -479,8 +373,10 @@ const BREVO: Provider = Provider {
 const WEBHOOK: Provider = Provider {
     role: "gwwebhook",
     params: &[("url", WEBHOOK_URL), ("secret", SECRET)],
-    secrets: &[SECRET, WEBHOOK_URL],
-    fragments: &["Zx9", "Qk#1", "Zx9QkWebhookTok3n"],
+    secrets: Secrets {
+        whole: &[SECRET, WEBHOOK_URL],
+        pieces: &["Zx9", "Qk#1", "Zx9QkWebhookTok3n"],
+    },
     send: |req| {
         method_path(req, "POST", "/billing/Zx9QkWebhookTok3n")?;
         expect("query", req.query(), "team=ops")?;
@@ -497,15 +393,17 @@ const WEBHOOK: Provider = Provider {
     },
     sent: || Response::new(202, "application/json", r#"{"id": "evt_1042"}"#),
     id: Some("evt_1042"),
-    refuse: |req| {
-        Response::new(
-            500,
-            "application/json",
-            json!({"error": format!("handler crashed on {}", echo(req))}).to_string(),
-        )
-    },
-    refusal_words: &["the webhook refused (HTTP 500)", "handler crashed"],
-    echoes: true,
+    refusals: &[Refusal {
+        answer: |req| {
+            Response::new(
+                500,
+                "application/json",
+                json!({"error": format!("handler crashed on {}", echo(req))}).to_string(),
+            )
+        },
+        words: &["the webhook refused (HTTP 500)", "handler crashed"],
+        echoes: true,
+    }],
     balance: None,
     dry_run_words: &["POST ***", "X-Mgrnotify-Signature: sha256="],
 };
@@ -519,8 +417,10 @@ fn chat_is(req: &Request, path: &str, text: &str) -> Result<(), String> {
 const SLACK: Provider = Provider {
     role: "gwslack",
     params: &[("url", SLACK_URL)],
-    secrets: &[SLACK_URL],
-    fragments: &["Zx9QkSlackTok3n"],
+    secrets: Secrets {
+        whole: &[SLACK_URL],
+        pieces: &["Zx9QkSlackTok3n"],
+    },
     send: |req| {
         chat_is(
             req,
@@ -530,12 +430,14 @@ const SLACK: Provider = Provider {
     },
     sent: || Response::text(200, "ok"),
     id: None,
-    refuse: |_| Response::text(410, "channel_is_archived"),
-    refusal_words: &[
-        "Slack refused (HTTP 410) channel_is_archived",
-        "the webhook's channel is archived",
-    ],
-    echoes: false,
+    refusals: &[Refusal {
+        answer: |_| Response::text(410, "channel_is_archived"),
+        words: &[
+            "Slack refused (HTTP 410) channel_is_archived",
+            "the webhook's channel is archived",
+        ],
+        echoes: false,
+    }],
     balance: None,
     dry_run_words: &["POST ***", r#""text":"*Оплата &lt;счёта&gt;*\n"#],
 };
@@ -543,8 +445,10 @@ const SLACK: Provider = Provider {
 const MATTERMOST: Provider = Provider {
     role: "gwslack",
     params: &[("url", MATTERMOST_URL)],
-    secrets: &[MATTERMOST_URL],
-    fragments: &["zx9qkmattermosthookid"],
+    secrets: Secrets {
+        whole: &[MATTERMOST_URL],
+        pieces: &["zx9qkmattermosthookid"],
+    },
     send: |req| {
         chat_is(
             req,
@@ -554,216 +458,27 @@ const MATTERMOST: Provider = Provider {
     },
     sent: || Response::text(200, "ok"),
     id: None,
-    refuse: |req| {
-        Response::new(
-            400,
-            "application/json",
-            json!({"id": "web.incoming_webhook.invalid.app_error",
-                "message": format!("Invalid webhook {}", req.target),
-                "detailed_error": "", "status_code": 400})
-            .to_string(),
-        )
-    },
-    refusal_words: &[
-        "Mattermost refused (HTTP 400)",
-        "Invalid webhook",
-        "web.incoming_webhook.invalid.app_error",
-    ],
-    echoes: true,
+    refusals: &[Refusal {
+        answer: |req| {
+            Response::new(
+                400,
+                "application/json",
+                json!({"id": "web.incoming_webhook.invalid.app_error",
+                    "message": format!("Invalid webhook {}", req.target),
+                    "detailed_error": "", "status_code": 400})
+                .to_string(),
+            )
+        },
+        words: &[
+            "Mattermost refused (HTTP 400)",
+            "Invalid webhook",
+            "web.incoming_webhook.invalid.app_error",
+        ],
+        echoes: true,
+    }],
     balance: None,
     dry_run_words: &["POST ***", r#""text":"**Оплата <счёта>**\n"#],
 };
-
-// ---- the run ----
-
-/// The xmlparams document of the provider's gateway, pointed at `api_url`.
-fn xmlparams(p: &Provider, api_url: &str) -> String {
-    let mut doc = String::from("<doc>");
-    for (name, value) in p.params {
-        doc.push_str(&format!("<{name}>{}</{name}>", xml_escape(value)));
-    }
-    doc.push_str(&format!("<api_url>{api_url}</api_url></doc>"));
-    doc
-}
-
-fn outgoing_doc(p: &Provider, api_url: &str) -> String {
-    format!(
-        "<doc><gateway><id>3</id><gateway_module>{}</gateway_module><xmlparams>{}</xmlparams></gateway>\
-         <message>{}</message><subject>{}</subject><user><id>7</id><phone>{PHONE}</phone></user>\
-         <project><id>1</id></project></doc>",
-        p.role,
-        xml_escape(&xmlparams(p, api_url)),
-        xml_escape(TEXT),
-        xml_escape(SUBJECT),
-    )
-}
-
-/// Every spelling a secret could leak in.
-fn spellings(secret: &str) -> Vec<String> {
-    let json = serde_json::to_string(secret).unwrap();
-    vec![
-        secret.to_owned(),
-        url_encode(secret),
-        url_encode(secret).replace("%20", "+"),
-        base64::engine::general_purpose::STANDARD.encode(secret),
-        json[1..json.len() - 1].to_owned(),
-        xml_escape(secret),
-    ]
-}
-
-fn assert_no_secret(p: &Provider, place: &str, text: &str) {
-    let fragments = p.fragments.iter().map(|f| f.to_string());
-    for leak in p.secrets.iter().flat_map(|s| spellings(s)).chain(fragments) {
-        assert!(
-            !text.contains(&leak),
-            "{}: the secret as {leak:?} in {place}:\n{text}",
-            p.role
-        );
-    }
-}
-
-/// Runs one provider through send, check_connection, a refusal and a dry run.
-fn exercise(p: &Provider) {
-    let root = MgrRoot::new();
-    root.write("etc/debug.conf", &format!("{} 9\n", p.role));
-    let refuse = Arc::new(AtomicBool::new(false));
-    let fake = {
-        let refuse = refuse.clone();
-        let (send, sent, refuse_with, balance) = (p.send, p.sent, p.refuse, p.balance);
-        FakeHttp::start(move |req| {
-            if let Some((check, answer)) = balance {
-                if check(req).is_ok() {
-                    return answer();
-                }
-            }
-            match send(req) {
-                Err(why) => Response::text(400, &format!("fake provider: bad request: {why}")),
-                Ok(()) if refuse.load(Ordering::SeqCst) => refuse_with(req),
-                Ok(()) => sent(),
-            }
-        })
-    };
-    let gate = format!("gate/{}", p.role);
-    let mut outputs = Vec::new();
-
-    let out = root.run(
-        &gate,
-        &["--command", "outgoing"],
-        &outgoing_doc(p, &fake.url()),
-    );
-    assert!(
-        out.status.success(),
-        "{}: {}{}",
-        p.role,
-        stdout(&out),
-        stderr(&out)
-    );
-    let want = match p.id {
-        Some(id) => format!("<doc><id>{id}</id></doc>"),
-        None => "<doc/>".to_owned(),
-    };
-    assert_eq!(stdout(&out).trim(), want, "{}", p.role);
-    assert_eq!(fake.count(), 1, "{}", p.role);
-    outputs.push(out);
-
-    if let Some((check, _)) = p.balance {
-        let form = format!(
-            "<doc><xmlparams>{}</xmlparams></doc>",
-            xml_escape(&xmlparams(p, &fake.url()))
-        );
-        let out = root.run(&gate, &["--command", "check_connection"], &form);
-        assert!(out.status.success(), "{}: {}", p.role, stdout(&out));
-        // The protocol: the form comes back as it was sent, credentials and all.
-        assert_eq!(stdout(&out), form, "{}", p.role);
-        assert_no_secret(p, "stderr", &stderr(&out));
-        let last = fake.requests().pop().unwrap();
-        assert_eq!(check(&last), Ok(()), "{}", p.role);
-    } else {
-        let out = root.run(&gate, &["--command", "features"], "");
-        assert!(
-            !stdout(&out).contains("check_connection"),
-            "{}: {}",
-            p.role,
-            stdout(&out)
-        );
-    }
-
-    refuse.store(true, Ordering::SeqCst);
-    let out = root.run(
-        &gate,
-        &["--command", "outgoing"],
-        &outgoing_doc(p, &fake.url()),
-    );
-    assert_eq!(out.status.code(), Some(1), "{}: {}", p.role, stdout(&out));
-    let (kind, object, msg) = error_of(&out);
-    assert_eq!(
-        (kind.as_str(), object.as_str()),
-        ("gateway", p.role),
-        "{msg}"
-    );
-    for word in p.refusal_words {
-        assert!(msg.contains(word), "{}: '{word}' not in: {msg}", p.role);
-    }
-    if p.echoes {
-        assert!(
-            msg.contains("***"),
-            "{}: the echo is redacted: {msg}",
-            p.role
-        );
-    }
-    outputs.push(out);
-
-    // The dry run: the real endpoint, the secrets masked.
-    let params: String = p
-        .params
-        .iter()
-        .map(|(name, value)| format!("{name}={value}\n"))
-        .collect();
-    let file = root.write("gateway.conf", &params);
-    let out = root.run(
-        "sbin/mgrnotify",
-        &[
-            "send",
-            p.role,
-            "--to",
-            PHONE,
-            "--text",
-            TEXT,
-            "--subject",
-            SUBJECT,
-            "--params",
-            file.to_str().unwrap(),
-            "--dry-run",
-        ],
-        "",
-    );
-    assert!(out.status.success(), "{}: {}", p.role, stderr(&out));
-    let text = stdout(&out);
-    for word in p.dry_run_words {
-        assert!(text.contains(word), "{}: '{word}' not in:\n{text}", p.role);
-    }
-    outputs.push(out);
-
-    let log = root.read(&format!("var/{}.log", p.role));
-    assert!(
-        log.contains("http request") && log.contains("http reply"),
-        "{}: the log at level 9 shows the exchanges:\n{log}",
-        p.role
-    );
-    for entry in std::fs::read_dir(root.path().join("var"))
-        .unwrap()
-        .flatten()
-    {
-        if entry.path().is_file() {
-            let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
-            assert_no_secret(p, &entry.path().display().to_string(), &text);
-        }
-    }
-    for out in &outputs {
-        assert_no_secret(p, "stdout", &stdout(out));
-        assert_no_secret(p, "stderr", &stderr(out));
-    }
-}
 
 #[test]
 fn textbelt() {
