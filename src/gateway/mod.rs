@@ -194,8 +194,22 @@ pub fn answer(
     let supported = |f: Feature| features.features.contains(&f);
     match command {
         "features" => Ok(features.to_xml()),
-        "formtune" if supported(Feature::Formtune) => module.formtune(&read_input(stdin)?),
-        "formtune" => Ok(read_input(stdin)?),
+        "formtune" => {
+            let form = read_input(stdin)?;
+            parse_input(&form)?;
+            if !supported(Feature::Formtune) {
+                return Ok(form);
+            }
+            let tuned = module.formtune(&form)?;
+            xml::parse(&tuned).map_err(|e| {
+                GatewayError::new(
+                    "xml",
+                    "formtune",
+                    format!("the tuned form is not an XML document: {e}"),
+                )
+            })?;
+            Ok(tuned)
+        }
         "check_connection" if supported(Feature::CheckConnection) => {
             let form = read_input(stdin)?;
             let doc = parse_input(&form)?;
