@@ -62,7 +62,7 @@ fn kind_of(template: &str) -> Result<Kind, TemplateError> {
             Ok(_) => {}
             Err(e) if !has_ejs_tags => {
                 return Err(TemplateError(format!(
-                    "XSLT: the stylesheet is not well-formed XML: {e}"
+                    "XSLT: the stylesheet is refused: {e}"
                 )))
             }
             Err(_) => {}
@@ -85,9 +85,8 @@ pub fn render(notice: &Notice) -> Result<Rendered, TemplateError> {
     let text = match kind_of(&notice.tmpl)? {
         Kind::Xslt => {
             // libxml2 reads the notice only after the bounded parser accepted it.
-            xml::parse(&notice.notice_xml).map_err(|e| {
-                TemplateError(format!("XSLT: the notice XML is not well-formed: {e}"))
-            })?;
+            xml::parse(&notice.notice_xml)
+                .map_err(|e| TemplateError(format!("XSLT: the notice XML is refused: {e}")))?;
             xslt::transform(&notice.tmpl, &notice.notice_xml)?
         }
         Kind::Ejs => ejs::render(&notice.tmpl, &json::notice_to_json(&notice.notice_xml)?)?,
