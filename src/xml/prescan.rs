@@ -246,7 +246,8 @@ impl<'a> Scan<'a> {
         Ok(Some(i + 1))
     }
 
-    /// The attribute name in front of the `=` at `eq`.
+    /// The attribute name in front of the `=` at `eq` (the walk back stops at the previous
+    /// `=`, so a tag costs one pass however it is built).
     fn name_before(&self, eq: usize) -> &'a [u8] {
         let b = self.b;
         let mut end = eq;
@@ -254,7 +255,10 @@ impl<'a> Scan<'a> {
             end -= 1;
         }
         let mut start = end;
-        while start > 0 && !is_space(b[start - 1]) && !matches!(b[start - 1], b'"' | b'\'' | b'<') {
+        while start > 0
+            && !is_space(b[start - 1])
+            && !matches!(b[start - 1], b'"' | b'\'' | b'<' | b'=')
+        {
             start -= 1;
         }
         &b[start..end]
@@ -272,7 +276,8 @@ impl<'a> Scan<'a> {
                 let e = self.expand(name, amp)?;
                 // roxmltree appends the text before the reference, the entity's text and
                 // each nested reference's text as separate pieces.
-                self.run.pieces = self.run.pieces.saturating_add(2 + 2 * e.references);
+                let pieces = e.references.saturating_add(1).saturating_mul(2);
+                self.run.pieces = self.run.pieces.saturating_add(pieces);
                 self.run.bytes = self.run.bytes.saturating_add(e.bytes);
                 i = end;
             }
@@ -320,7 +325,9 @@ impl<'a> Scan<'a> {
         let Some(&e) = self.entities.get(name) else {
             return Ok(Expansion::default());
         };
-        self.entity_references = self.entity_references.saturating_add(1 + e.references);
+        self.entity_references = self
+            .entity_references
+            .saturating_add(e.references.saturating_add(1));
         if self.entity_references > MAX_ENTITY_REFERENCES {
             return Err(self.refuse(
                 at,
@@ -503,7 +510,9 @@ impl<'a> Scan<'a> {
             if let Some(&j) = index.get(&rest[..len]) {
                 let nested = self.measure(j, declared, index, state)?;
                 e.bytes = e.bytes.saturating_add(nested.bytes);
-                e.references = e.references.saturating_add(1 + nested.references);
+                e.references = e
+                    .references
+                    .saturating_add(nested.references.saturating_add(1));
             }
         }
         state[i] = Measure::Done(e);
@@ -763,6 +772,16 @@ mod tests {
         }
         refused(
             &format!("<!DOCTYPE r [{dtd}]><r>&l9;</r>"),
+            true,
+            "limit of 16384",
+        );
+        // 200 levels of doubling: counts that do not fit a machine word saturate.
+        let mut dtd = String::from("<!ENTITY d0 \"x\">");
+        for i in 1..200 {
+            dtd.push_str(&format!("<!ENTITY d{i} \"&d{};&d{};\">", i - 1, i - 1));
+        }
+        refused(
+            &format!("<!DOCTYPE r [{dtd}]><r a='&d199;'>&d199;</r>"),
             true,
             "limit of 16384",
         );
