@@ -99,7 +99,7 @@ pub const MAX_ENTITY_REFERENCES: usize = 16 * 1024;
 pub const MAX_ENTITY_EXPANSION: usize = 1024 * 1024;
 /// Most bytes roxmltree may copy to join one text from pieces (entity values, CDATA
 /// sections): it copies the text so far once per piece, so the work is pieces × length.
-pub const MAX_TEXT_JOIN_WORK: usize = 64 * 1024 * 1024;
+pub const MAX_TEXT_JOIN_WORK: usize = 256 * 1024 * 1024;
 
 /// Why a document was not parsed: a limit it exceeds (named in the text), a DTD where none
 /// is accepted, or what makes it not well-formed.
