@@ -1,5 +1,7 @@
-//! Small XML helpers shared by every layer: reading an element's children as
-//! parameters, escaping, and the error document BILLmanager expects.
+//! XML for every layer: the one bounded parser every untrusted document goes through
+//! ([`parse`], [`parse_template`]; the limits are checked in `prescan`), the one writer
+//! ([`Writer`]) whose output is always well-formed, reading an element's children as
+//! parameters, and the error document BILLmanager expects.
 
 use std::borrow::Cow;
 
