@@ -444,4 +444,23 @@ mod tests {
         assert_eq!(msg("en", "gwepochta").as_deref(), Some("ePochta SMS"));
         assert!(text.lines().nth(1).unwrap().starts_with(MARKER));
     }
+
+    #[test]
+    fn control_characters_in_metadata_keep_the_plugin_xml_well_formed() {
+        let mut login = field("login", FieldKind::Text, true);
+        login.hint_en = "bell\u{7} and escape\u{1b}".into();
+        let meta = Metadata {
+            title_en: "SMS\u{0}".into(),
+            title_ru: "SMS".into(),
+            description_en: "d\u{b}".into(),
+            description_ru: "d".into(),
+            notify_module: "ntsms".into(),
+            fields: vec![login],
+        };
+        let text = plugin_xml("gwx", "gwx.rhai", &meta);
+        let doc = crate::xml::parse(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+        assert!(doc
+            .descendants()
+            .any(|n| n.text() == Some("bell\u{fffd} and escape\u{fffd}")));
+    }
 }

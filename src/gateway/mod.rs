@@ -205,8 +205,22 @@ pub fn answer(
     };
     match command {
         "features" => Ok(features.to_xml()),
-        "formtune" if supported(Feature::Formtune) => module.formtune(&read(stdin)?),
-        "formtune" => Ok(read(stdin)?),
+        "formtune" => {
+            let form = read(stdin)?;
+            parse_input(&form)?;
+            if !supported(Feature::Formtune) {
+                return Ok(form);
+            }
+            let tuned = module.formtune(&form)?;
+            xml::parse(&tuned).map_err(|e| {
+                GatewayError::new(
+                    "xml",
+                    "formtune",
+                    format!("the tuned form is not an XML document: {e}"),
+                )
+            })?;
+            Ok(tuned)
+        }
         "check_connection" if supported(Feature::CheckConnection) => {
             let form = read(stdin)?;
             let doc = parse_input(&form)?;

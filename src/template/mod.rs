@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::notice::Notice;
+use crate::xml;
 
 pub mod ejs;
 pub mod json;
@@ -45,32 +46,32 @@ const XSLT_NAMESPACE: &str = "http://www.w3.org/1999/XSL/Transform";
 
 /// Tells the template kind. A text that is a well-formed XSLT stylesheet is XSLT even if
 /// it contains `<%`; a text that names the XSLT namespace but is not well-formed (and has
-/// no EJS tags) is XSLT too, so that libxslt explains what is wrong with it.
+/// no EJS tags) is XSLT too, and rendering it fails with the parser's reason.
 pub fn detect(template: &str) -> Kind {
-    let mentions_xslt = template.contains(XSLT_NAMESPACE);
-    if mentions_xslt && is_stylesheet(template) {
-        return Kind::Xslt;
-    }
-    if template.contains("<%") {
-        Kind::Ejs
-    } else if mentions_xslt {
-        Kind::Xslt
-    } else {
-        Kind::Plain
-    }
+    kind_of(template).unwrap_or(Kind::Xslt)
 }
 
-fn is_stylesheet(template: &str) -> bool {
-    let options = roxmltree::ParsingOptions {
-        // BILLmanager's stylesheets often declare entities such as &nbsp; in a DOCTYPE.
-        allow_dtd: true,
-        nodes_limit: u32::MAX,
-    };
-    let Ok(doc) =
-        roxmltree::Document::parse_with_options(template.trim_start_matches('\u{feff}'), options)
-    else {
-        return false;
-    };
+/// The template kind, or why a text meant as a stylesheet is refused. Every template it
+/// calls XSLT has passed the bounded parser ([`xml::parse_template`]), so libxml2 never
+/// reads a stylesheet beyond its limits (depth, size, entity expansion).
+fn kind_of(template: &str) -> Result<Kind, TemplateError> {
+    let has_ejs_tags = template.contains("<%");
+    if template.contains(XSLT_NAMESPACE) {
+        match xml::parse_template(template.trim_start_matches('\u{feff}')) {
+            Ok(doc) if is_stylesheet(&doc) || !has_ejs_tags => return Ok(Kind::Xslt),
+            Ok(_) => {}
+            Err(e) if !has_ejs_tags => {
+                return Err(TemplateError(format!(
+                    "XSLT: the stylesheet is refused: {e}"
+                )))
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(if has_ejs_tags { Kind::Ejs } else { Kind::Plain })
+}
+
+fn is_stylesheet(doc: &roxmltree::Document<'_>) -> bool {
     let root = doc.root_element();
     let tag = root.tag_name();
     (tag.namespace() == Some(XSLT_NAMESPACE) && matches!(tag.name(), "stylesheet" | "transform"))
@@ -81,8 +82,13 @@ fn is_stylesheet(template: &str) -> bool {
 /// the notice (XSLT to notice_xml, EJS to notice_xml as JSON, plain text as it is), then
 /// the user macros in the text and in the subject.
 pub fn render(notice: &Notice) -> Result<Rendered, TemplateError> {
-    let text = match detect(&notice.tmpl) {
-        Kind::Xslt => xslt::transform(&notice.tmpl, &notice.notice_xml)?,
+    let text = match kind_of(&notice.tmpl)? {
+        Kind::Xslt => {
+            // libxml2 reads the notice only after the bounded parser accepted it.
+            xml::parse(&notice.notice_xml)
+                .map_err(|e| TemplateError(format!("XSLT: the notice XML is refused: {e}")))?;
+            xslt::transform(&notice.tmpl, &notice.notice_xml)?
+        }
         Kind::Ejs => ejs::render(&notice.tmpl, &json::notice_to_json(&notice.notice_xml)?)?,
         Kind::Plain => notice.tmpl.clone(),
     };
