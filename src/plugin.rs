@@ -456,6 +456,7 @@ mod tests {
             description_ru: "d".into(),
             notify_module: "ntsms".into(),
             fields: vec![login],
+            required_one_of: Vec::new(),
         };
         let text = plugin_xml("gwx", "gwx.rhai", &meta);
         let doc = crate::xml::parse(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
