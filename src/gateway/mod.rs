@@ -3,6 +3,7 @@
 //! on stdout. Errors are mapped to BILLmanager's error XML here and nowhere else.
 
 pub mod input;
+pub mod program;
 pub mod script;
 
 use std::fmt;

@@ -27,7 +27,7 @@ use crate::db::schema::{self, ClaimMode, QueuePosition, ReadyFilter, TableFacts}
 use crate::db::{DbError, DbSettings, StatementError};
 use crate::root::MgrRoot;
 use config::QueueConfig;
-use send::Courier;
+use send::{Channel, Courier};
 
 /// Why a run could not do its work (the database, the configuration). Problems of a
 /// single row are not run errors: they go to that row's err_info.
@@ -136,10 +136,10 @@ fn user_fields(config: &QueueConfig, contact_field: &str) -> Vec<String> {
         .collect()
 }
 
-/// Processes the ready rows of `role` (`modulename`) until none is left, the time
-/// budget is spent, or SIGTERM/SIGINT stops the run. `contact_field` is the user
-/// column that holds the kind's address (`phone` for SMS).
-pub fn process(root: &MgrRoot, role: &str, contact_field: &str) -> Result<Summary, QueueError> {
+/// Processes the ready rows of `channel.role` (`modulename`) until none is left, the
+/// time budget is spent, or SIGTERM/SIGINT stops the run.
+pub fn process(root: &MgrRoot, channel: &Channel) -> Result<Summary, QueueError> {
+    let role = channel.role.as_str();
     let config = QueueConfig::load(root)?;
     stop::install().map_err(QueueError)?;
     let settings = DbSettings::load(root)?;
@@ -153,7 +153,8 @@ pub fn process(root: &MgrRoot, role: &str, contact_field: &str) -> Result<Summar
         .unwrap_or_else(|| ClaimMode::for_server(&version));
     let facts = schema::check_tables(&mut conn)?;
     let gateways = schema::gateways(&mut conn, role)?;
-    let user_columns = schema::user_columns(&mut conn, &user_fields(&config, contact_field))?;
+    let user_columns =
+        schema::user_columns(&mut conn, &user_fields(&config, &channel.contact_field))?;
     let forced_only = root.do_nothing_flag().exists();
     crate::info!(
         "process: {} (server {version}, claim {}), {} workers, {} {role} gateway row(s){}",
@@ -169,7 +170,7 @@ pub fn process(root: &MgrRoot, role: &str, contact_field: &str) -> Result<Summar
     );
     let shared = Arc::new(Shared {
         root: root.clone(),
-        courier: Courier::new(root.clone(), role, gateways, &config),
+        courier: Courier::new(root.clone(), channel.clone(), gateways, &config),
         mode,
         facts,
         config: config.clone(),
@@ -553,32 +554,6 @@ fn now_stamp() -> String {
     time::OffsetDateTime::now_utc()
         .format(schema::RETRY_STAMP)
         .unwrap_or_default()
-}
-
-/// Sends one notification file without a queue row (`UserNotify`): the gateways
-/// still come from the database. `contact_field` as for [`process`].
-pub fn deliver_one(
-    root: &MgrRoot,
-    role: &str,
-    contact_field: &str,
-    file: &std::path::Path,
-) -> Result<(), QueueError> {
-    let config = QueueConfig::load(root)?;
-    let settings = DbSettings::load(root)?;
-    let pool = settings.connect(1, config.db_timeout)?;
-    let mut conn = pool
-        .get_conn()
-        .map_err(|e| DbError::query("cannot get a database connection", &e))?;
-    let gateways = schema::gateways(&mut conn, role)?;
-    let columns = schema::user_columns(&mut conn, &user_fields(&config, contact_field))?;
-    let courier = Courier::new(root.clone(), role, gateways, &config);
-    let name = file.to_string_lossy();
-    courier
-        .deliver_file(&name, &mut |id| {
-            schema::user_fields(&mut conn, &columns, id)
-        })
-        .map_err(QueueError)?;
-    Ok(())
 }
 
 #[cfg(test)]
