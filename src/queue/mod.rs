@@ -476,7 +476,12 @@ fn claim_and_send(
             schema::user_fields(&mut tx, columns, id)
         })
     }))
-    .unwrap_or_else(|_| Err("internal error while sending (see the log)".to_owned()));
+    .unwrap_or_else(|_| {
+        Err(send::SendError {
+            kind: send::SendErrorKind::Transient,
+            msg: "internal error while sending (see the log)".to_owned(),
+        })
+    });
     match result {
         Ok(sent) => {
             let done =
@@ -512,7 +517,8 @@ fn claim_and_send(
             let config = &shared.config;
             let delay = backoff::retry_delay(attempt, config.retry_base, config.retry_cap);
             let err_info = backoff::failure_text(
-                &reason,
+                &reason.msg,
+                reason.is_permanent(),
                 attempt,
                 config.max_attempts,
                 time::OffsetDateTime::now_utc(),

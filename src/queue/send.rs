@@ -53,6 +53,55 @@ pub struct Courier {
     modules: Mutex<HashMap<String, Result<Gateway, GatewayError>>>,
 }
 
+/// Why a notification was not sent, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    pub kind: SendErrorKind,
+    /// The reason an operator reads in err_info (not yet redacted: that happens where
+    /// it is written).
+    pub msg: String,
+}
+
+/// What kind of failure a [`SendError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendErrorKind {
+    /// The queue row or its notification file is missing, refused or unparsable.
+    BadFile,
+    /// The user has no address for the channel.
+    NoContact,
+    /// No usable gateway for the notice's provider.
+    NoGateway,
+    /// The template cannot be rendered.
+    Template,
+    /// Every gateway refused for good (see [`GatewayError::permanent`]).
+    Refused,
+    /// At least one gateway failed in a way that may pass (a timeout, a 5xx, a refused
+    /// connection, the run stopping).
+    Transient,
+}
+
+impl SendError {
+    fn new(kind: SendErrorKind, msg: impl Into<String>) -> Self {
+        Self {
+            kind,
+            msg: msg.into(),
+        }
+    }
+
+    /// Trying again cannot help: the row waits for an operator.
+    pub fn is_permanent(&self) -> bool {
+        self.kind != SendErrorKind::Transient
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for SendError {}
+
 /// Reads a user's fields by id from BILLmanager's user table (see
 /// [`crate::db::schema::user_fields`]).
 pub type UserLookup<'a> = dyn FnMut(&str) -> Option<Params> + 'a;
@@ -94,16 +143,20 @@ impl Courier {
         &self,
         filename: &str,
         users: &mut UserLookup<'_>,
-    ) -> Result<Vec<Sent>, String> {
+    ) -> Result<Vec<Sent>, SendError> {
+        use SendErrorKind::BadFile;
         if filename.trim().is_empty() {
-            return Err("the row has no filename".into());
+            return Err(SendError::new(BadFile, "the row has no filename"));
         }
-        let text =
-            notice::read_queued(&self.root, filename, self.max_file_size).map_err(|e| e.0)?;
+        let text = notice::read_queued(&self.root, filename, self.max_file_size)
+            .map_err(|e| SendError::new(BadFile, e.0))?;
         let notices = notice::parse_file(&text).map_err(|e| {
-            format!(
-                "the notification file {}: {e}",
-                self.root.notify_file(filename).display()
+            SendError::new(
+                BadFile,
+                format!(
+                    "the notification file {}: {e}",
+                    self.root.notify_file(filename).display()
+                ),
             )
         })?;
         let total = notices.len();
@@ -113,14 +166,18 @@ impl Courier {
                 Ok(s) => sent.push(s),
                 Err(reason) if total == 1 => return Err(reason),
                 Err(reason) => {
-                    return Err(format!(
-                        "notify block {} of {total}: {reason}{}",
-                        index + 1,
-                        if index > 0 {
-                            " (the blocks before it were sent and are sent again on retry)"
-                        } else {
-                            ""
-                        }
+                    return Err(SendError::new(
+                        reason.kind,
+                        format!(
+                            "notify block {} of {total}: {}{}",
+                            index + 1,
+                            reason.msg,
+                            if index > 0 {
+                                " (the blocks before it were sent and are sent again on retry)"
+                            } else {
+                                ""
+                            }
+                        ),
                     ))
                 }
             }
@@ -130,7 +187,12 @@ impl Courier {
 
     /// Sends one notice: the user's contact and the provider's gateways first, then
     /// each gateway in order until one accepts.
-    pub fn deliver_notice(&self, n: &Notice, users: &mut UserLookup<'_>) -> Result<Sent, String> {
+    pub fn deliver_notice(
+        &self,
+        n: &Notice,
+        users: &mut UserLookup<'_>,
+    ) -> Result<Sent, SendError> {
+        use SendErrorKind::*;
         let completed;
         let contact = self.channel.contact_field.as_str();
         let n = match with_user_from_db(n, contact, users) {
@@ -142,27 +204,39 @@ impl Courier {
         };
         let user_id = n.user.get("id").unwrap_or("?");
         if n.user.get(contact).is_none() {
-            return Err(format!("user {user_id} has no {}", contact_name(contact)));
+            return Err(SendError::new(
+                NoContact,
+                format!("user {user_id} has no {}", contact_name(contact)),
+            ));
         }
-        let provider = n
-            .provider_id()
-            .ok_or("the notice has no project/id: its provider is unknown")?;
+        let provider = n.provider_id().ok_or_else(|| {
+            SendError::new(
+                NoGateway,
+                "the notice has no project/id: its provider is unknown",
+            )
+        })?;
         let candidates: Vec<&GatewayRow> = self
             .gateways
             .iter()
             .filter(|g| g.project.trim() == provider)
             .collect();
         if candidates.is_empty() {
-            return Err(format!(
-                "no active outgoing {} gateway for provider {provider}",
-                self.channel.role
+            return Err(SendError::new(
+                NoGateway,
+                format!(
+                    "no active outgoing {} gateway for provider {provider}",
+                    self.channel.role
+                ),
             ));
         }
-        let rendered = crate::template::render(n).map_err(|e| format!("template: {e}"))?;
+        let rendered = crate::template::render(n)
+            .map_err(|e| SendError::new(Template, format!("template: {e}")))?;
         let mut reasons = Vec::new();
+        let mut permanent = true;
         for g in candidates {
             if stop::requested() {
                 reasons.push("the run is stopping".to_owned());
+                permanent = false;
                 break;
             }
             let attempt =
@@ -190,11 +264,13 @@ impl Courier {
                         g.id,
                         g.module
                     );
+                    permanent &= e.permanent;
                     reasons.push(format!("gateway {} ({}): {e}", g.id, g.module));
                 }
             }
         }
-        Err(reasons.join("; "))
+        let kind = if permanent { Refused } else { Transient };
+        Err(SendError::new(kind, reasons.join("; ")))
     }
 
     /// The gateway module `module`, opened on first use.
@@ -213,7 +289,8 @@ impl Courier {
     /// program in `gate/` is a [`ProgramGateway`]. Our own executable is never run as
     /// a subprocess of the queue.
     fn open(&self, module: &str) -> Result<Gateway, GatewayError> {
-        let unusable = |why: String| Err(GatewayError::new("unknown", module, why));
+        let unusable =
+            |why: String| Err(GatewayError::new("unknown", module, why).into_permanent());
         let safe = !module.is_empty()
             && !module.starts_with('.')
             && module
@@ -308,11 +385,11 @@ mod tests {
         let e = email
             .deliver_notice(&notice("<email>a@example.com</email>"), &mut nobody)
             .unwrap_err();
-        assert!(e.contains("no active outgoing ntemail gateway"), "{e}");
+        assert!(e.msg.contains("no active outgoing ntemail gateway"), "{e}");
         let e = email
             .deliver_notice(&notice("<phone>+1</phone>"), &mut nobody)
             .unwrap_err();
-        assert!(e.contains("user 7 has no email address"), "{e}");
+        assert!(e.msg.contains("user 7 has no email address"), "{e}");
         // The user table fills the channel's field.
         let mut table = |id: &str| {
             let mut p = Params::new();
@@ -321,12 +398,12 @@ mod tests {
             Some(p)
         };
         let e = email.deliver_notice(&notice(""), &mut table).unwrap_err();
-        assert!(e.contains("no active outgoing ntemail gateway"), "{e}");
+        assert!(e.msg.contains("no active outgoing ntemail gateway"), "{e}");
         let sms = courier(&root, "ntsms", "phone");
         let e = sms
             .deliver_notice(&notice("<email>a@example.com</email>"), &mut nobody)
             .unwrap_err();
-        assert!(e.contains("user 7 has no phone number"), "{e}");
+        assert!(e.msg.contains("user 7 has no phone number"), "{e}");
     }
 
     #[test]
