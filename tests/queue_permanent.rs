@@ -1,6 +1,6 @@
 //! Permanent failures (retrying cannot help) are recorded once and wait for an
 //! operator; transient ones back off. A script says which with `fail` or
-//! `fail_permanent`.
+//! `fail_permanent`. Each run's counts reach `mgrnotify stats`.
 
 mod common;
 
@@ -90,4 +90,18 @@ fn a_permanent_failure_is_recorded_once_and_waits_for_the_operator() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(run_process(&root, &db).status.success());
     assert!(db.task(invalid).is_none());
+
+    // Every run counted for `mgrnotify stats`: two rows failed for good (the one
+    // without a phone reached no gateway), two attempts will be retried, one sent.
+    let out = root.run("sbin/mgrnotify", &["stats"], "");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for line in [
+        r#"mgrnotify_sent_total{kind="ntsms",gateway="gwtest"} 1"#,
+        r#"mgrnotify_failed_total{kind="ntsms",gateway="gwtest"} 1"#,
+        r#"mgrnotify_failed_total{kind="ntsms",gateway=""} 1"#,
+        r#"mgrnotify_retried_total{kind="ntsms",gateway="gwtest"} 2"#,
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
 }

@@ -91,6 +91,8 @@ struct Shared {
     config: QueueConfig,
     /// The user table columns a notice may take (see [`user_fields`]).
     user_columns: Vec<String>,
+    /// What the run sent and failed, for `mgrnotify stats`.
+    stats: crate::stats::Recorder,
     /// A worker lost its database connection: the run ends, so the rows still handed
     /// over are left alone rather than each waiting for a database that hangs.
     db_lost: AtomicBool,
@@ -175,6 +177,7 @@ pub fn process(root: &MgrRoot, channel: &Channel) -> Result<Summary, QueueError>
         facts,
         config: config.clone(),
         user_columns,
+        stats: crate::stats::Recorder::new(root),
         db_lost: AtomicBool::new(false),
     });
 
@@ -198,6 +201,7 @@ pub fn process(root: &MgrRoot, channel: &Channel) -> Result<Summary, QueueError>
         &workers,
     );
     workers.finish();
+    shared.stats.flush();
     let summary = result?;
     let counts = format!(
         "{} sent, {} failed, {} skipped (held by another run), {} left as they were",
@@ -480,6 +484,7 @@ fn claim_and_send(
         Err(send::SendError {
             kind: send::SendErrorKind::Transient,
             msg: "internal error while sending (see the log)".to_owned(),
+            gateway: String::new(),
         })
     });
     match result {
@@ -493,7 +498,9 @@ fn claim_and_send(
                 );
                 return Err(e);
             }
+            let latency = started.elapsed();
             for s in &sent {
+                shared.stats.sent(shared.courier.role(), &s.module, latency);
                 crate::info!(
                     "notifytask {}: sent through gateway {} ({}) in {} ms{}",
                     task.id,
@@ -528,6 +535,10 @@ fn claim_and_send(
             crate::warn!("notifytask {}: {err_info}", task.id);
             schema::record_failure(&mut tx, task.id, &err_info)
                 .and_then(|()| schema::commit(tx, task.id))?;
+            let retried = !reason.is_permanent() && attempt < config.max_attempts;
+            shared
+                .stats
+                .failed(shared.courier.role(), &reason.gateway, retried);
             Ok(Outcome::Failed)
         }
     }

@@ -60,6 +60,8 @@ pub struct SendError {
     /// The reason an operator reads in err_info (not yet redacted: that happens where
     /// it is written).
     pub msg: String,
+    /// The gateway module tried last; empty when none was.
+    pub gateway: String,
 }
 
 /// What kind of failure a [`SendError`] is.
@@ -85,6 +87,7 @@ impl SendError {
         Self {
             kind,
             msg: msg.into(),
+            gateway: String::new(),
         }
     }
 
@@ -137,6 +140,11 @@ impl Courier {
         }
     }
 
+    /// The notification module it sends for.
+    pub fn role(&self) -> &str {
+        &self.channel.role
+    }
+
     /// Sends every notify block of a queue row's file. The error is the reason an
     /// operator reads in err_info.
     pub fn deliver_file(
@@ -166,9 +174,10 @@ impl Courier {
                 Ok(s) => sent.push(s),
                 Err(reason) if total == 1 => return Err(reason),
                 Err(reason) => {
-                    return Err(SendError::new(
-                        reason.kind,
-                        format!(
+                    return Err(SendError {
+                        kind: reason.kind,
+                        gateway: reason.gateway,
+                        msg: format!(
                             "notify block {} of {total}: {}{}",
                             index + 1,
                             reason.msg,
@@ -178,7 +187,7 @@ impl Courier {
                                 ""
                             }
                         ),
-                    ))
+                    })
                 }
             }
         }
@@ -233,6 +242,7 @@ impl Courier {
             .map_err(|e| SendError::new(Template, format!("template: {e}")))?;
         let mut reasons = Vec::new();
         let mut permanent = true;
+        let mut last_tried = String::new();
         for g in candidates {
             if stop::requested() {
                 reasons.push("the run is stopping".to_owned());
@@ -265,12 +275,17 @@ impl Courier {
                         g.module
                     );
                     permanent &= e.permanent;
+                    last_tried.clone_from(&g.module);
                     reasons.push(format!("gateway {} ({}): {e}", g.id, g.module));
                 }
             }
         }
         let kind = if permanent { Refused } else { Transient };
-        Err(SendError::new(kind, reasons.join("; ")))
+        Err(SendError {
+            kind,
+            msg: reasons.join("; "),
+            gateway: last_tried,
+        })
     }
 
     /// The gateway module `module`, opened on first use.
