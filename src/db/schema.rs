@@ -688,6 +688,22 @@ pub fn failing_rows(conn: &mut PooledConn, limit: usize) -> Result<Vec<FailingRo
     .map_err(|e| DbError::query("cannot read the notifytask queue", &e))
 }
 
+/// The module and file of row `id`, whatever its state; `None` when there is no such row.
+pub fn task_file(conn: &mut PooledConn, id: u64) -> Result<Option<(String, String)>, DbError> {
+    let row: Option<(Option<String>, Option<Vec<u8>>)> = conn
+        .exec_first(
+            format!("SELECT modulename, filename FROM {NOTIFYTASK} WHERE id = ?"),
+            (id,),
+        )
+        .map_err(|e| DbError::query("cannot read the notifytask queue", &e))?;
+    Ok(row.map(|(module, filename)| {
+        (
+            module.unwrap_or_default(),
+            String::from_utf8_lossy(&filename.unwrap_or_default()).into_owned(),
+        )
+    }))
+}
+
 /// Makes failed rows ready at once (error_count 0; err_info keeps the last reason):
 /// the named ones, or with `ids` empty every failed row. Returns how many changed.
 pub fn clear_backoff(conn: &mut PooledConn, ids: &[u64]) -> Result<u64, DbError> {

@@ -129,7 +129,7 @@ impl Drop for Taken<'_> {
 
 /// The user table columns a notice may take: the standard ones, the contact field of
 /// the notification kind, and those an operator added (`QueueUserFields`).
-fn user_fields(config: &QueueConfig, contact_field: &str) -> Vec<String> {
+pub fn user_fields(config: &QueueConfig, contact_field: &str) -> Vec<String> {
     schema::USER_FIELDS
         .iter()
         .chain([&contact_field])

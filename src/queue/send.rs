@@ -109,6 +109,15 @@ impl std::error::Error for SendError {}
 /// [`crate::db::schema::user_fields`]).
 pub type UserLookup<'a> = dyn FnMut(&str) -> Option<Params> + 'a;
 
+/// A notice ready to send.
+pub struct Prepared<'a> {
+    /// The notice, its `<user>` completed from the user table.
+    pub notice: Notice,
+    /// The provider's active outgoing gateways, in failover order.
+    pub gateways: Vec<&'a GatewayRow>,
+    pub rendered: crate::template::Rendered,
+}
+
 /// What a successful delivery went through, for the log.
 #[derive(Debug, Clone)]
 pub struct Sent {
@@ -152,21 +161,7 @@ impl Courier {
         filename: &str,
         users: &mut UserLookup<'_>,
     ) -> Result<Vec<Sent>, SendError> {
-        use SendErrorKind::BadFile;
-        if filename.trim().is_empty() {
-            return Err(SendError::new(BadFile, "the row has no filename"));
-        }
-        let text = notice::read_queued(&self.root, filename, self.max_file_size)
-            .map_err(|e| SendError::new(BadFile, e.0))?;
-        let notices = notice::parse_file(&text).map_err(|e| {
-            SendError::new(
-                BadFile,
-                format!(
-                    "the notification file {}: {e}",
-                    self.root.notify_file(filename).display()
-                ),
-            )
-        })?;
+        let notices = self.read_file(filename)?;
         let total = notices.len();
         let mut sent = Vec::with_capacity(total);
         for (index, n) in notices.iter().enumerate() {
@@ -194,42 +189,36 @@ impl Courier {
         Ok(sent)
     }
 
-    /// Sends one notice: the user's contact and the provider's gateways first, then
-    /// each gateway in order until one accepts.
-    pub fn deliver_notice(
+    /// Everything about a notice up to the sending: the user's contact (from the user
+    /// table when the notice lacks it), the provider's gateways in failover order, and
+    /// the rendered message.
+    pub fn prepare(
         &self,
         n: &Notice,
         users: &mut UserLookup<'_>,
-    ) -> Result<Sent, SendError> {
+    ) -> Result<Prepared<'_>, SendError> {
         use SendErrorKind::*;
-        let completed;
         let contact = self.channel.contact_field.as_str();
-        let n = match with_user_from_db(n, contact, users) {
-            Some(filled) => {
-                completed = filled;
-                &completed
-            }
-            None => n,
-        };
-        let user_id = n.user.get("id").unwrap_or("?");
-        if n.user.get(contact).is_none() {
+        let notice = with_user_from_db(n, contact, users).unwrap_or_else(|| n.clone());
+        let user_id = notice.user.get("id").unwrap_or("?");
+        if notice.user.get(contact).is_none() {
             return Err(SendError::new(
                 NoContact,
                 format!("user {user_id} has no {}", contact_name(contact)),
             ));
         }
-        let provider = n.provider_id().ok_or_else(|| {
+        let provider = notice.provider_id().ok_or_else(|| {
             SendError::new(
                 NoGateway,
                 "the notice has no project/id: its provider is unknown",
             )
         })?;
-        let candidates: Vec<&GatewayRow> = self
+        let gateways: Vec<&GatewayRow> = self
             .gateways
             .iter()
             .filter(|g| g.project.trim() == provider)
             .collect();
-        if candidates.is_empty() {
+        if gateways.is_empty() {
             return Err(SendError::new(
                 NoGateway,
                 format!(
@@ -238,8 +227,65 @@ impl Courier {
                 ),
             ));
         }
-        let rendered = crate::template::render(n)
+        let rendered = crate::template::render(&notice)
             .map_err(|e| SendError::new(Template, format!("template: {e}")))?;
+        Ok(Prepared {
+            notice,
+            gateways,
+            rendered,
+        })
+    }
+
+    /// The notices of a queue row's file as they would be sent, without sending: for
+    /// `mgrnotify queue show`.
+    pub fn preview_file(
+        &self,
+        filename: &str,
+        users: &mut UserLookup<'_>,
+    ) -> Result<Vec<Result<Prepared<'_>, SendError>>, SendError> {
+        let notices = self.read_file(filename)?;
+        Ok(notices.iter().map(|n| self.prepare(n, users)).collect())
+    }
+
+    /// The notices of a queue row's file.
+    fn read_file(&self, filename: &str) -> Result<Vec<Notice>, SendError> {
+        use SendErrorKind::BadFile;
+        if filename.trim().is_empty() {
+            return Err(SendError::new(BadFile, "the row has no filename"));
+        }
+        let text = notice::read_queued(&self.root, filename, self.max_file_size)
+            .map_err(|e| SendError::new(BadFile, e.0))?;
+        notice::parse_file(&text).map_err(|e| {
+            SendError::new(
+                BadFile,
+                format!(
+                    "the notification file {}: {e}",
+                    self.root.notify_file(filename).display()
+                ),
+            )
+        })
+    }
+
+    /// The field of `<user>` that holds the contact.
+    pub fn contact_field(&self) -> &str {
+        &self.channel.contact_field
+    }
+
+    /// Sends one notice: the user's contact and the provider's gateways first, then
+    /// each gateway in order until one accepts.
+    pub fn deliver_notice(
+        &self,
+        n: &Notice,
+        users: &mut UserLookup<'_>,
+    ) -> Result<Sent, SendError> {
+        use SendErrorKind::*;
+        let Prepared {
+            notice: n,
+            gateways: candidates,
+            rendered,
+        } = self.prepare(n, users)?;
+        let n = &n;
+        let user_id = n.user.get("id").unwrap_or("?");
         let mut reasons = Vec::new();
         let mut permanent = true;
         let mut last_tried = String::new();

@@ -46,6 +46,16 @@ const XSLT_NAMESPACE: &str = "http://www.w3.org/1999/XSL/Transform";
 /// Tells the template kind. A text that is a well-formed XSLT stylesheet is XSLT even if
 /// it contains `<%`; a text that names the XSLT namespace but is not well-formed (and has
 /// no EJS tags) is XSLT too, so that libxslt explains what is wrong with it.
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Xslt => "XSLT",
+            Kind::Ejs => "EJS",
+            Kind::Plain => "plain text",
+        }
+    }
+}
+
 pub fn detect(template: &str) -> Kind {
     let mentions_xslt = template.contains(XSLT_NAMESPACE);
     if mentions_xslt && is_stylesheet(template) {
