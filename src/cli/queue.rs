@@ -1,6 +1,7 @@
 //! `mgrnotify queue`: what waits in BILLmanager's notifytask queue, per notification
 //! module, and the failing rows with their attempts, next try and reason; `queue retry`
-//! clears the backoff of rows so the next run takes them at once.
+//! clears the backoff of rows so the next run takes them at once; `queue show` renders
+//! a row's notification as it would be sent.
 
 use std::ffi::OsString;
 
@@ -11,6 +12,7 @@ use crate::db::schema::{self, ReadyFilter};
 use crate::db::DbSettings;
 use crate::gateway::GatewaySettings;
 use crate::queue::config::QueueConfig;
+use crate::queue::send::{Channel, Courier};
 use crate::root::MgrRoot;
 
 /// How many failing rows the listing shows.
@@ -19,6 +21,8 @@ const FAILING_SHOWN: usize = 200;
 const USAGE: &str = "\
 Usage: mgrnotify queue [--json]           what waits, per module, and the failing rows
        mgrnotify queue retry ID...|--failed  make failed rows ready at once
+       mgrnotify queue show ID           the row's notification as it would be sent
+                                         (a dry run: nothing is sent or changed)
 ";
 
 pub fn run(root: &MgrRoot, args: &[OsString]) -> Result<bool, String> {
@@ -30,6 +34,8 @@ pub fn run(root: &MgrRoot, args: &[OsString]) -> Result<bool, String> {
         None => overview(root, false),
         Some("--json") if words.len() == 1 => overview(root, true),
         Some("retry") => retry(root, &words[1..]),
+        Some("show") if words.len() == 2 => show(root, &words[1]),
+        Some("show") => Err(format!("queue show needs one row id\n\n{USAGE}")),
         Some("--help" | "-h") => {
             say!("{}", USAGE.trim_end());
             Ok(true)
@@ -173,4 +179,79 @@ fn retry(root: &MgrRoot, words: &[String]) -> Result<bool, String> {
     let changed = schema::clear_backoff(&mut conn, &ids).map_err(|e| e.to_string())?;
     say!("{changed} row(s) will be tried on the next run");
     Ok(ids.is_empty() || changed as usize == ids.len())
+}
+
+/// The notification of row `id` as the queue would send it: template kind, subject,
+/// text, contact and the gateways in failover order. Nothing is sent or changed.
+fn show(root: &MgrRoot, id: &str) -> Result<bool, String> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| format!("queue show: '{id}' is not a row id"))?;
+    let config = QueueConfig::load(root).map_err(|e| e.to_string())?;
+    let mut conn = connect(root)?;
+    let Some((module, filename)) = schema::task_file(&mut conn, id).map_err(|e| e.to_string())?
+    else {
+        return Err(format!("queue show: there is no notifytask row {id}"));
+    };
+    let kind = match crate::roles::lookup(&module).map(|r| r.build) {
+        Some(crate::roles::Build::Notify(kind)) => kind,
+        _ => {
+            return Err(format!(
+                "row {id} is for '{module}', which is not a module of mgrnotify"
+            ))
+        }
+    };
+    let gateways = schema::gateways(&mut conn, &module).map_err(|e| e.to_string())?;
+    let channel = Channel::from(kind);
+    let columns = schema::user_columns(
+        &mut conn,
+        &crate::queue::user_fields(&config, &channel.contact_field),
+    )
+    .map_err(|e| e.to_string())?;
+    let courier = Courier::new(root.clone(), channel, gateways, &config);
+    say!("row {id}: {module}, file {filename}");
+    let notices = courier
+        .preview_file(&filename, &mut |user| {
+            schema::user_fields(&mut conn, &columns, user)
+        })
+        .map_err(|e| crate::log::redact(&format!("row {id}: {e}")))?;
+    let mut sendable = true;
+    for (index, notice) in notices.iter().enumerate() {
+        say!("\nnotify block {} of {}", index + 1, notices.len());
+        let p = match notice {
+            Ok(p) => p,
+            Err(e) => {
+                let kind = if e.is_permanent() {
+                    "permanent"
+                } else {
+                    "transient"
+                };
+                say!("  cannot be sent ({kind}): {}", crate::log::redact(&e.msg));
+                sendable = false;
+                continue;
+            }
+        };
+        let contact = p.notice.user.get(courier.contact_field()).unwrap_or("");
+        say!(
+            "  template: {}",
+            crate::template::detect(&p.notice.tmpl).name()
+        );
+        say!(
+            "  {}: {}",
+            courier.contact_field(),
+            crate::log::redact(contact)
+        );
+        say!("  subject: {}", crate::log::redact(&p.rendered.subject));
+        let gateways: Vec<String> = p
+            .gateways
+            .iter()
+            .map(|g| format!("{} ({})", g.id, g.module))
+            .collect();
+        say!("  gateways in failover order: {}", gateways.join(", "));
+        say!("  text:");
+        for line in crate::log::redact(&p.rendered.text).lines() {
+            say!("    {line}");
+        }
+    }
+    Ok(sendable)
 }

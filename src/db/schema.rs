@@ -211,8 +211,9 @@ pub struct ReadyFilter {
 
 impl ReadyFilter {
     /// The WHERE condition (3 parameters: module, max_attempts, now). A row is ready
-    /// when it has failed fewer than max_attempts times and its retry time, if any,
-    /// has come; an operator who resets error_count to 0 makes it ready at once.
+    /// when it has failed fewer than max_attempts times, its failure was not permanent
+    /// and its retry time, if any, has come; an operator who resets error_count to 0
+    /// makes it ready at once.
     fn condition(&self) -> String {
         let forced = if self.forced_only {
             " AND LOWER(COALESCE(forcedonothing, '')) = 'on'"
@@ -221,8 +222,9 @@ impl ReadyFilter {
         };
         format!(
             "modulename = ? AND {ERRORS} < ? AND ({ERRORS} = 0 OR NOT (\
+             COALESCE(err_info, '') LIKE '% [attempt %/%, {PERMANENT}: %]' OR (\
              COALESCE(err_info, '') LIKE '%, retry after ____-__-__ __:__:__ UTC]' AND \
-             SUBSTRING(err_info, CHAR_LENGTH(err_info) - 23, 19) > ?)){forced}"
+             SUBSTRING(err_info, CHAR_LENGTH(err_info) - 23, 19) > ?))){forced}"
         )
     }
 
@@ -397,16 +399,31 @@ pub fn commit(tx: Transaction<'_>, id: i64) -> Result<(), StatementError> {
         .map_err(|e| StatementError::new(&format!("cannot commit notifytask row {id}"), &e))
 }
 
-/// `err_info`'s suffix for a failed attempt: when it will be tried again, or that an
-/// operator has to reset error_count.
+/// `err_info`'s suffix for a transient failure: when it will be tried again, or that
+/// an operator has to reset error_count.
 pub fn retry_marker(attempt: u32, max_attempts: u32, retry_at: Option<&str>) -> String {
     match retry_at {
-        Some(at) => format!(" [attempt {attempt}/{max_attempts}, retry after {at} UTC]"),
+        Some(at) => {
+            format!(" [attempt {attempt}/{max_attempts}, transient, retry after {at} UTC]")
+        }
         None => format!(
-            " [attempt {attempt}/{max_attempts}, no more retries: set error_count to 0 to retry]"
+            " [attempt {attempt}/{max_attempts}, transient, no more retries: set error_count \
+             to 0 to retry]"
         ),
     }
 }
+
+/// `err_info`'s suffix for a permanent failure: the ready filter skips the row until
+/// an operator resets error_count.
+pub fn permanent_marker(attempt: u32, max_attempts: u32) -> String {
+    format!(
+        " [attempt {attempt}/{max_attempts}, {PERMANENT}: not retried, set error_count to 0 \
+         to retry]"
+    )
+}
+
+/// The word after the counts that marks a permanent failure.
+const PERMANENT: &str = "permanent";
 
 /// A gateway row.
 #[derive(Debug, Clone)]
@@ -568,6 +585,8 @@ pub fn retry_state(err_info: &str) -> Option<RetryState> {
     let body = &body[body.rfind(" [attempt ")? + " [attempt ".len()..];
     let (counts, rest) = body.split_once(", ")?;
     let (attempt, max) = counts.split_once('/')?;
+    // Markers before the word "transient" was written have none.
+    let rest = rest.strip_prefix("transient, ").unwrap_or(rest);
     let retry_at = rest
         .strip_prefix("retry after ")
         .and_then(|r| r.strip_suffix(" UTC"))
@@ -575,7 +594,7 @@ pub fn retry_state(err_info: &str) -> Option<RetryState> {
     Some(RetryState {
         attempt: attempt.parse().ok()?,
         max_attempts: max.parse().ok()?,
-        permanent: rest.starts_with("permanent"),
+        permanent: rest.starts_with(PERMANENT),
         retry_at,
     })
 }
@@ -669,6 +688,22 @@ pub fn failing_rows(conn: &mut PooledConn, limit: usize) -> Result<Vec<FailingRo
     .map_err(|e| DbError::query("cannot read the notifytask queue", &e))
 }
 
+/// The module and file of row `id`, whatever its state; `None` when there is no such row.
+pub fn task_file(conn: &mut PooledConn, id: u64) -> Result<Option<(String, String)>, DbError> {
+    let row: Option<(Option<String>, Option<Vec<u8>>)> = conn
+        .exec_first(
+            format!("SELECT modulename, filename FROM {NOTIFYTASK} WHERE id = ?"),
+            (id,),
+        )
+        .map_err(|e| DbError::query("cannot read the notifytask queue", &e))?;
+    Ok(row.map(|(module, filename)| {
+        (
+            module.unwrap_or_default(),
+            String::from_utf8_lossy(&filename.unwrap_or_default()).into_owned(),
+        )
+    }))
+}
+
 /// Makes failed rows ready at once (error_count 0; err_info keeps the last reason):
 /// the named ones, or with `ids` empty every failed row. Returns how many changed.
 pub fn clear_backoff(conn: &mut PooledConn, ids: &[u64]) -> Result<u64, DbError> {
@@ -721,6 +756,13 @@ mod tests {
         assert!(!state.permanent);
         let last = retry_state(&format!("x{}", retry_marker(10, 10, None))).unwrap();
         assert_eq!(last.retry_at, None);
+        assert!(!last.permanent);
+        let permanent = retry_state(&format!("x{}", permanent_marker(1, 10))).unwrap();
+        assert!(permanent.permanent && permanent.retry_at.is_none());
+        assert_eq!(permanent.attempt, 1);
+        // Written by the version before "transient" was spelt out.
+        let old = retry_state("x [attempt 2/10, retry after 2026-01-01 00:00:00 UTC]").unwrap();
+        assert!(!old.permanent && old.retry_at.is_some());
         assert_eq!(retry_state("a reason of BILLmanager's"), None);
         assert_eq!(retry_state("x [attempt a/b, retry after y UTC]"), None);
     }

@@ -3,6 +3,7 @@
 //! on stdout. Errors are mapped to BILLmanager's error XML here and nowhere else.
 
 pub mod input;
+pub mod program;
 pub mod script;
 
 use std::fmt;
@@ -16,6 +17,11 @@ use crate::xml;
 /// Largest stdin a gateway command accepts; BILLmanager sends a few kilobytes.
 const MAX_INPUT: u64 = 16 * 1024 * 1024;
 
+/// Error types that say the request itself is wrong (bad input XML, a missing or bad
+/// parameter): the same request fails the same way every time. A third-party module's
+/// error XML with one of these types is permanent too.
+const PERMANENT_TYPES: &[&str] = &["xml", "missed", "value"];
+
 /// A failure as BILLmanager shows it: `<error type=".." object=".."><msg>..`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayError {
@@ -25,6 +31,9 @@ pub struct GatewayError {
     pub object: String,
     /// Human text for the operator.
     pub msg: String,
+    /// The request can never succeed as it is (an invalid number, a gateway set up
+    /// wrongly): the queue records it at once for an operator instead of retrying.
+    pub permanent: bool,
 }
 
 impl GatewayError {
@@ -33,7 +42,13 @@ impl GatewayError {
             kind: kind.to_owned(),
             object: object.to_owned(),
             msg: msg.into(),
+            permanent: PERMANENT_TYPES.contains(&kind),
         }
+    }
+    /// The same error, marked as one that retrying cannot cure.
+    pub fn into_permanent(mut self) -> Self {
+        self.permanent = true;
+        self
     }
     /// The input is not the XML the command expects.
     pub fn xml(msg: impl Into<String>) -> Self {
@@ -63,12 +78,11 @@ impl GatewayError {
 
 impl fmt::Display for GatewayError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = if self.object.is_empty() {
-            format!("{}: {}", self.kind, self.msg)
+        if self.object.is_empty() {
+            write!(f, "{}: {}", self.kind, self.msg)
         } else {
-            format!("{} ({}): {}", self.kind, self.object, self.msg)
-        };
-        f.write_str(&crate::log::redact(&text))
+            write!(f, "{} ({}): {}", self.kind, self.object, self.msg)
+        }
     }
 }
 

@@ -177,7 +177,12 @@ impl ScriptGateway {
             failure.located_msg()
         );
         if failure.raised {
-            GatewayError::provider(&self.role, failure.msg)
+            let error = GatewayError::provider(&self.role, failure.msg);
+            if failure.permanent {
+                error.into_permanent()
+            } else {
+                error
+            }
         } else if failure.line.is_none() {
             // rhai reports sandbox limits without the line they struck at.
             self.script_error(format!("in fn {}(): {}", command.name(), failure.msg))

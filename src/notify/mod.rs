@@ -5,7 +5,6 @@
 pub mod ntsms;
 
 use std::fmt;
-use std::path::Path;
 use std::process::ExitCode;
 
 use crate::root::MgrRoot;
@@ -25,6 +24,17 @@ impl Kind {
             Kind::Sms => "ntsms",
             Kind::Email => "ntemail",
             Kind::Internal => "ntinternal",
+        }
+    }
+
+    /// The `<user>` field that holds a user's address on this channel; the queue
+    /// requires it and fills it from the user table when the notice lacks it.
+    pub fn contact_field(self) -> &'static str {
+        match self {
+            Kind::Sms => "phone",
+            Kind::Email => "email",
+            // The client area addresses the user by id.
+            Kind::Internal => "id",
         }
     }
 }
@@ -67,8 +77,6 @@ impl NotifyFeatures {
 /// A notification module, as the seed's C++ API has it.
 pub trait NotifyModule {
     fn features(&self) -> NotifyFeatures;
-    /// Sends the notification described in one file.
-    fn user_notify(&self, file: &Path) -> Result<(), NotifyError>;
     /// Processes incoming messages of one gateway, or of all (`all`).
     fn get_message(&self, gate: &str) -> Result<(), NotifyError>;
     /// Works through this module's rows of the notifytask queue.

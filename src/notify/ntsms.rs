@@ -1,12 +1,10 @@
 //! ntsms: SMS notifications through the SMS gateways (`notify_module='ntsms'`).
 
-use std::path::Path;
-
-use crate::notify::{NotifyError, NotifyFeatures, NotifyModule};
+use crate::notify::{Kind, NotifyError, NotifyFeatures, NotifyModule};
 use crate::queue;
 use crate::root::MgrRoot;
 
-const ROLE: &str = "ntsms";
+const KIND: Kind = Kind::Sms;
 
 pub struct Ntsms {
     root: MgrRoot,
@@ -22,13 +20,8 @@ impl NotifyModule for Ntsms {
     fn features(&self) -> NotifyFeatures {
         NotifyFeatures {
             features: &["sms"],
-            contact_type: "phone",
+            contact_type: KIND.contact_field(),
         }
-    }
-
-    fn user_notify(&self, file: &Path) -> Result<(), NotifyError> {
-        queue::deliver_one(&self.root, ROLE, self.features().contact_type, file)
-            .map_err(|e| NotifyError(e.0))
     }
 
     /// SMS gateways only send: there is never anything to get, and saying so is not
@@ -39,7 +32,7 @@ impl NotifyModule for Ntsms {
     }
 
     fn process_queue(&self) -> Result<(), NotifyError> {
-        queue::process(&self.root, ROLE, self.features().contact_type)
+        queue::process(&self.root, &KIND.into())
             .map(|_| ())
             .map_err(|e| NotifyError(e.0))
     }

@@ -25,15 +25,24 @@ pub fn err_info(reason: &str, marker: &str, column: &TextColumn) -> String {
     column.fit(&one_line, marker)
 }
 
-/// The whole `err_info` after the `attempt`-th failure at `now` (UTC).
+/// The whole `err_info` after the `attempt`-th failure at `now` (UTC); a permanent
+/// one gets no retry time.
 pub fn failure_text(
     reason: &str,
+    permanent: bool,
     attempt: u32,
     max_attempts: u32,
     now: time::OffsetDateTime,
     delay: Duration,
     column: &TextColumn,
 ) -> String {
+    if permanent {
+        return err_info(
+            reason,
+            &schema::permanent_marker(attempt, max_attempts),
+            column,
+        );
+    }
     let retry_at = (attempt < max_attempts).then(|| {
         let at = now + delay;
         at.format(schema::RETRY_STAMP).unwrap_or_default()
@@ -69,16 +78,21 @@ mod tests {
             bytes: 1020,
         };
         let now = time::macros::datetime!(2026-11-27 18:00:00 UTC);
-        let text = failure_text("a\nb", 3, 10, now, Duration::from_secs(840), &column);
+        let text = failure_text("a\nb", false, 3, 10, now, Duration::from_secs(840), &column);
         assert_eq!(
             text,
-            "a b [attempt 3/10, retry after 2026-11-27 18:14:00 UTC]"
+            "a b [attempt 3/10, transient, retry after 2026-11-27 18:14:00 UTC]"
         );
         let long = "x".repeat(1000);
-        let text = failure_text(&long, 1, 10, now, Duration::ZERO, &column);
+        let text = failure_text(&long, false, 1, 10, now, Duration::ZERO, &column);
         assert_eq!(text.chars().count(), 255);
         assert!(text.ends_with("2026-11-27 18:00:00 UTC]"));
-        let last = failure_text("gone", 10, 10, now, Duration::ZERO, &column);
-        assert!(last.starts_with("gone [attempt 10/10, no more retries"));
+        let last = failure_text("gone", false, 10, 10, now, Duration::ZERO, &column);
+        assert!(last.starts_with("gone [attempt 10/10, transient, no more retries"));
+        let refused = failure_text("bad number", true, 1, 10, now, Duration::ZERO, &column);
+        assert!(
+            refused.starts_with("bad number [attempt 1/10, permanent: not retried"),
+            "{refused}"
+        );
     }
 }

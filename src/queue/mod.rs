@@ -27,7 +27,7 @@ use crate::db::schema::{self, ClaimMode, QueuePosition, ReadyFilter, TableFacts}
 use crate::db::{DbError, DbSettings, StatementError};
 use crate::root::MgrRoot;
 use config::QueueConfig;
-use send::Courier;
+use send::{Channel, Courier};
 
 /// Why a run could not do its work (the database, the configuration). Problems of a
 /// single row are not run errors: they go to that row's err_info.
@@ -91,6 +91,8 @@ struct Shared {
     config: QueueConfig,
     /// The user table columns a notice may take (see [`user_fields`]).
     user_columns: Vec<String>,
+    /// What the run sent and failed, for `mgrnotify stats`.
+    stats: crate::stats::Recorder,
     /// A worker lost its database connection: the run ends, so the rows still handed
     /// over are left alone rather than each waiting for a database that hangs.
     db_lost: AtomicBool,
@@ -127,7 +129,7 @@ impl Drop for Taken<'_> {
 
 /// The user table columns a notice may take: the standard ones, the contact field of
 /// the notification kind, and those an operator added (`QueueUserFields`).
-fn user_fields(config: &QueueConfig, contact_field: &str) -> Vec<String> {
+pub fn user_fields(config: &QueueConfig, contact_field: &str) -> Vec<String> {
     schema::USER_FIELDS
         .iter()
         .chain([&contact_field])
@@ -136,10 +138,10 @@ fn user_fields(config: &QueueConfig, contact_field: &str) -> Vec<String> {
         .collect()
 }
 
-/// Processes the ready rows of `role` (`modulename`) until none is left, the time
-/// budget is spent, or SIGTERM/SIGINT stops the run. `contact_field` is the user
-/// column that holds the kind's address (`phone` for SMS).
-pub fn process(root: &MgrRoot, role: &str, contact_field: &str) -> Result<Summary, QueueError> {
+/// Processes the ready rows of `channel.role` (`modulename`) until none is left, the
+/// time budget is spent, or SIGTERM/SIGINT stops the run.
+pub fn process(root: &MgrRoot, channel: &Channel) -> Result<Summary, QueueError> {
+    let role = channel.role.as_str();
     let config = QueueConfig::load(root)?;
     stop::install().map_err(QueueError)?;
     let settings = DbSettings::load(root)?;
@@ -153,7 +155,8 @@ pub fn process(root: &MgrRoot, role: &str, contact_field: &str) -> Result<Summar
         .unwrap_or_else(|| ClaimMode::for_server(&version));
     let facts = schema::check_tables(&mut conn)?;
     let gateways = schema::gateways(&mut conn, role)?;
-    let user_columns = schema::user_columns(&mut conn, &user_fields(&config, contact_field))?;
+    let user_columns =
+        schema::user_columns(&mut conn, &user_fields(&config, &channel.contact_field))?;
     let forced_only = root.do_nothing_flag().exists();
     crate::info!(
         "process: {} (server {version}, claim {}), {} workers, {} {role} gateway row(s){}",
@@ -169,11 +172,12 @@ pub fn process(root: &MgrRoot, role: &str, contact_field: &str) -> Result<Summar
     );
     let shared = Arc::new(Shared {
         root: root.clone(),
-        courier: Courier::new(root.clone(), role, gateways, &config),
+        courier: Courier::new(root.clone(), channel.clone(), gateways, &config),
         mode,
         facts,
         config: config.clone(),
         user_columns,
+        stats: crate::stats::Recorder::new(root),
         db_lost: AtomicBool::new(false),
     });
 
@@ -197,6 +201,7 @@ pub fn process(root: &MgrRoot, role: &str, contact_field: &str) -> Result<Summar
         &workers,
     );
     workers.finish();
+    shared.stats.flush();
     let summary = result?;
     let counts = format!(
         "{} sent, {} failed, {} skipped (held by another run), {} left as they were",
@@ -475,7 +480,13 @@ fn claim_and_send(
             schema::user_fields(&mut tx, columns, id)
         })
     }))
-    .unwrap_or_else(|_| Err("internal error while sending (see the log)".to_owned()));
+    .unwrap_or_else(|_| {
+        Err(send::SendError {
+            kind: send::SendErrorKind::Transient,
+            msg: "internal error while sending (see the log)".to_owned(),
+            gateway: String::new(),
+        })
+    });
     match result {
         Ok(sent) => {
             let done =
@@ -487,7 +498,9 @@ fn claim_and_send(
                 );
                 return Err(e);
             }
+            let latency = started.elapsed();
             for s in &sent {
+                shared.stats.sent(shared.courier.role(), &s.module, latency);
                 crate::info!(
                     "notifytask {}: sent through gateway {} ({}) in {} ms{}",
                     task.id,
@@ -511,7 +524,8 @@ fn claim_and_send(
             let config = &shared.config;
             let delay = backoff::retry_delay(attempt, config.retry_base, config.retry_cap);
             let err_info = backoff::failure_text(
-                &reason,
+                &reason.msg,
+                reason.is_permanent(),
                 attempt,
                 config.max_attempts,
                 time::OffsetDateTime::now_utc(),
@@ -521,6 +535,10 @@ fn claim_and_send(
             crate::warn!("notifytask {}: {err_info}", task.id);
             schema::record_failure(&mut tx, task.id, &err_info)
                 .and_then(|()| schema::commit(tx, task.id))?;
+            let retried = !reason.is_permanent() && attempt < config.max_attempts;
+            shared
+                .stats
+                .failed(shared.courier.role(), &reason.gateway, retried);
             Ok(Outcome::Failed)
         }
     }
@@ -553,32 +571,6 @@ fn now_stamp() -> String {
     time::OffsetDateTime::now_utc()
         .format(schema::RETRY_STAMP)
         .unwrap_or_default()
-}
-
-/// Sends one notification file without a queue row (`UserNotify`): the gateways
-/// still come from the database. `contact_field` as for [`process`].
-pub fn deliver_one(
-    root: &MgrRoot,
-    role: &str,
-    contact_field: &str,
-    file: &std::path::Path,
-) -> Result<(), QueueError> {
-    let config = QueueConfig::load(root)?;
-    let settings = DbSettings::load(root)?;
-    let pool = settings.connect(1, config.db_timeout)?;
-    let mut conn = pool
-        .get_conn()
-        .map_err(|e| DbError::query("cannot get a database connection", &e))?;
-    let gateways = schema::gateways(&mut conn, role)?;
-    let columns = schema::user_columns(&mut conn, &user_fields(&config, contact_field))?;
-    let courier = Courier::new(root.clone(), role, gateways, &config);
-    let name = file.to_string_lossy();
-    courier
-        .deliver_file(&name, &mut |id| {
-            schema::user_fields(&mut conn, &columns, id)
-        })
-        .map_err(QueueError)?;
-    Ok(())
 }
 
 #[cfg(test)]

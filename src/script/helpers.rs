@@ -38,8 +38,12 @@ pub fn host_error(msg: impl Into<String>) -> Box<EvalAltResult> {
 /// functions do not wrap: a `fail` inside `try` still fails the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Abort {
-    /// `fail(text)`: the provider refused; the text is for the operator.
+    /// `fail(text)`: the provider refused; the text is for the operator. Trying again
+    /// later may succeed.
     Fail(String),
+    /// `fail_permanent(text)`: the provider refused for good (an invalid number, a
+    /// blocked recipient): the queue does not try the message again by itself.
+    FailPermanent(String),
     /// A bug in the script that only shows when it runs (a bad regular expression),
     /// with where it struck: script functions pass an abort on without a position.
     Bug(String, Position),
@@ -56,6 +60,9 @@ pub fn abort(reason: Abort) -> Box<EvalAltResult> {
 pub fn register(engine: &mut Engine) {
     engine.register_fn("fail", |msg: &str| -> HostResult<()> {
         Err(abort(Abort::Fail(msg.to_owned())))
+    });
+    engine.register_fn("fail_permanent", |msg: &str| -> HostResult<()> {
+        Err(abort(Abort::FailPermanent(msg.to_owned())))
     });
     engine.register_fn("secret", |value: &str| -> HostResult<String> {
         if crate::log::add_command_secret(value) {

@@ -294,6 +294,8 @@ pub struct Failure {
     /// `fail(..)`, `throw` or a host helper's error: the provider's (or helper's)
     /// answer. Otherwise a script bug or a sandbox limit.
     pub raised: bool,
+    /// Raised by `fail_permanent(..)`: retrying cannot help.
+    pub permanent: bool,
     pub msg: String,
     pub line: Option<usize>,
     pub column: Option<usize>,
@@ -303,11 +305,16 @@ impl Failure {
     pub fn from_eval(e: &EvalAltResult) -> Self {
         let inner = e.unwrap_inner();
         let mut pos = inner.position();
+        let mut permanent = false;
         let (raised, msg) = match inner {
             EvalAltResult::ErrorRuntime(value, _) => (true, thrown_text(value)),
             EvalAltResult::ErrorTerminated(token, _) if token.is::<Abort>() => {
                 match token.clone_cast::<Abort>() {
                     Abort::Fail(msg) => (true, fail_text(msg)),
+                    Abort::FailPermanent(msg) => {
+                        permanent = true;
+                        (true, fail_text(msg))
+                    }
                     Abort::Bug(msg, at) => {
                         pos = at;
                         (false, msg)
@@ -369,6 +376,7 @@ impl Failure {
         };
         Self {
             raised,
+            permanent,
             msg,
             line: pos.line(),
             column: pos.position(),

@@ -44,6 +44,16 @@ pub enum Kind {
 
 const XSLT_NAMESPACE: &str = "http://www.w3.org/1999/XSL/Transform";
 
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Xslt => "XSLT",
+            Kind::Ejs => "EJS",
+            Kind::Plain => "plain text",
+        }
+    }
+}
+
 /// Tells the template kind. A text that is a well-formed XSLT stylesheet is XSLT even if
 /// it contains `<%`; a text that names the XSLT namespace but is not well-formed (and has
 /// no EJS tags) is XSLT too, and rendering it fails with the parser's reason.
