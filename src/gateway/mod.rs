@@ -9,7 +9,7 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-pub use input::{GatewaySettings, OutgoingInput};
+pub use input::{Attachment, GatewaySettings, OutgoingInput};
 
 use crate::xml;
 

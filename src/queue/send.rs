@@ -149,6 +149,8 @@ impl Courier {
                         settings,
                         message: rendered.text.clone(),
                         subject: rendered.subject.clone(),
+                        html: None,
+                        attachments: Vec::new(),
                         user: n.user.clone(),
                         project: n.project(),
                     };
