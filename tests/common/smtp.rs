@@ -116,7 +116,15 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A test CA and a server certificate for 127.0.0.1 and localhost signed by it.
 fn make_certificates(dir: &Path) {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-    let mut ca = vec!["req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=mgrnotify test CA"];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=mgrnotify test CA",
+    ];
     ca.extend(ec);
     ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
     openssl(dir, &ca);
@@ -133,8 +141,21 @@ fn make_certificates(dir: &Path) {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.pem",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
         ],
     );
 }
@@ -210,7 +231,12 @@ impl SmtpServer {
                     from: meta["from"].as_str().unwrap_or_default().to_owned(),
                     to: meta["to"]
                         .as_array()
-                        .map(|a| a.iter().filter_map(|v| v.as_str()).map(str::to_owned).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|v| v.as_str())
+                                .map(str::to_owned)
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     peer: meta["peer"].as_u64().unwrap_or_default() as u16,
                     tls: meta["tls"].as_bool().unwrap_or_default(),
