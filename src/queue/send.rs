@@ -1,7 +1,8 @@
 //! Sending one notification file: render it, choose the gateways of its provider, and
 //! hand the message to each in turn until one accepts it (failover). A gateway module
-//! that is one of our own script roles runs in-process; any other (third-party, in any
-//! language) runs as `gate/<module> --command outgoing` with the seed's XML on stdin.
+//! that is one of our own roles (a built-in gateway or a script) runs in-process, one
+//! value per run serving every worker; any other (third-party, in any language) runs
+//! as `gate/<module> --command outgoing` with the seed's XML on stdin.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -15,6 +16,7 @@ use crate::db::schema::GatewayRow;
 use crate::gateway::script::ScriptGateway;
 use crate::gateway::{self, Delivery, GatewayError, GatewayModule, GatewaySettings, OutgoingInput};
 use crate::notice::{self, Notice};
+use crate::roles::{self, Build};
 use crate::root::MgrRoot;
 use crate::xml::Params;
 
@@ -219,6 +221,11 @@ impl Courier {
             ));
         };
         let ours = self.own_exe.as_deref() == Some(target.as_path());
+        if let (true, Some(Build::Builtin(builtin))) =
+            (ours, roles::lookup(module).map(|r| r.build))
+        {
+            return Route::InProcess(builtin.open(&self.root));
+        }
         if ours && self.root.script(module).is_file() {
             return match ScriptGateway::open(&self.root, module) {
                 Ok(g) => Route::InProcess(Arc::new(g)),
