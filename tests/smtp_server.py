@@ -52,7 +52,8 @@ class Keeper:
                     "from": envelope.mail_from,
                     "to": envelope.rcpt_tos,
                     "peer": session.peer[1],
-                    "tls": session.ssl is not None,
+                    "tls": session.ssl is not None
+                    or server.transport.get_extra_info("ssl_object") is not None,
                     "login": session.auth_data.login.decode()
                     if isinstance(session.auth_data, LoginPassword)
                     else None,
@@ -76,7 +77,8 @@ def authenticator(login, password):
             and auth_data.login.decode() == login
             and auth_data.password.decode() == password
         )
-        return AuthResult(success=ok, auth_data=auth_data if ok else None)
+        # handled=False: aiosmtpd answers a failure with 535 itself.
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
     return check
 
@@ -102,7 +104,9 @@ async def main():
     if args.auth:
         options.update(
             auth_required=True,
-            auth_require_tls=context is not None,
+            # aiosmtpd counts only STARTTLS as TLS: with implicit TLS the
+            # connection is encrypted from the start anyway.
+            auth_require_tls=context is not None and not args.implicit_tls,
             authenticator=authenticator(
                 os.environ["SMTP_TEST_LOGIN"], os.environ["SMTP_TEST_PASSWORD"]
             ),

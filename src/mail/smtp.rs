@@ -388,21 +388,20 @@ fn describe(e: &SmtpError, settings: &SmtpSettings) -> String {
     if let Some(code) = e.status() {
         return format!("{code} {detail}").trim_end().to_owned();
     }
-    if e.is_tls() {
-        let hint = if detail.contains("UnknownIssuer") {
-            ": its certificate is not signed by a trusted CA (a private CA's certificate goes in ca_file)"
-        } else if detail.contains("NotValidForName") {
-            ": its certificate is not for this host name"
-        } else {
-            ""
-        };
-        return format!("TLS: {detail}{hint}");
-    }
-    if detail.is_empty() {
+    let detail = if detail.is_empty() {
         e.to_string()
     } else {
         detail
-    }
+    };
+    let hint = if detail.contains("UnknownIssuer") {
+        " (the server's certificate is not signed by a trusted CA: a private CA's \
+         certificate goes in ca_file)"
+    } else if detail.contains("NotValidForName") {
+        " (the server's certificate is not for this host name)"
+    } else {
+        ""
+    };
+    format!("{detail}{hint}")
 }
 
 /// The CAs a server certificate is checked against: the system's (or, when the
