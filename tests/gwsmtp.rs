@@ -182,8 +182,15 @@ fn a_whole_mail_as_the_server_receives_it() {
     assert!(id.ends_with("@shop.test"), "{id}");
     assert_eq!(mail.header("Message-ID"), Some(format!("<{id}>")));
 
-    // Headers as they travel: RFC 2047 for the Cyrillic ones, ASCII throughout.
+    // Headers as they travel: RFC 2047 for the Cyrillic ones, ASCII throughout, and
+    // CRLF line ends only (servers refuse bare LF; a text attachment has them).
     assert!(mail.raw.is_ascii());
+    let bare_lf = mail
+        .raw
+        .iter()
+        .enumerate()
+        .any(|(i, b)| *b == b'\n' && (i == 0 || mail.raw[i - 1] != b'\r'));
+    assert!(!bare_lf, "a bare LF in the mail");
     let subject = mail.header("Subject").unwrap();
     assert!(subject.starts_with("=?utf-8?"), "{subject}");
     let from = mail.header("From").unwrap();

@@ -242,7 +242,7 @@ mod tests {
     fn sender() -> Sender {
         let mut p = Params::new();
         p.set("from_email", "billing@shop.test");
-        p.set("from_name", "Магазин\r\nBcc: evil@x.test");
+        p.set("from_name", "Shop\r\nBcc: evil@x.test");
         Sender::from_params(&p).unwrap()
     }
 
@@ -286,6 +286,22 @@ mod tests {
                 .any(|l| l.to_ascii_lowercase().starts_with("bcc")),
             "{head}"
         );
+        // One line each, as meant, not an encoded word hiding a line break.
+        assert!(
+            head.contains("\r\nSubject: Hi Bcc: evil@x.test\r\n"),
+            "{head}"
+        );
+        let from = head.lines().find(|l| l.starts_with("From:")).unwrap();
+        let word = from
+            .split("=?utf-8?b?")
+            .nth(1)
+            .and_then(|w| w.split("?=").next())
+            .unwrap_or_else(|| panic!("{from}"));
+        use base64::Engine;
+        let name = base64::engine::general_purpose::STANDARD
+            .decode(word)
+            .unwrap();
+        assert_eq!(String::from_utf8(name).unwrap(), "Shop Bcc: evil@x.test");
         assert_eq!(mail.envelope.to().len(), 1);
     }
 

@@ -317,9 +317,21 @@ fn transaction(
     mail: &Mail,
 ) -> Result<(), Refused> {
     let server = settings.server();
-    let refused = |what: String, e: SmtpError| Refused {
-        answered: e.status().is_some(),
-        error: failure(format!("{what}: {}", describe(&e, settings))),
+    // `what` the server refused when it answered; else the step the connection failed at.
+    let refused = |what: String, step: &str, e: SmtpError| {
+        let answered = e.status().is_some();
+        let msg = if answered {
+            format!("{what}: {}", describe(&e, settings))
+        } else {
+            format!(
+                "{server}: the connection failed at {step}: {}",
+                describe(&e, settings)
+            )
+        };
+        Refused {
+            error: failure(msg),
+            answered,
+        }
     };
     let local = |msg: String| Refused {
         error: failure(msg),
@@ -351,16 +363,21 @@ fn transaction(
     }
     let from = mail.envelope.from().cloned();
     let sender = from.as_ref().map(Address::to_string).unwrap_or_default();
-    conn.command(MailFrom::new(from, options))
-        .map_err(|e| refused(format!("{server} refused the sender {sender}"), e))?;
+    conn.command(MailFrom::new(from, options)).map_err(|e| {
+        refused(
+            format!("{server} refused the sender {sender}"),
+            "MAIL FROM",
+            e,
+        )
+    })?;
     for to in mail.envelope.to() {
         conn.command(Rcpt::new(to.clone(), Vec::new()))
-            .map_err(|e| refused(format!("{server} refused the recipient {to}"), e))?;
+            .map_err(|e| refused(format!("{server} refused the recipient {to}"), "RCPT TO", e))?;
     }
     conn.command(Data)
-        .map_err(|e| refused(format!("{server} refused DATA"), e))?;
+        .map_err(|e| refused(format!("{server} refused DATA"), "DATA", e))?;
     conn.message(&mail.source)
-        .map_err(|e| refused(format!("{server} refused the message"), e))?;
+        .map_err(|e| refused(format!("{server} refused the message"), "the message", e))?;
     Ok(())
 }
 
