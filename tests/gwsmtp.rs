@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::mgr_root::{error_of, stderr, stdout, MgrRoot};
-use common::smtp::{Options, SmtpServer, Tls, LOGIN, PASSWORD};
+use common::smtp::{Encryption, Options, SmtpServer, LOGIN, PASSWORD};
 use mail_parser::{MessageParser, MimeHeaders};
 use mgrnotify::gateway::smtp::SmtpGateway;
 use mgrnotify::gateway::{Attachment, GatewayModule, OutgoingInput};
@@ -279,7 +279,10 @@ fn a_text_mail_is_text_plain() {
 
 #[test]
 fn starttls_and_implicit_tls_with_login() {
-    for (tls, security) in [(Tls::StartTls, "starttls"), (Tls::Implicit, "tls")] {
+    for (tls, security) in [
+        (Encryption::StartTls, "starttls"),
+        (Encryption::Implicit, "tls"),
+    ] {
         let server = SmtpServer::start(Options {
             tls,
             auth: true,
@@ -306,7 +309,7 @@ fn starttls_and_implicit_tls_with_login() {
 #[test]
 fn an_untrusted_certificate_is_refused() {
     let server = SmtpServer::start(Options {
-        tls: Tls::StartTls,
+        tls: Encryption::StartTls,
         auth: true,
         ..Options::default()
     });
@@ -326,7 +329,7 @@ fn an_untrusted_certificate_is_refused() {
 #[test]
 fn a_refused_login_names_the_server_and_its_reply() {
     let server = SmtpServer::start(Options {
-        tls: Tls::StartTls,
+        tls: Encryption::StartTls,
         auth: true,
         ..Options::default()
     });
@@ -465,7 +468,7 @@ fn input(params: &[(String, String)], email: &str) -> OutgoingInput {
 #[test]
 fn one_gateway_reuses_its_connection_with_rset_between_messages() {
     let server = SmtpServer::start(Options {
-        tls: Tls::StartTls,
+        tls: Encryption::StartTls,
         auth: true,
         ..Options::default()
     });

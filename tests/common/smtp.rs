@@ -15,7 +15,7 @@ pub const PASSWORD: &str = "Smtp-Secret-4q9Z";
 
 /// How the server is started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Tls {
+pub enum Encryption {
     #[default]
     None,
     /// STARTTLS offered and required before MAIL.
@@ -26,7 +26,7 @@ pub enum Tls {
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
-    pub tls: Tls,
+    pub tls: Encryption,
     pub auth: bool,
     pub close_after_message: bool,
 }
@@ -168,14 +168,14 @@ impl SmtpServer {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_server.py");
         let mut cmd = Command::new(python());
         cmd.arg(script).arg("--dir").arg(&mail_dir);
-        if options.tls != Tls::None {
+        if options.tls != Encryption::None {
             make_certificates(dir.path());
             cmd.arg("--tls-cert")
                 .arg(dir.path().join("server.pem"))
                 .arg("--tls-key")
                 .arg(dir.path().join("server.key"));
         }
-        if options.tls == Tls::Implicit {
+        if options.tls == Encryption::Implicit {
             cmd.arg("--implicit-tls");
         }
         if options.auth {
