@@ -622,3 +622,20 @@ fn sync_writes_the_plugin_xml_while_gwsmtp_is_ours() {
     assert!(stderr(&out).contains("left alone"), "{}", stderr(&out));
     assert!(!root.path().join("etc/xml/billmgr_mod_gwsmtp.xml").exists());
 }
+
+#[test]
+fn take_over_and_give_back_bring_and_take_the_plugin_xml() {
+    let root = MgrRoot::new();
+    let xml = root.path().join("etc/xml/billmgr_mod_gwsmtp.xml");
+    std::fs::remove_file(root.path().join("gate/gwsmtp")).unwrap();
+    root.write("gate/gwsmtp", "#!/bin/sh\necho billmanager\n");
+    let out = root.run("sbin/mgrnotify", &["take-over", "gwsmtp"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read_to_string(&xml)
+        .unwrap()
+        .contains("<plugin name=\"gwsmtp\">"));
+    let out = root.run("sbin/mgrnotify", &["give-back", "gwsmtp"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(root.read("gate/gwsmtp"), "#!/bin/sh\necho billmanager\n");
+    assert!(!xml.exists(), "the form of ours left with our module");
+}
