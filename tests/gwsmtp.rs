@@ -639,3 +639,28 @@ fn take_over_and_give_back_bring_and_take_the_plugin_xml() {
     assert_eq!(root.read("gate/gwsmtp"), "#!/bin/sh\necho billmanager\n");
     assert!(!xml.exists(), "the form of ours left with our module");
 }
+
+#[test]
+fn a_server_that_never_answers_times_out() {
+    // Accepts the connection and says nothing, as a wedged server does.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _holder = std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(1).collect();
+        std::thread::sleep(Duration::from_secs(20));
+        drop(held);
+    });
+    let server = SmtpServer::start(Options::default());
+    let root = MgrRoot::new();
+    let mut p = params(&server, "none", false);
+    set(&mut p, "port", &port.to_string());
+    set(&mut p, "timeout", "1");
+    let started = Instant::now();
+    let out = send(&root, &outgoing_xml(&p, "a@client.test", ""));
+    assert!(started.elapsed() < Duration::from_secs(10), "did not hang");
+    let (_, _, msg) = failure(&root, &out);
+    assert!(
+        msg.contains(&format!("127.0.0.1:{port}")) && msg.contains("no answer within 1 s"),
+        "{msg}"
+    );
+}
