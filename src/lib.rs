@@ -1,7 +1,8 @@
 //! mgrnotify: BILLmanager 5 notification and gateway modules in one executable.
 //!
 //! Layers, each behind a narrow interface:
-//! - [`gateway`]: the gateway module protocol and the script-backed gateways;
+//! - [`gateway`]: the gateway module protocol, the script-backed gateways and the
+//!   built-in ones; [`mail`]: building mails and sending them over SMTP;
 //! - [`notify`]: the notification module protocol and the notification roles;
 //! - [`script`]: the rhai provider-script engine; [`http`]: HTTP for scripts;
 //! - [`template`]: rendering notices; [`notice`]: BILLmanager's notification file;
@@ -14,6 +15,7 @@ pub mod db;
 pub mod gateway;
 pub mod http;
 pub mod log;
+pub mod mail;
 pub mod notice;
 pub mod notify;
 pub mod plugin;
@@ -106,14 +108,16 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
             ),
             Err(code) => code,
         },
-        Build::PlannedGateway | Build::Script => {
+        Build::Builtin(_) | Build::PlannedGateway | Build::Script => {
             let (parsed, root) = match start::<GatewayArgs>(argv0, name, &args, |a| a.version) {
                 Ok(started) => started,
                 Err(code) => return code,
             };
             let command = parsed.command.unwrap_or_default();
-            if role.build == Build::PlannedGateway {
-                return gateway::serve_not_available(name);
+            match role.build {
+                Build::PlannedGateway => return gateway::serve_not_available(name),
+                Build::Builtin(builtin) => return gateway::serve(&*builtin.open(&root), &command),
+                _ => {}
             }
             match gateway::script::ScriptGateway::open(&root, name) {
                 Ok(module) => gateway::serve(&module, &command),

@@ -27,6 +27,8 @@ pub enum Build {
     Cli,
     /// A notification module, served by [`crate::notify::serve`].
     Notify(crate::notify::Kind),
+    /// A gateway built into the binary.
+    Builtin(crate::gateway::Builtin),
     /// A gateway this version names but does not bring yet: every command is a clear error.
     PlannedGateway,
     /// A gateway backed by the provider script `etc/mgrnotify/scripts/<role>.rhai`.
@@ -35,7 +37,10 @@ pub enum Build {
 
 impl Build {
     pub fn is_gateway(self) -> bool {
-        matches!(self, Build::PlannedGateway | Build::Script)
+        matches!(
+            self,
+            Build::Builtin(_) | Build::PlannedGateway | Build::Script
+        )
     }
 }
 
@@ -79,8 +84,8 @@ pub const ROLES: &[RoleSpec] = &[
     RoleSpec {
         name: "gwsmtp",
         folder: Folder::Gate,
-        build: Build::PlannedGateway,
-        about: "outgoing email over SMTP (not available yet)",
+        build: Build::Builtin(crate::gateway::Builtin::Smtp),
+        about: "outgoing email over SMTP",
     },
     RoleSpec {
         name: "gwimap",
@@ -154,6 +159,10 @@ mod tests {
         assert_eq!(lookup("ntsms").map(|r| r.folder), Some(Folder::Notify));
         assert_eq!(
             lookup("gwsmtp").map(|r| r.build),
+            Some(Build::Builtin(crate::gateway::Builtin::Smtp))
+        );
+        assert_eq!(
+            lookup("gwimap").map(|r| r.build),
             Some(Build::PlannedGateway)
         );
         assert_eq!(lookup("gwepochta").map(|r| r.build), Some(Build::Script));

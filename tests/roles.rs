@@ -45,7 +45,7 @@ fn version_and_help_everywhere() {
 #[test]
 fn builtin_gateways_not_yet_built_answer_error_xml() {
     let root = MgrRoot::new();
-    let out = root.run("gate/gwsmtp", &["--command", "features"], "");
+    let out = root.run("gate/gwimap", &["--command", "features"], "");
     assert!(!out.status.success());
     assert!(
         stdout(&out).contains("<error type=\"unsupported\""),

@@ -48,9 +48,18 @@ check "plugin XML for gwepochta" grep -q '<plugin name="gwepochta">' "$ROOT/etc/
 check "ntsms features" expect '<contact_type>phone</contact_type>' 0 notify/ntsms --command features
 check "ntemail answers clearly" expect 'not available yet' 1 notify/ntemail --command features
 check "ntinternal answers clearly" expect 'not available yet' 1 notify/ntinternal --command features
-for g in gwsmtp gwimap gwpop3; do
+for g in gwimap gwpop3; do
   check "$g answers error XML" expect '<error type="unsupported"' 1 gate/$g --command features
 done
+check "gwsmtp features" expect '<notify_module>ntemail</notify_module>' 0 gate/gwsmtp --command features
+gwsmtp_down() {
+  run gate/gwsmtp --command outgoing >"$ROOT/.got" 2>&1 <<'XML'
+<doc><gateway><xmlparams><host>127.0.0.1</host><port>1</port><security>none</security><from_email>b@shop.test</from_email></xmlparams></gateway><message>m</message><user><email>a@client.test</email></user></doc>
+XML
+  [ $? = 1 ] && has '<error type="gateway"' && has 'cannot connect to 127.0.0.1:1'
+}
+check "gwsmtp: a server that is down is error XML" gwsmtp_down
+check "plugin XML for gwsmtp" grep -q '<plugin name="gwsmtp">' "$ROOT/etc/xml/billmgr_mod_gwsmtp.xml"
 check "gwepochta features" expect '<feature name="outgoing"/>' 0 gate/gwepochta --command features
 check "gwepochta notify_module" expect '<notify_module>ntsms</notify_module>' 0 gate/gwepochta --command features
 check "gwepochta unknown command" expect '<error type="unknown"' 1 gate/gwepochta --command nonsense
@@ -84,7 +93,7 @@ check "its XML is gone" test ! -e "$ROOT/etc/xml/billmgr_mod_gwsmoke.xml"
 check "uninstall" "$HERE/install.sh" --root "$ROOT" --uninstall
 check "binary gone" test ! -e "$ROOT/sbin/mgrnotify"
 check "symlinks gone" bash -c "! ls '$ROOT'/notify/ntsms '$ROOT'/gate/gwepochta 2>/dev/null"
-check "plugin XML gone" test ! -e "$ROOT/etc/xml/billmgr_mod_gwepochta.xml"
+check "plugin XML gone" test ! -e "$ROOT/etc/xml/billmgr_mod_gwepochta.xml" -a ! -e "$ROOT/etc/xml/billmgr_mod_gwsmtp.xml"
 check "BILLmanager's files kept" test -f "$ROOT/etc/billmgr.conf" -a -x "$ROOT/notify/ntjabber" -a -f "$ROOT/etc/xml/billmgr_mod_gwjabber.xml"
 
 echo

@@ -98,6 +98,8 @@ fn send(argv0: &OsStr, args: &SendArgs) -> Result<(), String> {
         settings: GatewaySettings::new(params, "").map_err(|e| e.to_string())?,
         message: args.text.clone(),
         subject: args.subject.clone().unwrap_or_default(),
+        html: None,
+        attachments: Vec::new(),
         user,
         project: Params::new(),
     };

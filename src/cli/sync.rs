@@ -1,7 +1,7 @@
-//! `mgrnotify sync`: lays a symlink for every role of the table, and makes BILLmanager
-//! see every provider script — a `gate/gw<name>` symlink and
-//! `etc/xml/billmgr_mod_gw<name>.xml` each — and removes those of scripts that are
-//! gone. Only files it made itself are ever removed; a file of someone else's where a
+//! `mgrnotify sync`: lays a symlink for every role of the table (with the plugin XML
+//! of the built-in gateways), and makes BILLmanager see every provider script — a
+//! `gate/gw<name>` symlink and `etc/xml/billmgr_mod_gw<name>.xml` each — and removes
+//! those of scripts that are gone. Only files it made itself are ever removed; a file of someone else's where a
 //! link belongs is left alone (see `mgrnotify take-over`).
 
 use std::fs;
@@ -10,6 +10,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use crate::cli::say;
+use crate::gateway::Builtin;
 use crate::plugin;
 use crate::roles::{self, Build, RoleSpec};
 use crate::root::MgrRoot;
@@ -66,6 +67,9 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
     }
     for role in roles::linked(table).filter(|r| r.build != Build::Script) {
         ok &= ensure_link(role.name, &root.role_path(role.folder, role.name))?;
+        if let Build::Builtin(builtin) = role.build {
+            ok &= sync_builtin_xml(root, role.name, builtin)?;
+        }
     }
     for (role, path) in &scripts {
         let meta = match crate::script::load_metadata(path) {
@@ -82,20 +86,7 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         let xml = plugin::plugin_xml(role, &format!("etc/mgrnotify/scripts/{file}"), &meta);
-        let xml_path = root.plugin_xml(role);
-        if fs::read_to_string(&xml_path).ok().as_deref() != Some(xml.as_str()) {
-            if xml_path.exists() && !is_our_plugin_xml(&xml_path) {
-                eprintln!(
-                    "{role}: {} exists and was not written by mgrnotify: left alone",
-                    xml_path.display()
-                );
-                ok = false;
-            } else {
-                write_atomic(&xml_path, &xml)
-                    .map_err(|e| format!("cannot write {}: {e}", xml_path.display()))?;
-                say!("wrote {}", xml_path.display());
-            }
-        }
+        ok &= write_plugin_xml(root, role, &xml)?;
         ok &= ensure_link(role, &root.gate_module(role))?;
     }
     let has_script = |role: &str| scripts.iter().any(|(r, _)| r == role);
@@ -126,6 +117,45 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
         }
     }
     Ok(ok)
+}
+
+/// Writes `role`'s plugin XML when it differs; false when the file is someone else's.
+fn write_plugin_xml(root: &MgrRoot, role: &str, xml: &str) -> Result<bool, String> {
+    let xml_path = root.plugin_xml(role);
+    if fs::read_to_string(&xml_path).ok().as_deref() == Some(xml) {
+        return Ok(true);
+    }
+    if xml_path.exists() && !is_our_plugin_xml(&xml_path) {
+        eprintln!(
+            "{role}: {} exists and was not written by mgrnotify: left alone",
+            xml_path.display()
+        );
+        return Ok(false);
+    }
+    write_atomic(&xml_path, xml)
+        .map_err(|e| format!("cannot write {}: {e}", xml_path.display()))?;
+    say!("wrote {}", xml_path.display());
+    Ok(true)
+}
+
+/// A built-in gateway's plugin XML belongs with its `gate/` link: written while the
+/// link is mgrnotify's, removed (when it is ours) while BILLmanager's own module of
+/// that name is in place, whose form it would misdescribe.
+pub fn sync_builtin_xml(root: &MgrRoot, role: &str, builtin: Builtin) -> Result<bool, String> {
+    if is_our_link(&root.gate_module(role)) {
+        return write_plugin_xml(
+            root,
+            role,
+            &plugin::builtin_plugin_xml(role, builtin.metadata()),
+        );
+    }
+    let xml_path = root.plugin_xml(role);
+    if is_our_plugin_xml(&xml_path) {
+        fs::remove_file(&xml_path)
+            .map_err(|e| format!("cannot remove {}: {e}", xml_path.display()))?;
+        say!("removed {}", xml_path.display());
+    }
+    Ok(true)
 }
 
 /// Links `link` to the binary unless something is there; false when that something is

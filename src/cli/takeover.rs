@@ -93,6 +93,7 @@ pub fn take_over(root: &MgrRoot, table: &[RoleSpec], args: &[String]) -> Result<
         symlink(LINK_TARGET, &p.path)
             .map_err(|e| format!("cannot link {}: {e}", p.path.display()))?;
         say!("linked {} -> {LINK_TARGET}", p.path.display());
+        builtin_xml(root, table, &p.name)?;
     }
     Ok(true)
 }
@@ -140,6 +141,7 @@ pub fn give_back(root: &MgrRoot, table: &[RoleSpec], args: &[String]) -> Result<
             )
         })?;
         say!("restored {}", p.path.display());
+        builtin_xml(root, table, &p.name)?;
     }
     for folder in [roles::Folder::Notify, roles::Folder::Gate] {
         let dir = root.taken_over(folder, "");
@@ -147,6 +149,17 @@ pub fn give_back(root: &MgrRoot, table: &[RoleSpec], args: &[String]) -> Result<
     }
     let _ = fs::remove_dir(root.taken_over_dir());
     Ok(ok)
+}
+
+/// A built-in gateway's plugin XML follows whose module is in place (see
+/// [`crate::cli::sync::sync_builtin_xml`]).
+fn builtin_xml(root: &MgrRoot, table: &[RoleSpec], name: &str) -> Result<(), String> {
+    match roles::lookup_in(table, name).map(|r| r.build) {
+        Some(Build::Builtin(builtin)) => {
+            crate::cli::sync::sync_builtin_xml(root, name, builtin).map(|_| ())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Every kept original, whatever its name.

@@ -2,6 +2,7 @@
 //! gateway parameter block shared by every command.
 
 use crate::gateway::GatewayError;
+use crate::script::{FieldKind, Metadata};
 use crate::xml::{self, Params};
 
 /// A gateway's settings as the module sees them.
@@ -98,6 +99,50 @@ pub fn register_secrets<'a>(
     }
 }
 
+/// The parameters a command of a gateway described by `metadata` works with:
+/// defaults filled in, then checked against its fields (required ones present, one of
+/// each `required_one_of` group present, select values among the options). Password
+/// values become registered secrets.
+pub fn checked_params(metadata: &Metadata, params: &Params) -> Result<Params, GatewayError> {
+    let mut params = params.clone();
+    for field in &metadata.fields {
+        if let (Some(default), None) = (&field.default, params.get(&field.name)) {
+            params.set(&field.name, default);
+        }
+    }
+    register_secrets(params.iter(), &metadata.password_fields());
+    for field in &metadata.fields {
+        match params.get(&field.name) {
+            None if field.required => return Err(GatewayError::missed(&field.name)),
+            Some(value)
+                if field.kind == FieldKind::Select
+                    && !field.options.iter().any(|o| o.value == value) =>
+            {
+                let choices: Vec<&str> = field.options.iter().map(|o| o.value.as_str()).collect();
+                return Err(GatewayError::value(
+                    &field.name,
+                    format!(
+                        "'{value}' is not a choice of {}: use one of {}",
+                        field.name,
+                        choices.join(", ")
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    for group in &metadata.required_one_of {
+        if group.iter().all(|name| params.get(name).is_none()) {
+            return Err(GatewayError::new(
+                "missed",
+                &group[0],
+                format!("fill in one of the parameters {}", group.join(", ")),
+            ));
+        }
+    }
+    Ok(params)
+}
+
 /// `pass` of `scheme://user:pass@host...`.
 fn url_password(value: &str) -> Option<&str> {
     let (_, rest) = value.trim().split_once("://")?;
@@ -137,10 +182,26 @@ fn register_element_secrets(doc: &roxmltree::Document<'_>, fields: &[String]) {
 #[derive(Debug, Clone, Default)]
 pub struct OutgoingInput {
     pub settings: GatewaySettings,
+    /// The text (for email: the text/plain version).
     pub message: String,
     pub subject: String,
+    /// For email: the HTML version of the message, when there is one.
+    pub html: Option<String>,
+    /// For email: files to attach.
+    pub attachments: Vec<Attachment>,
     pub user: Params,
     pub project: Params,
+}
+
+/// `<attachment name=".." type="..">path</attachment>` of the outgoing XML.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attachment {
+    /// The file name the recipient sees; empty: the path's file name.
+    pub name: String,
+    /// The MIME type; empty: guessed from the name.
+    pub content_type: String,
+    /// Where the file is (absolute, or relative to the mgr root).
+    pub path: String,
 }
 
 impl OutgoingInput {
@@ -161,6 +222,18 @@ impl OutgoingInput {
             settings: GatewaySettings::from_doc(&doc)?,
             message: child("message").map(xml::text_of).unwrap_or_default(),
             subject: child("subject").map(xml::text_of).unwrap_or_default(),
+            html: child("html")
+                .map(xml::text_of)
+                .filter(|h| !h.trim().is_empty()),
+            attachments: child("attachments")
+                .into_iter()
+                .flat_map(|a| a.children().filter(|c| c.has_tag_name("attachment")))
+                .map(|a| Attachment {
+                    name: a.attribute("name").unwrap_or_default().to_owned(),
+                    content_type: a.attribute("type").unwrap_or_default().to_owned(),
+                    path: xml::text_of(a),
+                })
+                .collect(),
             user: child("user").map(Params::from_children).unwrap_or_default(),
             project: child("project")
                 .map(Params::from_children)
@@ -179,6 +252,26 @@ impl OutgoingInput {
         w.start("subject");
         w.text(&self.subject);
         w.end();
+        if let Some(html) = &self.html {
+            w.start("html");
+            w.text(html);
+            w.end();
+        }
+        if !self.attachments.is_empty() {
+            w.start("attachments");
+            for a in &self.attachments {
+                w.start("attachment");
+                if !a.name.is_empty() {
+                    w.attr("name", &a.name);
+                }
+                if !a.content_type.is_empty() {
+                    w.attr("type", &a.content_type);
+                }
+                w.text(&a.path);
+                w.end();
+            }
+            w.end();
+        }
         for (name, params) in [("user", &self.user), ("project", &self.project)] {
             w.start(name);
             params.write_into(&mut w);
@@ -230,6 +323,32 @@ mod tests {
         assert_eq!(again.user, i.user);
         assert_eq!(again.subject, "S & T");
         assert_eq!(again.message, "Hello & bye");
+    }
+
+    #[test]
+    fn email_parts_round_trip() {
+        let text = "<doc><gateway><id>1</id></gateway><message>plain</message>\
+            <subject>S</subject><html>&lt;p&gt;Hi &amp;amp; bye&lt;/p&gt;</html>\
+            <attachments><attachment name=\"Счёт №1.pdf\" type=\"application/pdf\">/tmp/a.pdf</attachment>\
+            <attachment>/tmp/b.txt</attachment></attachments><user><email>a@b.c</email></user></doc>";
+        let i = OutgoingInput::parse(text).unwrap();
+        assert_eq!(i.html.as_deref(), Some("<p>Hi &amp; bye</p>"));
+        let first = Attachment {
+            name: "Счёт №1.pdf".into(),
+            content_type: "application/pdf".into(),
+            path: "/tmp/a.pdf".into(),
+        };
+        let second = Attachment {
+            path: "/tmp/b.txt".into(),
+            ..Attachment::default()
+        };
+        assert_eq!(i.attachments, [first, second]);
+        let again = OutgoingInput::parse(&i.to_xml()).unwrap();
+        assert_eq!(again.html, i.html);
+        assert_eq!(again.attachments, i.attachments);
+        let plain = OutgoingInput::parse(SEED_SHAPE).unwrap();
+        assert!(plain.html.is_none() && plain.attachments.is_empty());
+        assert!(!plain.to_xml().contains("<html") && !plain.to_xml().contains("<attachments"));
     }
 
     #[test]

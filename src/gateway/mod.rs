@@ -5,13 +5,17 @@
 pub mod input;
 pub mod program;
 pub mod script;
+pub mod smtp;
 
 use std::fmt;
 use std::io::{Read, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-pub use input::{GatewaySettings, OutgoingInput};
+pub use input::{Attachment, GatewaySettings, OutgoingInput};
 
+use crate::root::MgrRoot;
+use crate::script::Metadata;
 use crate::xml;
 
 /// Largest stdin a gateway command accepts; BILLmanager sends a few kilobytes.
@@ -368,6 +372,30 @@ pub fn excerpt(text: &str) -> String {
         s.push('…');
     }
     s
+}
+
+/// The gateways built into the binary, each a role of the role table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// `gwsmtp`: outgoing email over SMTP.
+    Smtp,
+}
+
+impl Builtin {
+    /// The gateway, ready for commands; one value serves every message of a run
+    /// (and keeps its connections).
+    pub fn open(self, root: &MgrRoot) -> Arc<dyn GatewayModule + Send + Sync> {
+        match self {
+            Builtin::Smtp => Arc::new(smtp::SmtpGateway::new(root)),
+        }
+    }
+
+    /// Its settings form, for the plugin XML.
+    pub fn metadata(self) -> &'static Metadata {
+        match self {
+            Builtin::Smtp => smtp::metadata(),
+        }
+    }
 }
 
 /// Message of the built-in gateway roles that a later version brings.

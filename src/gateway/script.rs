@@ -19,7 +19,7 @@ use crate::gateway::{
 use crate::http::{ApiUrl, HttpClient, HttpRequest, Timeouts};
 use crate::root::MgrRoot;
 use crate::script::host_http::{self, CallSettings};
-use crate::script::{self, Command, Failure, FieldKind, Metadata, Script};
+use crate::script::{self, Command, Failure, Metadata, Script};
 use crate::xml::Params;
 
 pub struct ScriptGateway {
@@ -86,50 +86,9 @@ impl ScriptGateway {
             .get_or_init(|| script::runtime_engine(Arc::new(HttpClient::new())))
     }
 
-    /// The parameters a command works with: defaults filled in, then checked against
-    /// the script's fields (required ones present, one of each `required_one_of`
-    /// group present, select values among the options). Password values become
-    /// registered secrets.
+    /// The parameters a command works with (see [`crate::gateway::input::checked_params`]).
     fn prepare(&self, params: &Params) -> Result<Params, GatewayError> {
-        let metadata = self.script.metadata();
-        let mut params = params.clone();
-        for field in &metadata.fields {
-            if let (Some(default), None) = (&field.default, params.get(&field.name)) {
-                params.set(&field.name, default);
-            }
-        }
-        crate::gateway::input::register_secrets(params.iter(), &self.password_fields());
-        for field in &metadata.fields {
-            match params.get(&field.name) {
-                None if field.required => return Err(GatewayError::missed(&field.name)),
-                Some(value)
-                    if field.kind == FieldKind::Select
-                        && !field.options.iter().any(|o| o.value == value) =>
-                {
-                    let choices: Vec<&str> =
-                        field.options.iter().map(|o| o.value.as_str()).collect();
-                    return Err(GatewayError::value(
-                        &field.name,
-                        format!(
-                            "'{value}' is not a choice of {}: use one of {}",
-                            field.name,
-                            choices.join(", ")
-                        ),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        for group in &metadata.required_one_of {
-            if group.iter().all(|name| params.get(name).is_none()) {
-                return Err(GatewayError::new(
-                    "missed",
-                    &group[0],
-                    format!("fill in one of the parameters {}", group.join(", ")),
-                ));
-            }
-        }
-        Ok(params)
+        crate::gateway::input::checked_params(self.script.metadata(), params)
     }
 
     /// Runs one command function with the gateway's (prepared) parameters in force.
@@ -288,13 +247,7 @@ impl GatewayModule for ScriptGateway {
     }
 
     fn password_fields(&self) -> Vec<String> {
-        self.script
-            .metadata()
-            .fields
-            .iter()
-            .filter(|f| f.kind == FieldKind::Password)
-            .map(|f| f.name.clone())
-            .collect()
+        self.script.metadata().password_fields()
     }
 
     fn check_connection(&self, settings: &GatewaySettings) -> Result<(), GatewayError> {

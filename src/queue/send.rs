@@ -301,6 +301,8 @@ impl Courier {
                         settings,
                         message: rendered.text.clone(),
                         subject: rendered.subject.clone(),
+                        html: None,
+                        attachments: Vec::new(),
                         user: n.user.clone(),
                         project: n.project(),
                     };
@@ -379,6 +381,7 @@ impl Courier {
         }
         match crate::roles::lookup(module).map(|spec| spec.build) {
             Some(Build::Script) => Ok(Arc::new(ScriptGateway::open(&self.root, module)?)),
+            Some(Build::Builtin(builtin)) => Ok(builtin.open(&self.root)),
             Some(Build::PlannedGateway) => {
                 unusable(format!("{module} {}", crate::gateway::NOT_AVAILABLE))
             }

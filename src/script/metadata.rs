@@ -94,6 +94,15 @@ impl Metadata {
         self.fields.iter().find(|f| f.name == name)
     }
 
+    /// The names of the password fields: their values are secrets.
+    pub fn password_fields(&self) -> Vec<String> {
+        self.fields
+            .iter()
+            .filter(|f| f.kind == FieldKind::Password)
+            .map(|f| f.name.clone())
+            .collect()
+    }
+
     /// The groups of [`Self::required_one_of`] that `name` belongs to.
     pub fn one_of_groups<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [String]> {
         self.required_one_of

@@ -1,8 +1,10 @@
 //! Shared test support: a fake BILLmanager root, fake HTTP providers, a private
-//! MariaDB, a TCP proxy that can hang, and the harness of the provider script tests.
+//! MariaDB, an SMTP server, a TCP proxy that can hang, and the harness of the provider
+//! script tests.
 
 pub mod fake_http;
 pub mod mariadb;
 pub mod mgr_root;
 pub mod providers;
+pub mod smtp;
 pub mod tcp_proxy;

@@ -1,0 +1,261 @@
+//! `gate/gwsmtp`: outgoing email over SMTP, a gateway of ntemail. The form it is
+//! configured with is described by [`metadata`] (the plugin XML and the parameter
+//! checks come from it, as for a provider script); the mail is built by
+//! [`crate::mail::message`] and sent by [`crate::mail::smtp`].
+//!
+//! One `SmtpGateway` keeps its SMTP connections across the messages sent through it:
+//! the queue holds one per run and calls it from every worker.
+
+use std::sync::OnceLock;
+
+use crate::gateway::input::checked_params;
+use crate::gateway::{
+    Delivery, Feature, Features, GatewayError, GatewayModule, GatewaySettings, OutgoingInput,
+};
+use crate::mail::message::{self, Content, Sender};
+use crate::mail::smtp::{SmtpClient, SmtpSettings};
+use crate::root::MgrRoot;
+use crate::script::{Field, FieldKind, Metadata, SelectOption};
+use crate::xml::Params;
+
+pub struct SmtpGateway {
+    root: MgrRoot,
+    client: SmtpClient,
+}
+
+impl SmtpGateway {
+    pub fn new(root: &MgrRoot) -> Self {
+        Self {
+            root: root.clone(),
+            client: SmtpClient::new(),
+        }
+    }
+
+    /// How many SMTP connections are kept for the next message.
+    pub fn idle_connections(&self) -> usize {
+        self.client.idle_connections()
+    }
+
+    fn settings(&self, params: &Params) -> Result<(Params, SmtpSettings), GatewayError> {
+        let params = checked_params(metadata(), params)?;
+        let settings = SmtpSettings::from_params(&params, self.root.path())?;
+        Ok((params, settings))
+    }
+}
+
+impl GatewayModule for SmtpGateway {
+    fn features(&self) -> Features {
+        Features {
+            features: vec![
+                Feature::Outgoing,
+                Feature::Formtune,
+                Feature::CheckConnection,
+            ],
+            notify_module: "ntemail".to_owned(),
+        }
+    }
+
+    fn outgoing(&self, input: &OutgoingInput) -> Result<Delivery, GatewayError> {
+        let (params, settings) = self.settings(&input.settings.params)?;
+        let sender = Sender::from_params(&params)?;
+        let content = Content {
+            recipients: input.user.get("email").unwrap_or_default(),
+            subject: &input.subject,
+            text: &input.message,
+            html: input.html.as_deref(),
+            attachments: &input.attachments,
+        };
+        let mail = message::compose(&sender, &content, self.root.path())?;
+        self.client.send(&settings, &mail)?;
+        Ok(Delivery {
+            id: Some(mail.message_id),
+        })
+    }
+
+    fn check_connection(&self, settings: &GatewaySettings) -> Result<(), GatewayError> {
+        let (params, settings) = self.settings(&settings.params)?;
+        Sender::from_params(&params)?;
+        self.client.check(&settings)
+    }
+
+    fn password_fields(&self) -> Vec<String> {
+        metadata().password_fields()
+    }
+}
+
+/// gwsmtp's form: its fields, labels and hints in English and Russian.
+pub fn metadata() -> &'static Metadata {
+    static METADATA: OnceLock<Metadata> = OnceLock::new();
+    METADATA.get_or_init(|| Metadata {
+        title_en: "SMTP (email)".into(),
+        title_ru: "SMTP (электронная почта)".into(),
+        description_en: "Outgoing email through an SMTP server: STARTTLS or TLS, \
+                         AUTH PLAIN or LOGIN"
+            .into(),
+        description_ru: "Исходящая почта через SMTP-сервер: STARTTLS или TLS, \
+                         AUTH PLAIN или LOGIN"
+            .into(),
+        notify_module: "ntemail".into(),
+        required_one_of: Vec::new(),
+        fields: vec![
+            Field {
+                required: true,
+                identifier: true,
+                ..field(
+                    "host",
+                    ("SMTP server", "SMTP-сервер"),
+                    (
+                        "Host name or address of the mail server, e.g. smtp.gmail.com",
+                        "Имя или адрес почтового сервера, например smtp.yandex.ru",
+                    ),
+                )
+            },
+            field(
+                "port",
+                ("Port", "Порт"),
+                (
+                    "Empty: 587 with STARTTLS, 465 with TLS, 25 without encryption",
+                    "Пусто — 587 для STARTTLS, 465 для TLS, 25 без шифрования",
+                ),
+            ),
+            Field {
+                kind: FieldKind::Select,
+                default: Some("starttls".into()),
+                options: vec![
+                    option("starttls", "STARTTLS (port 587)", "STARTTLS (порт 587)"),
+                    option(
+                        "tls",
+                        "TLS from the start (port 465)",
+                        "TLS сразу (порт 465)",
+                    ),
+                    option(
+                        "none",
+                        "None (a local relay only)",
+                        "Без шифрования (только локальный релей)",
+                    ),
+                ],
+                ..field(
+                    "security",
+                    ("Encryption", "Шифрование"),
+                    (
+                        "The server's certificate is always checked",
+                        "Сертификат сервера проверяется всегда",
+                    ),
+                )
+            },
+            Field {
+                identifier: true,
+                ..field(
+                    "login",
+                    ("Login", "Логин"),
+                    (
+                        "Empty: send without logging in (a relay that trusts this server)",
+                        "Пусто — отправлять без входа (релей, доверяющий этому серверу)",
+                    ),
+                )
+            },
+            Field {
+                kind: FieldKind::Password,
+                ..field(
+                    "password",
+                    ("Password", "Пароль"),
+                    (
+                        "For Gmail and Yandex: an app password",
+                        "Для Gmail и Яндекса — пароль приложения",
+                    ),
+                )
+            },
+            Field {
+                required: true,
+                ..field(
+                    "from_email",
+                    ("Sender address", "Адрес отправителя"),
+                    (
+                        "The From address; the server must allow it for the login",
+                        "Адрес в поле From; сервер должен разрешать его для логина",
+                    ),
+                )
+            },
+            field(
+                "from_name",
+                ("Sender name", "Имя отправителя"),
+                (
+                    "Shown beside the address, e.g. the company's name",
+                    "Показывается рядом с адресом, например название компании",
+                ),
+            ),
+            field(
+                "reply_to",
+                ("Reply-To address", "Адрес для ответов"),
+                (
+                    "Optional: where customers' replies go, e.g. the support mailbox",
+                    "Необязательно: куда идут ответы клиентов, например ящик поддержки",
+                ),
+            ),
+            field(
+                "ca_file",
+                ("Extra CA certificates", "Дополнительные сертификаты ЦС"),
+                (
+                    "Optional: a PEM file of CAs to trust besides the system's, \
+                     for a mail server with a certificate of a private CA",
+                    "Необязательно: PEM-файл сертификатов ЦС, которым доверять кроме \
+                     системных, для сервера с сертификатом частного ЦС",
+                ),
+            ),
+            field(
+                "timeout",
+                ("Timeout, s", "Тайм-аут, с"),
+                (
+                    "Optional: seconds to wait for each answer of the server, up to 300; \
+                     30 when empty",
+                    "Необязательно: сколько секунд ждать каждого ответа сервера, до 300; \
+                     пусто — 30",
+                ),
+            ),
+        ],
+    })
+}
+
+/// A text field, optional, with its label and hint in English and Russian.
+fn field(name: &str, label: (&str, &str), hint: (&str, &str)) -> Field {
+    Field {
+        name: name.into(),
+        kind: FieldKind::Text,
+        required: false,
+        identifier: false,
+        label_en: label.0.into(),
+        label_ru: label.1.into(),
+        hint_en: hint.0.into(),
+        hint_ru: hint.1.into(),
+        default: None,
+        options: Vec::new(),
+    }
+}
+
+fn option(value: &str, en: &str, ru: &str) -> SelectOption {
+    SelectOption {
+        value: value.into(),
+        label_en: en.into(),
+        label_ru: ru.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn smtp_gateway_is_send_and_sync() {
+        assert_send_sync::<SmtpGateway>();
+    }
+
+    #[test]
+    fn the_form_offers_every_security_choice() {
+        let security = metadata().field("security").unwrap();
+        let values: Vec<&str> = security.options.iter().map(|o| o.value.as_str()).collect();
+        assert_eq!(values, crate::mail::smtp::Security::CHOICES);
+        assert_eq!(metadata().password_fields(), ["password"]);
+    }
+}
