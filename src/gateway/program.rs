@@ -345,6 +345,8 @@ mod tests {
             settings: GatewaySettings::new(Params::new(), "").unwrap(),
             message: "hello".into(),
             subject: String::new(),
+            html: None,
+            attachments: Vec::new(),
             user: Params::new(),
             project: Params::new(),
         }
