@@ -302,16 +302,9 @@ fn describe_error(e: &ureq::Error, timeouts: Timeouts) -> String {
     }
 }
 
-/// The first [`LOG_BODY_CHARS`] characters, for the log; redacted before it is cut,
-/// so that no secret is cut into a piece that no longer matches.
+/// The first [`LOG_BODY_CHARS`] characters, for the log (redacted).
 fn excerpt(text: &str) -> String {
-    let text = crate::log::redact(text);
-    if text.chars().count() <= LOG_BODY_CHARS {
-        return text;
-    }
-    let mut s: String = text.chars().take(LOG_BODY_CHARS).collect();
-    s.push_str("…(truncated)");
-    s
+    crate::log::excerpt(text, LOG_BODY_CHARS, "…(truncated)")
 }
 
 #[cfg(test)]

@@ -282,7 +282,7 @@ fn spellings(secret: &str) -> Vec<String> {
 
 fn encodings(secret: &str) -> Vec<String> {
     let escaped = crate::xml::escape_text(secret);
-    let encoded = form_encode(secret);
+    let encoded = url_encode(secret);
     let mut forms = vec![
         secret.to_owned(),
         crate::xml::escape_text(&escaped),
@@ -521,17 +521,28 @@ pub fn is_secret_name(name: &str) -> bool {
     .any(|w| n.contains(w))
 }
 
-fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
+/// At most `max_chars` characters of `text` for a log line or an error, with `marker`
+/// after a cut; redacted before it is cut, so that no secret is cut into a piece that
+/// no longer matches.
+pub fn excerpt(text: &str, max_chars: usize, marker: &str) -> String {
+    let text = redact(text);
+    if text.chars().count() <= max_chars {
+        return text;
     }
-    out
+    let mut s: String = text.chars().take(max_chars).collect();
+    s.push_str(marker);
+    s
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters (how URLs and HTML
+/// forms carry a value).
+pub fn url_encode(s: &str) -> String {
+    const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 #[macro_export]
@@ -571,8 +582,8 @@ mod tests {
             escaped.replace('\'', "&#039;"),
             json[1..json.len() - 1].to_owned(),
             json_ascii(secret),
-            form_encode(secret),
-            form_encode(secret).to_ascii_lowercase(),
+            url_encode(secret),
+            url_encode(secret).to_ascii_lowercase(),
             STANDARD_NO_PAD.encode(secret),
             URL_SAFE_NO_PAD.encode(secret),
         ] {

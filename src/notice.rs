@@ -1,4 +1,4 @@
-//! BILLmanager's notification file (DESIGN §3): one or more `<notify>` blocks, each a
+//! BILLmanager's notification file: one or more `<notify>` blocks, each a
 //! template, the notice as XML text, the user and a fallback subject.
 
 use std::fmt;

@@ -27,7 +27,8 @@ use common::providers::{
     xml_escape, Provider, Refusal, Secrets, JUST_SECRET, NUMBER, PHONE, SECRET, SECRET_PIECES,
     SUBJECT, TEXT,
 };
-use mgrnotify::script::helpers::{aws_sigv4_headers, url_encode, AwsCredentials};
+use mgrnotify::log::url_encode;
+use mgrnotify::script::helpers::{aws_sigv4_headers, AwsCredentials};
 
 const AWS_ACCESS_KEY: &str = "AKIDEXAMPLE";
 const WEBHOOK_URL: &str = "https://notify.example.com/billing/Zx9QkWebhookTok3n?team=ops";

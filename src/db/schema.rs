@@ -1,5 +1,5 @@
 //! Every assumption about BILLmanager's tables, and all SQL mgrnotify runs, in one
-//! place (DESIGN §3). BILLmanager's schema is not public: when a real installation
+//! place. BILLmanager's schema is not public: when a real installation
 //! differs, this is the file to correct.
 //!
 //! Assumed (and checked at start, see [`check_tables`]):

@@ -1,4 +1,4 @@
-//! The documents a gateway module reads: the outgoing request (DESIGN §3) and the
+//! The documents a gateway module reads: the outgoing request and the
 //! gateway parameter block shared by every command.
 
 use crate::gateway::GatewayError;

@@ -363,15 +363,9 @@ pub fn parse_reply(module: &str, stdout: &str, exited_ok: bool) -> Result<Delive
     Ok(Delivery { id })
 }
 
-/// The first 300 characters of a text, for error messages; redacted before it is
-/// cut, so that no secret is cut into a piece that no longer matches.
+/// The first 300 characters of a text, for error messages (redacted).
 pub fn excerpt(text: &str) -> String {
-    let text = crate::log::redact(text);
-    let mut s: String = text.chars().take(300).collect();
-    if s.len() < text.len() {
-        s.push('…');
-    }
-    s
+    crate::log::excerpt(text, 300, "…")
 }
 
 /// The gateways built into the binary, each a role of the role table.

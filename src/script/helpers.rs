@@ -110,7 +110,7 @@ pub fn register(engine: &mut Engine) {
     );
     engine.register_fn("regex_captures", regex_captures);
 
-    engine.register_fn("url_encode", |s: &str| url_encode(s));
+    engine.register_fn("url_encode", |s: &str| crate::log::url_encode(s));
     engine.register_fn("form_encode", form_encode);
     engine.register_fn("base64_encode", |s: &str| {
         base64::engine::general_purpose::STANDARD.encode(s)
@@ -389,24 +389,17 @@ fn nesting_exceeds(value: &Dynamic, budget: usize) -> bool {
 
 // ---- encodings and hashes ----
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// `key=value&...` in key order, each side url_encoded; `()` values are left out.
 fn form_encode(map: Map) -> String {
     map.iter()
         .filter(|(_, v)| !v.is_unit())
-        .map(|(k, v)| format!("{}={}", url_encode(k), url_encode(&v.to_string())))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                crate::log::url_encode(k),
+                crate::log::url_encode(&v.to_string())
+            )
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -605,7 +598,7 @@ impl SignedUrl {
             "/".to_owned()
         } else {
             path.split('/')
-                .map(url_encode)
+                .map(crate::log::url_encode)
                 .collect::<Vec<_>>()
                 .join("/")
         };
@@ -615,8 +608,8 @@ impl SignedUrl {
             .map(|pair| {
                 let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
                 (
-                    url_encode(&percent_decode(name)),
-                    url_encode(&percent_decode(value)),
+                    crate::log::url_encode(&percent_decode(name)),
+                    crate::log::url_encode(&percent_decode(value)),
                 )
             })
             .collect();
@@ -632,26 +625,9 @@ impl SignedUrl {
 
 /// `%XX` sequences decoded (anything else kept as it is).
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let decoded = (bytes[i] == b'%')
-            .then(|| text.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match decoded {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// `aws_sigv4(request, credentials)`: the request map with `X-Amz-Date` and

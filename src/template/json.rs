@@ -1,4 +1,4 @@
-//! The notice XML as JSON, the data an EJS template sees (docs/templates.md has the rules):
+//! The notice XML as JSON, the data an EJS template sees (README.md's Templates part has the rules):
 //! the root element is dropped and its children become properties; an element with only
 //! text is a string; an element with attributes or child elements is an object (attributes
 //! first, then children); repeated sibling elements become an array; the text of an
@@ -31,17 +31,10 @@ pub fn notice_to_json(notice_xml: &str) -> Result<String, TemplateError> {
     Ok(out)
 }
 
-fn text_of(node: Node<'_, '_>) -> String {
-    node.children()
-        .filter(|c| c.is_text())
-        .filter_map(|c| c.text())
-        .collect()
-}
-
 fn convert(node: Node<'_, '_>) -> Json {
     let has_children = node.children().any(|c| c.is_element());
     if !has_children && node.attributes().len() == 0 {
-        Json::Text(text_of(node))
+        Json::Text(crate::xml::text_of(node))
     } else {
         object_of(node)
     }
@@ -74,7 +67,7 @@ fn object_of(node: Node<'_, '_>) -> Json {
             None => props.push((name.to_owned(), value, false)),
         }
     }
-    let text = text_of(node);
+    let text = crate::xml::text_of(node);
     if (!has_children && !text.is_empty()) || !text.trim().is_empty() {
         props.push((TEXT_KEY.to_owned(), Json::Text(text), false));
     }

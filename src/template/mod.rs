@@ -1,5 +1,5 @@
 //! Rendering a notice into message text and subject (XSLT, EJS, plain text, macros).
-//! docs/templates.md describes the rules for operators.
+//! README.md's Templates part describes the rules for operators.
 
 use std::fmt;
 

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::fake_http::{FakeHttp, Request, Response};
 use super::mgr_root::{error_of, stderr, stdout, MgrRoot};
-use mgrnotify::script::helpers::url_encode;
+use mgrnotify::log::url_encode;
 
 /// A key, token or password: characters that each encoding spells differently
 /// (space, + / = & " < >). ASCII: HTTP header values are.
