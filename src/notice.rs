@@ -187,20 +187,6 @@ impl Notice {
             .unwrap_or_default()
     }
 
-    /// Paths listed in `/doc/attachments/attachment`.
-    pub fn attachments(&self) -> Vec<String> {
-        let Some(doc) = self.notice_doc() else {
-            return Vec::new();
-        };
-        doc.root_element()
-            .children()
-            .filter(|c| c.has_tag_name("attachments"))
-            .flat_map(|a| a.children().filter(|c| c.has_tag_name("attachment")))
-            .map(|a| xml::text_of(a).trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect()
-    }
-
     /// The subject before macros: notice_xml's `subject`, then
     /// `noticeparams/subject`, then `templatesubject`.
     pub fn raw_subject(&self) -> String {
@@ -242,7 +228,6 @@ mod tests {
         assert_eq!(n.tmpl, "Hello");
         assert_eq!(n.provider_id().as_deref(), Some("1"));
         assert_eq!(n.project().get("name"), Some("Hosting"));
-        assert_eq!(n.attachments(), vec!["/tmp/a.pdf"]);
         assert_eq!(n.raw_subject(), "Params subject");
         assert_eq!(n.user.get("phone"), Some("+79990000000"));
     }
