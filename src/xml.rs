@@ -240,6 +240,14 @@ impl Writer {
             attributes_indent: xmlwriter::Indent::None,
         }))
     }
+    /// `<!-- text -->`; a `--` in the text (which would end the comment) is spaced out.
+    pub fn comment(&mut self, text: &str) {
+        let mut safe = escape_text(text);
+        while safe.contains("--") {
+            safe = safe.replace("--", "- -");
+        }
+        self.0.write_comment(&safe);
+    }
     pub fn start(&mut self, name: &str) {
         self.0.start_element(&to_xml_name(name));
     }
