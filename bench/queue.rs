@@ -34,6 +34,9 @@ struct Figures {
     left: usize,
     seconds: f64,
     peak_rss_mb: f64,
+    /// CPU time (user + system) ntsms spent per message: unlike the rate, it hardly
+    /// depends on what else the machine runs.
+    cpu_ms_per_message: f64,
 }
 
 fn main() {
@@ -110,8 +113,9 @@ fn durability_runs(messages: usize) {
                 )
             };
             println!(
-                "    ntsms in-process, provider after {delay} ms: {rate:.0} messages/s ({share}), peak RSS {:.1} MB",
-                f.peak_rss_mb
+                "    ntsms in-process, provider after {delay} ms: {rate:.0} messages/s ({share}), \
+                 {:.2} ms CPU a message, peak RSS {:.1} MB",
+                f.cpu_ms_per_message, f.peak_rss_mb
             );
         }
     }
@@ -174,11 +178,12 @@ fn ceiling_run(messages: usize) -> f64 {
 
 fn report(label: &str, f: &Figures) {
     println!(
-        "  {label}: {} sent, {} left, {:.2} s, {:.0} messages/s, peak RSS {:.1} MB",
+        "  {label}: {} sent, {} left, {:.2} s, {:.0} messages/s, {:.2} ms CPU a message, peak RSS {:.1} MB",
         f.sent,
         f.left,
         f.seconds,
         f.sent as f64 / f.seconds,
+        f.cpu_ms_per_message,
         f.peak_rss_mb
     );
 }
@@ -243,7 +248,7 @@ fn run(root: &MgrRoot, db: &TestDb, messages: usize) -> Figures {
         .stdin(Stdio::null())
         .spawn()
         .expect("start ntsms");
-    let (ok, peak_kb) = wait_rusage(child.id());
+    let (ok, usage) = wait_rusage(child.id());
     let seconds = started.elapsed().as_secs_f64();
     assert!(
         ok,
@@ -254,16 +259,19 @@ fn run(root: &MgrRoot, db: &TestDb, messages: usize) -> Figures {
         .query_first("SELECT COUNT(*) FROM notifytask")
         .expect("count rows")
         .unwrap_or(0);
+    let cpu_seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let cpu = cpu_seconds(usage.ru_utime) + cpu_seconds(usage.ru_stime);
     Figures {
         sent: messages - left,
         left,
         seconds,
-        peak_rss_mb: peak_kb as f64 / 1024.0,
+        peak_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        cpu_ms_per_message: 1000.0 * cpu / messages.max(1) as f64,
     }
 }
 
-/// Waits for the child and returns whether it succeeded and its peak RSS in KiB.
-fn wait_rusage(pid: u32) -> (bool, i64) {
+/// Waits for the child and returns whether it succeeded and its resource usage.
+fn wait_rusage(pid: u32) -> (bool, libc::rusage) {
     let mut status = 0;
     // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -273,6 +281,6 @@ fn wait_rusage(pid: u32) -> (bool, i64) {
     assert_eq!(r, pid, "wait4");
     (
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        usage.ru_maxrss,
+        usage,
     )
 }

@@ -20,6 +20,11 @@ pub const MAX_TIMEOUT_SECS: f64 = 300.0;
 pub const MAX_REPLY_BYTES: u64 = 2 * 1024 * 1024;
 /// How much of a body the debug log shows.
 const LOG_BODY_CHARS: usize = 4000;
+/// Idle keep-alive connections the agent keeps, per host and in all: one for each
+/// queue worker (`QueueWorkers` is at most 256) that calls the same provider at once.
+/// With fewer, the workers beyond them connect anew for every message (a TCP
+/// handshake, a resolver thread and fresh buffers each).
+const MAX_IDLE_CONNECTIONS: usize = 256;
 
 /// One request as a script asks for it (and as dry-run records it, after `api_url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +207,8 @@ impl HttpClient {
             .user_agent(concat!("mgrnotify/", env!("CARGO_PKG_VERSION")))
             .timeout_global(Some(DEFAULT_TIMEOUT))
             .timeout_connect(Some(CONNECT_TIMEOUT))
+            .max_idle_connections(MAX_IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
             .build();
         Self {
             agent: config.into(),

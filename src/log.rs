@@ -545,21 +545,45 @@ pub fn url_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
+/// Logs at a level. The arguments are evaluated only when the level is enabled: a
+/// line's text (a redacted reply excerpt, say) costs nothing when it is not written.
 #[macro_export]
-macro_rules! error { ($($t:tt)*) => { $crate::log::write($crate::log::ERROR, format_args!($($t)*)) } }
+macro_rules! log_at {
+    ($level:expr, $($t:tt)*) => {
+        if $crate::log::enabled($level) {
+            $crate::log::write($level, format_args!($($t)*))
+        }
+    };
+}
 #[macro_export]
-macro_rules! warn { ($($t:tt)*) => { $crate::log::write($crate::log::WARN, format_args!($($t)*)) } }
+macro_rules! error { ($($t:tt)*) => { $crate::log_at!($crate::log::ERROR, $($t)*) } }
 #[macro_export]
-macro_rules! info { ($($t:tt)*) => { $crate::log::write($crate::log::INFO, format_args!($($t)*)) } }
+macro_rules! warn { ($($t:tt)*) => { $crate::log_at!($crate::log::WARN, $($t)*) } }
 #[macro_export]
-macro_rules! debug { ($($t:tt)*) => { $crate::log::write($crate::log::DEBUG, format_args!($($t)*)) } }
+macro_rules! info { ($($t:tt)*) => { $crate::log_at!($crate::log::INFO, $($t)*) } }
 #[macro_export]
-macro_rules! trace { ($($t:tt)*) => { $crate::log::write($crate::log::TRACE, format_args!($($t)*)) } }
+macro_rules! debug { ($($t:tt)*) => { $crate::log_at!($crate::log::DEBUG, $($t)*) } }
+#[macro_export]
+macro_rules! trace { ($($t:tt)*) => { $crate::log_at!($crate::log::TRACE, $($t)*) } }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use base64::engine::general_purpose::STANDARD;
+
+    #[test]
+    fn a_disabled_level_does_not_evaluate_its_arguments() {
+        // No logger in unit tests: every level is disabled.
+        assert!(!enabled(DEBUG));
+        let mut evaluated = 0;
+        let mut expensive = || {
+            evaluated += 1;
+            "text"
+        };
+        crate::debug!("reply: {}", expensive());
+        crate::info!("reply: {}", expensive());
+        assert_eq!(evaluated, 0);
+    }
 
     #[test]
     fn secrets_are_redacted_in_all_spellings() {

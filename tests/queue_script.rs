@@ -3,6 +3,9 @@
 
 mod common;
 
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
 use common::fake_http::{FakeHttp, Request, Response};
 use common::mariadb::{notice_file, run_process, TestDb};
 use common::mgr_root::{stderr, MgrRoot};
@@ -88,5 +91,48 @@ fn workers_reuse_connections_to_the_provider() {
         fake.connections() <= 8,
         "{} connections",
         fake.connections()
+    );
+}
+
+#[test]
+fn sixteen_workers_keep_one_connection_each() {
+    // The provider answers in rounds: each request waits until 16 have arrived (or
+    // 2 s have passed), so all 16 workers hold a request at once, round after round.
+    const WORKERS: usize = 16;
+    let arrived = Arc::new((Mutex::new(0usize), Condvar::new()));
+    let fake = FakeHttp::start(move |_| {
+        let (count, wake) = &*arrived;
+        let mut n = count.lock().unwrap();
+        *n += 1;
+        let round_full = (*n).div_ceil(WORKERS) * WORKERS;
+        wake.notify_all();
+        let _ = wake
+            .wait_timeout_while(n, Duration::from_secs(2), |n| *n < round_full)
+            .unwrap();
+        Response::xml("<RESPONSE><status>0</status><credits>1.0</credits></RESPONSE>")
+    });
+    let (root, db, _) = setup(&fake);
+    for n in 1..4 * WORKERS {
+        let name = format!("k{n}");
+        root.write(
+            &format!("var/notify/{name}"),
+            &notice_file("Hello via ePochta", Some("+79990000001"), 1),
+        );
+        db.add_task(&name, 0, "2026-01-01 00:00:00", false);
+    }
+    root.write(
+        "etc/mgrnotify/mgrnotify.conf",
+        &format!("QueueWorkers {WORKERS}\n"),
+    );
+    let out = run_process(&root, &db);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fake.count(), 4 * WORKERS);
+    assert!(db.tasks().is_empty());
+    // Every worker keeps its keep-alive connection between messages.
+    assert!(
+        fake.connections() <= WORKERS,
+        "{} connections for {} messages",
+        fake.connections(),
+        fake.count()
     );
 }
