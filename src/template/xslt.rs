@@ -15,7 +15,9 @@
 //! - libxml2 allocates through counting hooks: a transform that uses more than
 //!   [`MEMORY_LIMIT`] or runs longer than [`TIME_LIMIT`] is stopped (libxslt's own
 //!   `XSLT_STATE_STOPPED`) and reported as an error;
-//! - every libxml/libxslt object is freed on every path (RAII guards below).
+//! - every libxml/libxslt object is freed on every path (RAII guards below);
+//! - the structures copied by hand below are only used with library versions whose layout
+//!   they match (checked at load), and no callback from C unwinds or panics.
 //!
 //! Parsed stylesheets are cached per thread, so a queue that sends one template to many
 //! users parses it once.
@@ -23,6 +25,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ops::RangeInclusive;
 use std::ptr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -111,16 +114,29 @@ struct XmlError {
     line: c_int,
 }
 
-/// A libxml2/libxslt generic error callback. The C side declares it variadic; on the
-/// Linux ABIs (System V x86-64, AAPCS64) variadic integer and pointer arguments travel in
-/// the same registers as fixed ones, so the first four are read as fixed arguments and
-/// interpreted by the format string (see [`format_c_message`]).
-type GenericErrorFunc =
-    unsafe extern "C" fn(*mut c_void, *const c_char, usize, usize, usize, usize);
+/// libxml2/libxslt's generic error callback (`xmlGenericErrorFunc`), printf-style and
+/// variadic: the handler installed is the C shim in xml_error.c, which formats the
+/// message and passes the text to [`receive_generic_message`].
+type GenericErrorFunc = unsafe extern "C" fn(*mut c_void, *const c_char, ...);
+/// libxml2's `xmlMemSetup`: 0 when the allocation functions were installed.
+type MemSetup = unsafe extern "C" fn(
+    free: unsafe extern "C" fn(*mut c_void),
+    malloc: unsafe extern "C" fn(usize) -> *mut c_void,
+    realloc: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void,
+    strdup: unsafe extern "C" fn(*const c_char) -> *mut c_char,
+) -> c_int;
 type StructuredErrorFunc = unsafe extern "C" fn(*mut c_void, *mut XmlError);
 type SecurityCheck =
     unsafe extern "C" fn(*mut XsltSecurityPrefs, *mut TransformContext, *const c_char) -> c_int;
 type EntityLoader = unsafe extern "C" fn(*const c_char, *const c_char, *mut c_void) -> *mut c_void;
+
+// The C shim of xml_error.c, built by build.rs.
+extern "C" {
+    /// Sets the function the shim passes each formatted message to.
+    fn mgrnotify_xml_set_message_sink(sink: unsafe extern "C" fn(*const c_char));
+    /// The variadic handler given to libxml2 and libxslt.
+    fn mgrnotify_xml_generic_error(ctx: *mut c_void, format: *const c_char, ...);
+}
 
 /// libxml2, libxslt and libexslt as this module uses them: the entry points and the two
 /// limit variables, resolved once at run time, plus the security preferences made at set-up.
@@ -146,13 +162,11 @@ struct Api {
     xmlSetGenericErrorFunc:
         unsafe extern "C" fn(ctx: *mut c_void, handler: Option<GenericErrorFunc>),
     xmlSetExternalEntityLoader: unsafe extern "C" fn(loader: EntityLoader),
-    xmlMemSetup: unsafe extern "C" fn(
-        free: unsafe extern "C" fn(*mut c_void),
-        malloc: unsafe extern "C" fn(usize) -> *mut c_void,
-        realloc: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void,
-        strdup: unsafe extern "C" fn(*const c_char) -> *mut c_char,
-    ) -> c_int,
+    xmlMemSetup: MemSetup,
 
+    /// libxml2's version as text, e.g. "20914" for 2.9.14.
+    xmlParserVersion: *const *const c_char,
+    xsltLibxsltVersion: *const c_int,
     xsltMaxDepth: *mut c_int,
     xsltMaxVars: *mut c_int,
     xsltParseStylesheetDoc: unsafe extern "C" fn(doc: *mut XmlDoc) -> *mut XsltStylesheet,
@@ -222,8 +236,8 @@ impl Api {
         let xslt = Library::open(c"libxslt.so.1", "libxslt1.1")?;
         let exslt = Library::open(c"libexslt.so.0", "libxslt1.1")?;
         // SAFETY: each field's type is the C declaration of the symbol of the same name in
-        // libxml2 2.9+/libxslt 1.1 headers (functions as `extern "C" fn`, the two `int`
-        // variables as pointers to them).
+        // libxml2 2.9+/libxslt 1.1 headers (functions as `extern "C" fn`, variables as
+        // pointers to them).
         let mut api = unsafe {
             Self {
                 xmlInitParser: xml2.symbol(c"xmlInitParser")?,
@@ -233,6 +247,8 @@ impl Api {
                 xmlSetGenericErrorFunc: xml2.symbol(c"xmlSetGenericErrorFunc")?,
                 xmlSetExternalEntityLoader: xml2.symbol(c"xmlSetExternalEntityLoader")?,
                 xmlMemSetup: xml2.symbol(c"xmlMemSetup")?,
+                xmlParserVersion: xml2.symbol(c"xmlParserVersion")?,
+                xsltLibxsltVersion: xslt.symbol(c"xsltLibxsltVersion")?,
                 xsltMaxDepth: xslt.symbol(c"xsltMaxDepth")?,
                 xsltMaxVars: xslt.symbol(c"xsltMaxVars")?,
                 xsltParseStylesheetDoc: xslt.symbol(c"xsltParseStylesheetDoc")?,
@@ -251,17 +267,33 @@ impl Api {
                 security_prefs: ptr::null_mut(),
             }
         };
+        // SAFETY: the version variables are constants the libraries initialise statically.
+        let (xml2_version, xslt_version) = unsafe {
+            let text = *api.xmlParserVersion;
+            let xml2_version = if text.is_null() {
+                0
+            } else {
+                CStr::from_ptr(text)
+                    .to_str()
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0)
+            };
+            (xml2_version, *api.xsltLibxsltVersion)
+        };
+        check_versions(xml2_version, xslt_version)?;
         // SAFETY: runs once (inside `API`'s initialiser) before any other call into the
-        // libraries; the hooks and handlers are functions of this module that live forever,
-        // and the two variable pointers were resolved from libxslt above.
+        // libraries; the hooks and handlers are functions of this module (or of the C shim)
+        // that live forever, and the variable pointers were resolved from libxslt above.
         unsafe {
-            (api.xmlMemSetup)(hook_free, hook_malloc, hook_realloc, hook_strdup);
+            install_memory_hooks(api.xmlMemSetup)?;
+            mgrnotify_xml_set_message_sink(receive_generic_message);
             (api.xmlInitParser)();
             (api.xmlSetExternalEntityLoader)(refuse_external_entity);
             (api.exsltRegisterAll)();
             *api.xsltMaxDepth = MAX_TEMPLATE_DEPTH;
             *api.xsltMaxVars = MAX_VARIABLES;
-            (api.xsltSetGenericErrorFunc)(ptr::null_mut(), Some(collect_generic_error));
+            (api.xsltSetGenericErrorFunc)(ptr::null_mut(), Some(mgrnotify_xml_generic_error));
             let sec = (api.xsltNewSecurityPrefs)();
             if !sec.is_null() {
                 for option in [
@@ -279,6 +311,51 @@ impl Api {
         }
         Ok(api)
     }
+}
+
+/// Makes libxml2 allocate through the counting hooks. Without them no transform has a
+/// memory limit, so a refusal is an error, not something to go on without.
+///
+/// # Safety
+/// `mem_setup` is libxml2's `xmlMemSetup`, called before libxml2 allocates anything.
+unsafe fn install_memory_hooks(mem_setup: MemSetup) -> Result<(), String> {
+    if mem_setup(hook_free, hook_malloc, hook_realloc, hook_strdup) != 0 {
+        return Err(
+            "XSLT: libxml2 refused the memory hooks (xmlMemSetup), so a transform's memory \
+             limit could not be kept; XSLT templates are refused"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// The libxml2 versions (`major * 10000 + minor * 100 + patch`) whose public structures
+/// match the copies in this module: from 2.9.0 to the last with the soname libxml2.so.2.
+const SUPPORTED_LIBXML2: RangeInclusive<c_int> = 20900..=21399;
+/// The libxslt versions whose `xsltTransformContext` starts as [`TransformContext`] does.
+const SUPPORTED_LIBXSLT: RangeInclusive<c_int> = 10126..=10199;
+
+/// Refuses library versions whose structures may not match the copies in this module:
+/// reading a field at the wrong offset would be undefined behaviour, not an error.
+fn check_versions(libxml2: c_int, libxslt: c_int) -> Result<(), String> {
+    let dotted = |v: c_int| format!("{}.{}.{}", v / 10000, v / 100 % 100, v % 100);
+    let range =
+        |r: &RangeInclusive<c_int>| format!("{} to {}", dotted(*r.start()), dotted(*r.end()));
+    if !SUPPORTED_LIBXML2.contains(&libxml2) {
+        return Err(format!(
+            "XSLT: libxml2 {} is not supported (XSLT templates need libxml2 {})",
+            dotted(libxml2),
+            range(&SUPPORTED_LIBXML2)
+        ));
+    }
+    if !SUPPORTED_LIBXSLT.contains(&libxslt) {
+        return Err(format!(
+            "XSLT: libxslt {} is not supported (XSLT templates need libxslt {})",
+            dotted(libxslt),
+            range(&SUPPORTED_LIBXSLT)
+        ));
+    }
+    Ok(())
 }
 
 /// A shared library opened for the rest of the process; it is never closed, as the resolved
@@ -356,7 +433,7 @@ fn init_thread(api: &Api) {
             // SAFETY: the handlers are functions of this module that live forever.
             unsafe {
                 (api.xmlSetStructuredErrorFunc)(ptr::null_mut(), Some(collect_structured_error));
-                (api.xmlSetGenericErrorFunc)(ptr::null_mut(), Some(collect_generic_error));
+                (api.xmlSetGenericErrorFunc)(ptr::null_mut(), Some(mgrnotify_xml_generic_error));
             }
             ready.set(true);
         }
@@ -368,13 +445,22 @@ unsafe extern "C" fn refuse_external_entity(
     _id: *const c_char,
     _ctxt: *mut c_void,
 ) -> *mut c_void {
-    let what = if url.is_null() {
-        String::from("an external entity")
-    } else {
-        format!("\"{}\"", CStr::from_ptr(url).to_string_lossy())
-    };
-    push_message(&format!("loading {what} is not allowed"));
+    without_unwinding(|| {
+        let what = if url.is_null() {
+            String::from("an external entity")
+        } else {
+            // SAFETY: libxml2 passes the URL as a NUL-terminated string.
+            format!("\"{}\"", unsafe { CStr::from_ptr(url) }.to_string_lossy())
+        };
+        push_message(&format!("loading {what} is not allowed"));
+    });
     ptr::null_mut()
+}
+
+/// Runs the body of a callback that C calls: a panic must not unwind into libxml2 (it
+/// would abort the process), so it is caught here and the message it was about dropped.
+fn without_unwinding(body: impl FnOnce()) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
 }
 
 fn push_message(text: &str) {
@@ -387,7 +473,8 @@ fn push_message(text: &str) {
     if text.is_empty() || stack_dump {
         return;
     }
-    MESSAGES.with(|m| {
+    // `try_with`: libxml2 may report while the thread exits, after MESSAGES is gone.
+    let _ = MESSAGES.try_with(|m| {
         if let Ok(mut m) = m.try_borrow_mut() {
             // A runaway stylesheet can report thousands of errors: keep the first few.
             if m.len() < 2000 {
@@ -401,70 +488,43 @@ fn push_message(text: &str) {
 }
 
 fn take_messages() -> String {
-    MESSAGES.with(|m| {
-        m.try_borrow_mut()
-            .map(|mut m| std::mem::take(&mut *m))
-            .unwrap_or_default()
-    })
+    MESSAGES
+        .try_with(|m| {
+            m.try_borrow_mut()
+                .map(|mut m| std::mem::take(&mut *m))
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
 }
 
 unsafe extern "C" fn collect_structured_error(_ctx: *mut c_void, error: *mut XmlError) {
-    if error.is_null() {
-        return;
-    }
-    let error = &*error;
-    if error.message.is_null() {
-        return;
-    }
-    let message = CStr::from_ptr(error.message).to_string_lossy();
-    if error.line > 0 {
-        push_message(&format!("line {}: {}", error.line, message.trim_end()));
-    } else {
-        push_message(&message);
-    }
+    without_unwinding(|| {
+        // SAFETY: libxml2 passes null or a valid error whose message is null or a
+        // NUL-terminated string, all alive for this call.
+        let Some(error) = (unsafe { error.as_ref() }) else {
+            return;
+        };
+        if error.message.is_null() {
+            return;
+        }
+        let message = unsafe { CStr::from_ptr(error.message) }.to_string_lossy();
+        if error.line > 0 {
+            push_message(&format!("line {}: {}", error.line, message.trim_end()));
+        } else {
+            push_message(&message);
+        }
+    });
 }
 
-unsafe extern "C" fn collect_generic_error(
-    _ctx: *mut c_void,
-    format: *const c_char,
-    a1: usize,
-    a2: usize,
-    a3: usize,
-    a4: usize,
-) {
-    if format.is_null() {
+/// The shim's sink: one generic error message, already formatted.
+unsafe extern "C" fn receive_generic_message(message: *const c_char) {
+    if message.is_null() {
         return;
     }
-    let format = CStr::from_ptr(format).to_bytes();
-    push_message(&format_c_message(format, [a1, a2, a3, a4]));
-}
-
-/// A tiny printf for the formats libxml2/libxslt pass to generic error handlers: `%s`,
-/// `%d`/`%i`, `%%`; anything else ends the formatting (the message stays readable).
-unsafe fn format_c_message(format: &[u8], args: [usize; 4]) -> String {
-    let mut out = Vec::with_capacity(format.len() + 64);
-    let mut next = args.into_iter();
-    let mut bytes = format.iter().copied();
-    while let Some(b) = bytes.next() {
-        if b != b'%' {
-            out.push(b);
-            continue;
-        }
-        match bytes.next() {
-            Some(b'%') => out.push(b'%'),
-            Some(b's') => match next.next() {
-                Some(0) => out.extend_from_slice(b"(null)"),
-                Some(p) => out.extend_from_slice(CStr::from_ptr(p as *const c_char).to_bytes()),
-                None => break,
-            },
-            Some(b'd' | b'i') => match next.next() {
-                Some(v) => out.extend_from_slice((v as c_int).to_string().as_bytes()),
-                None => break,
-            },
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    without_unwinding(|| {
+        // SAFETY: the shim passes a NUL-terminated buffer that lives for this call.
+        push_message(&unsafe { CStr::from_ptr(message) }.to_string_lossy());
+    });
 }
 
 /// What the allocation hooks account against while a transform runs on this thread.
@@ -855,5 +915,104 @@ mod tests {
         let (depth, vars) = unsafe { (*api.xsltMaxDepth, *api.xsltMaxVars) };
         assert_eq!((depth, vars), (MAX_TEMPLATE_DEPTH, MAX_VARIABLES));
         assert!(!api.security_prefs.is_null());
+    }
+
+    /// The generic error handlers as libxml2 and libxslt call them: C-variadic.
+    fn installed_generic_handlers() -> [GenericErrorFunc; 2] {
+        let api = api().unwrap();
+        init_thread(api);
+        let xml2 = Library::open(c"libxml2.so.2", "libxml2").unwrap();
+        let xslt = Library::open(c"libxslt.so.1", "libxslt1.1").unwrap();
+        // SAFETY: `xsltGenericError` is a variable holding the handler; `__xmlGenericError`
+        // returns a pointer to this thread's handler variable.
+        unsafe {
+            let of_xslt: *const Option<GenericErrorFunc> =
+                xslt.symbol(c"xsltGenericError").unwrap();
+            let of_xml2: unsafe extern "C" fn() -> *const Option<GenericErrorFunc> =
+                xml2.symbol(c"__xmlGenericError").unwrap();
+            [(*of_xml2()).unwrap(), (*of_xslt).unwrap()]
+        }
+    }
+
+    #[test]
+    fn generic_errors_are_formatted_like_printf() {
+        for handler in installed_generic_handlers() {
+            take_messages();
+            // SAFETY: a printf format and arguments of the types it names.
+            unsafe {
+                handler(
+                    ptr::null_mut(),
+                    c"%s line %d: %lu nodes, %.1f%% of %c%c, %s".as_ptr(),
+                    c"element".as_ptr(),
+                    7 as c_int,
+                    123_456_789_012 as std::ffi::c_ulong,
+                    99.5 as std::ffi::c_double,
+                    b'o' as c_int,
+                    b'k' as c_int,
+                    c"end".as_ptr(),
+                )
+            };
+            assert_eq!(
+                take_messages(),
+                "element line 7: 123456789012 nodes, 99.5% of ok, end"
+            );
+        }
+    }
+
+    /// Reports an error through a handler when dropped: at thread exit, after the
+    /// thread's message buffer may already be gone.
+    struct ReportsWhenDropped(GenericErrorFunc);
+
+    impl Drop for ReportsWhenDropped {
+        fn drop(&mut self) {
+            // SAFETY: a printf format and an argument of the type it names.
+            unsafe { (self.0)(ptr::null_mut(), c"late %s".as_ptr(), c"report".as_ptr()) };
+        }
+    }
+
+    thread_local! {
+        static LATE_REPORTER: RefCell<Option<ReportsWhenDropped>> = const { RefCell::new(None) };
+    }
+
+    #[test]
+    fn an_error_reported_while_a_thread_exits_is_dropped_not_an_abort() {
+        let [_, of_xslt] = installed_generic_handlers();
+        std::thread::spawn(move || {
+            // Thread-locals are destroyed in the reverse order of first use: the
+            // message buffer (used second) goes before the reporter (used first).
+            LATE_REPORTER.with(|r| *r.borrow_mut() = Some(ReportsWhenDropped(of_xslt)));
+            take_messages();
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_refused_memory_setup_is_an_error() {
+        unsafe extern "C" fn refusing_setup(
+            _: unsafe extern "C" fn(*mut c_void),
+            _: unsafe extern "C" fn(usize) -> *mut c_void,
+            _: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void,
+            _: unsafe extern "C" fn(*const c_char) -> *mut c_char,
+        ) -> c_int {
+            -1
+        }
+        // SAFETY: the stand-in installs nothing.
+        let why = unsafe { install_memory_hooks(refusing_setup) }.unwrap_err();
+        assert!(
+            why.contains("xmlMemSetup") && why.contains("refused"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn library_versions_outside_the_known_layouts_are_refused() {
+        assert!(check_versions(20914, 10135).is_ok());
+        let why = check_versions(20812, 10135).unwrap_err();
+        assert!(why.contains("libxml2 2.8.12 is not supported"), "{why}");
+        let why = check_versions(21400, 10135).unwrap_err();
+        assert!(why.contains("libxml2 2.14.0 is not supported"), "{why}");
+        let why = check_versions(20914, 10200).unwrap_err();
+        assert!(why.contains("libxslt 1.2.0 is not supported"), "{why}");
     }
 }
