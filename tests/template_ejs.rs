@@ -75,9 +75,46 @@ fn the_engine_works_after_hostile_templates() {
 }
 
 #[test]
-fn globals_from_one_render_do_not_break_the_next() {
-    ejs::render("<% var leaked = 1 %>", "{}").unwrap();
-    assert_eq!(ejs::render("<%= typeof x %>", "{}").unwrap(), "undefined");
+fn a_global_set_by_one_render_is_not_seen_by_the_next() {
+    let first = "<% previousCustomer = client; globalThis.alsoKept = client.name %>";
+    ejs::render(first, r#"{"client":{"name":"Anna"}}"#).unwrap();
+    assert_eq!(
+        ejs::render(
+            "<%= typeof previousCustomer %>|<%= typeof alsoKept %>",
+            r#"{"client":{"name":"Boris"}}"#
+        )
+        .unwrap(),
+        "undefined|undefined"
+    );
+}
+
+#[test]
+fn built_ins_changed_by_one_render_do_not_change_the_escaping_of_the_next() {
+    let hostile = [
+        "<% String.prototype.replace = function () { return String(this); } %>",
+        "<% String = function (s) { return { replace: function () { return s; } }; } %>",
+        "<% escapeFn = function (s) { return s; }; Function.prototype.call = null %>",
+        "<% Object.defineProperty(Object.prototype, '<', { get: function () { return '<'; } }) %>",
+    ];
+    for template in hostile {
+        ejs::render(template, "{}").unwrap();
+        assert_eq!(
+            ejs::render("<%= name %>", r#"{"name":"<b>x</b>"}"#).unwrap(),
+            "&lt;b&gt;x&lt;/b&gt;",
+            "after {template}"
+        );
+    }
+}
+
+#[test]
+fn half_an_emoji_becomes_a_replacement_character() {
+    let data = r#"{"text":"Оплата 😀 получена"}"#;
+    assert_eq!(
+        ejs::render("<%= text.slice(0, 8) %>|<%- text.slice(8, 9) %>", data).unwrap(),
+        "Оплата \u{FFFD}|\u{FFFD}"
+    );
+    let err = ejs::render("<% throw new Error('cut ' + text.slice(0, 8)) %>", data).unwrap_err();
+    assert!(err.0.ends_with("Error: cut Оплата \u{FFFD}"), "{err}");
 }
 
 #[test]

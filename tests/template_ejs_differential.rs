@@ -133,6 +133,7 @@ fn cases() -> Vec<(&'static str, &'static str, &'static str)> {
         ("try catch in template", "<% try { nope(); } catch (e) { %>caught <%= e.name %><% } %>", EMPTY),
         ("tags back to back", "<%=1%><%-2%><%3%><%#4%><%_ _%><%= '' %>|", EMPTY),
         ("newlines counted across tags", "a\n<%\n\n%>\nb\n<%= 'c'\n%>\nd", EMPTY),
+        ("emoji cut in half", "<% var s = 'Оплата 😀 получена' %><%= s.slice(0, 8) %>|<%- s.slice(8, 9) %>|<%= s.slice(0, 9) %>", EMPTY),
     ]
 }
 

@@ -3,16 +3,14 @@
 //! byte for byte against it in tests/template_ejs_differential.rs) and an embedded
 //! QuickJS engine to run it.
 //!
-//! One QuickJS runtime and context per thread, created on first use; each render gets a
-//! wall-time deadline (interrupt handler), and the runtime has memory and stack limits.
-//! After a template hits a limit the thread's engine is dropped and made anew, so one
-//! hostile template cannot leave a half-broken engine for the next notice.
+//! Every render gets a QuickJS runtime and context of its own, so that nothing one
+//! template changes is seen by the next; the runtime has memory and stack limits and a
+//! wall-time deadline (interrupt handler).
 
-use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 use rquickjs::context::EvalOptions;
-use rquickjs::{Context, Ctx, Function, Object, Persistent, Runtime, Value};
+use rquickjs::{qjs, Context, Ctx, Function, Object, Runtime, Value};
 
 use super::TemplateError;
 
@@ -273,83 +271,43 @@ pub fn compile(template: &str) -> Result<Compiled, TemplateError> {
     })
 }
 
-thread_local! {
-    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
-    /// The running render's deadline, read by the interrupt handler.
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-/// A thread's JavaScript engine. Field order is drop order: values before the context,
-/// the context before the runtime.
+/// A JavaScript engine for one render: a runtime of its own with the limits, and a context
+/// with the helpers. Nothing one template does (globals, changed built-ins such as
+/// `String.prototype.replace`) can reach the next one. Field order is drop order: the
+/// context before the runtime.
 struct Engine {
-    helpers: Persistent<Object<'static>>,
     context: Context,
-    runtime: Runtime,
+    _runtime: Runtime,
 }
 
 impl Engine {
-    fn new() -> Result<Self, TemplateError> {
+    fn new(deadline: Instant) -> Result<Self, TemplateError> {
         let fail = |e: rquickjs::Error| {
             TemplateError(format!("EJS: the JavaScript engine could not start: {e}"))
         };
         let runtime = Runtime::new().map_err(fail)?;
         runtime.set_memory_limit(MEMORY_LIMIT);
         runtime.set_max_stack_size(STACK_LIMIT);
-        runtime.set_interrupt_handler(Some(Box::new(|| {
-            DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() > deadline))
-        })));
+        runtime.set_interrupt_handler(Some(Box::new(move || Instant::now() > deadline)));
         let context = Context::full(&runtime).map_err(fail)?;
-        let helpers = context.with(|ctx| {
-            let helpers: Object = ctx.eval(HELPERS)?;
-            Ok::<_, rquickjs::Error>(Persistent::save(&ctx, helpers))
-        });
-        let helpers = helpers.map_err(fail)?;
         Ok(Self {
-            helpers,
             context,
-            runtime,
+            _runtime: runtime,
         })
     }
-}
-
-/// Why a render failed, before it becomes a message.
-enum Failure {
-    /// A limit was hit: the engine must be made anew.
-    Limit(String),
-    Template(String),
 }
 
 /// Renders `template` with the notice data (JSON text, see [`super::json`]).
 pub fn render(template: &str, data_json: &str) -> Result<String, TemplateError> {
     let compiled = compile(template)?;
-    ENGINE.with(|cell| {
-        let mut slot = cell
-            .try_borrow_mut()
-            .map_err(|_| TemplateError("EJS: a template rendered another template".into()))?;
-        if slot.is_none() {
-            *slot = Some(Engine::new()?);
-        }
-        let Some(engine) = slot.as_ref() else {
-            return Err(TemplateError(
-                "EJS: the JavaScript engine is missing".into(),
-            ));
-        };
-        DEADLINE.with(|d| d.set(Some(Instant::now() + TIME_LIMIT)));
-        let outcome = run(engine, &compiled, data_json);
-        DEADLINE.with(|d| d.set(None));
-        match outcome {
-            Ok(text) => Ok(text),
-            Err(Failure::Template(message)) => Err(TemplateError(message)),
-            Err(Failure::Limit(message)) => {
-                *slot = None;
-                Err(TemplateError(message))
-            }
-        }
-    })
+    let deadline = Instant::now() + TIME_LIMIT;
+    let engine = Engine::new(deadline)?;
+    run(&engine, &compiled, data_json).map_err(|message| classify(message, deadline))
 }
 
-fn run(engine: &Engine, compiled: &Compiled, data_json: &str) -> Result<String, Failure> {
-    let outcome = engine.context.with(|ctx| {
+fn run(engine: &Engine, compiled: &Compiled, data_json: &str) -> Result<String, String> {
+    engine.context.with(|ctx| {
+        let helpers: Object = ctx.eval(HELPERS).map_err(|e| describe(&ctx, e, None))?;
         let mut options = EvalOptions::default();
         options.strict = false;
         let function: Function = ctx
@@ -357,11 +315,6 @@ fn run(engine: &Engine, compiled: &Compiled, data_json: &str) -> Result<String, 
             .map_err(|e| describe(&ctx, e, Some(compiled)))?;
         let data = ctx
             .json_parse(data_json)
-            .map_err(|e| describe(&ctx, e, None))?;
-        let helpers = engine
-            .helpers
-            .clone()
-            .restore(&ctx)
             .map_err(|e| describe(&ctx, e, None))?;
         let escape: Value = helpers.get("escape").map_err(|e| describe(&ctx, e, None))?;
         let include: Value = helpers
@@ -377,36 +330,75 @@ fn run(engine: &Engine, compiled: &Compiled, data_json: &str) -> Result<String, 
             return Ok(String::new());
         }
         match result.as_string() {
-            Some(s) => s.to_string().map_err(|e| describe(&ctx, e, None)),
+            Some(s) => text_of(s).map_err(|e| describe(&ctx, e, None)),
             None => Err("the template returned something that is not text".to_owned()),
         }
-    });
-    outcome.map_err(|message| classify(engine, message))
+    })
 }
 
-/// Turns an engine message into a failure, recognising the limits.
-fn classify(engine: &Engine, message: String) -> Failure {
-    let timed_out = DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() > deadline));
-    if timed_out || message.contains("interrupted") {
-        return Failure::Limit(format!(
+/// Turns an engine message into the render's error, naming the limit that was hit.
+fn classify(message: String, deadline: Instant) -> TemplateError {
+    if Instant::now() > deadline || message.contains("interrupted") {
+        return TemplateError(format!(
             "EJS: the template ran longer than {} s and was stopped",
             TIME_LIMIT.as_secs()
         ));
     }
     if message.contains("out of memory") {
-        return Failure::Limit(format!(
+        return TemplateError(format!(
             "EJS: the template used more than {} MiB and was stopped",
             MEMORY_LIMIT / (1024 * 1024)
         ));
     }
     if message.contains("Maximum call stack size exceeded") || message.contains("stack overflow") {
-        return Failure::Limit(format!(
+        return TemplateError(format!(
             "EJS: the template recursed too deep and was stopped ({message})"
         ));
     }
-    // Memory freed by the failed render is reclaimed now rather than at the next one.
-    engine.runtime.run_gc();
-    Failure::Template(format!("EJS: {message}"))
+    TemplateError(format!("EJS: {message}"))
+}
+
+/// A JavaScript string as UTF-8 text. A string may hold a lone surrogate (half an emoji
+/// after `text.slice(0, 20)`), which UTF-8 cannot carry: like Node writing a string out,
+/// each becomes U+FFFD.
+fn text_of(text: &rquickjs::String<'_>) -> Result<String, rquickjs::Error> {
+    let ctx = text.ctx().as_raw().as_ptr();
+    let mut len = 0usize;
+    // SAFETY: `ctx` and the value are alive for this call; QuickJS returns null (with an
+    // exception pending) or `len` bytes that stay valid until JS_FreeCString.
+    let bytes = unsafe { qjs::JS_ToCStringLen(ctx, &mut len, text.as_raw()) };
+    if bytes.is_null() {
+        return Err(rquickjs::Error::Exception);
+    }
+    // SAFETY: as above; the bytes are copied before they are freed.
+    let utf8 = well_formed(unsafe { std::slice::from_raw_parts(bytes.cast::<u8>(), len) });
+    // SAFETY: `bytes` came from JS_ToCStringLen on this context and is freed once.
+    unsafe { qjs::JS_FreeCString(ctx, bytes) };
+    Ok(utf8)
+}
+
+/// QuickJS's UTF-8 of a string encodes a lone surrogate in three bytes (`ED A0..BF ..`),
+/// which is not UTF-8: each such sequence becomes one U+FFFD.
+fn well_formed(mut bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(rest) => {
+                out.push_str(rest);
+                return out;
+            }
+            Err(e) => {
+                let (valid, invalid) = bytes.split_at(e.valid_up_to());
+                out.push_str(&String::from_utf8_lossy(valid));
+                out.push('\u{FFFD}');
+                let skip = match invalid {
+                    [0xED, 0xA0..=0xBF, 0x80..=0xBF, ..] => 3,
+                    _ => e.error_len().unwrap_or(invalid.len()),
+                };
+                bytes = &invalid[skip..];
+            }
+        }
+    }
 }
 
 /// The message of a JavaScript exception (and the template line of a syntax error).
@@ -416,20 +408,20 @@ fn describe(ctx: &Ctx<'_>, error: rquickjs::Error, compiled: Option<&Compiled>) 
     }
     let exception = ctx.catch();
     let Some(object) = exception.as_object() else {
-        return match exception.as_string().and_then(|s| s.to_string().ok()) {
+        return match exception.as_string().and_then(|s| text_of(s).ok()) {
             Some(s) => format!("uncaught exception: {s}"),
             None => "uncaught exception".to_owned(),
         };
     };
-    let name: String = object.get("name").unwrap_or_default();
-    let message: String = object.get("message").unwrap_or_default();
+    let name = property_text(object, "name");
+    let message = property_text(object, "message");
     let text = if name.is_empty() || message.starts_with("line ") {
         message
     } else {
         format!("{name}: {message}")
     };
     // QuickJS reports where a syntax error is only in the stack: "at eval_script:LINE:COL".
-    let stack: String = object.get("stack").unwrap_or_default();
+    let stack = property_text(object, "stack");
     let source_line = stack
         .split("eval_script:")
         .nth(1)
@@ -443,6 +435,15 @@ fn describe(ctx: &Ctx<'_>, error: rquickjs::Error, compiled: Option<&Compiled>) 
         }
         _ => text,
     }
+}
+
+/// A string property of an exception object, or "" when it is missing or not a string.
+fn property_text(object: &Object<'_>, name: &str) -> String {
+    object
+        .get::<_, Value>(name)
+        .ok()
+        .and_then(|v| v.as_string().and_then(|s| text_of(s).ok()))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -474,6 +475,14 @@ mod tests {
     fn unclosed_tag_is_an_error_with_its_line() {
         let e = compile("a\n<%= b").unwrap_err();
         assert!(e.0.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        // QuickJS's bytes for "a", a lone high surrogate, "😀", a lone low surrogate.
+        let bytes = b"a\xED\xA0\xBD\xF0\x9F\x98\x80\xED\xB8\x80";
+        assert_eq!(well_formed(bytes), "a\u{FFFD}😀\u{FFFD}");
+        assert_eq!(well_formed("плоский текст".as_bytes()), "плоский текст");
     }
 
     #[test]
