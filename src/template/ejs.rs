@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use rquickjs::context::EvalOptions;
 use rquickjs::{qjs, Context, Ctx, Function, Object, Runtime, Value};
 
+use super::process::Job;
 use super::TemplateError;
 
 /// Memory the JavaScript heap of one thread may use.
@@ -297,8 +298,18 @@ impl Engine {
     }
 }
 
-/// Renders `template` with the notice data (JSON text, see [`super::json`]).
+/// Renders `template` with the notice data (JSON text, see [`super::json`]), in this
+/// thread's render process, so that the time limit holds even inside native built-ins.
 pub fn render(template: &str, data_json: &str) -> Result<String, TemplateError> {
+    super::process::render(Job::Ejs {
+        template,
+        data_json,
+    })
+}
+
+/// Renders in the calling thread, with only the engine's own limits: [`render`] is what
+/// the notification modules use (the render process runs this).
+pub fn render_here(template: &str, data_json: &str) -> Result<String, TemplateError> {
     let compiled = compile(template)?;
     let deadline = Instant::now() + TIME_LIMIT;
     let engine = Engine::new(deadline)?;

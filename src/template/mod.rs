@@ -8,6 +8,7 @@ use crate::notice::Notice;
 pub mod ejs;
 pub mod json;
 pub mod macros;
+mod process;
 pub mod xslt;
 
 /// A rendered notification.

@@ -30,12 +30,21 @@ use std::ptr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::process::Job;
 use super::TemplateError;
 
 /// How deep templates may call each other; small enough for a 2 MiB thread stack.
 const MAX_TEMPLATE_DEPTH: c_int = 400;
 /// How many variables may be live at once.
 const MAX_VARIABLES: c_int = 20_000;
+/// XPath steps one transform may take in all (libxml2 counts each operation and each node
+/// an axis visits), about a second of work: nested `count()` allocates nothing, so the
+/// deadline below, checked on allocation, would not see it.
+const XPATH_OP_LIMIT: std::ffi::c_ulong = 20_000_000;
+/// What libxml2 reports when a transform reaches [`XPATH_OP_LIMIT`].
+const XPATH_OP_LIMIT_MESSAGE: &str = "Operation limit exceeded";
+/// The first libxml2 with XPath operation limits (2.9.11).
+const XPATH_OP_LIMIT_SINCE: c_int = 20911;
 /// Memory one transform may allocate (net) before it is stopped.
 pub const MEMORY_LIMIT: usize = 128 * 1024 * 1024;
 /// Past this the allocation hooks refuse memory outright (a stopped transform unwinds
@@ -103,7 +112,7 @@ struct TransformContext {
     state: c_int,
 }
 
-/// The leading fields of libxml2's public `struct _xmlError`.
+/// libxml2's public `struct _xmlError`.
 #[repr(C)]
 struct XmlError {
     domain: c_int,
@@ -112,6 +121,61 @@ struct XmlError {
     level: c_int,
     file: *const c_char,
     line: c_int,
+    str1: *const c_char,
+    str2: *const c_char,
+    str3: *const c_char,
+    int1: c_int,
+    int2: c_int,
+    ctxt: *mut c_void,
+    node: *mut c_void,
+}
+
+/// libxml2's public `struct _xmlXPathContext` up to the resource limits (libxml2 2.9.11
+/// appended `opLimit`, `opCount` and `depth`; older versions end before them).
+#[repr(C)]
+struct XPathContext {
+    doc: *mut c_void,
+    node: *mut c_void,
+    nb_variables_unused: c_int,
+    max_variables_unused: c_int,
+    var_hash: *mut c_void,
+    nb_types: c_int,
+    max_types: c_int,
+    types: *mut c_void,
+    nb_funcs_unused: c_int,
+    max_funcs_unused: c_int,
+    func_hash: *mut c_void,
+    nb_axis: c_int,
+    max_axis: c_int,
+    axis: *mut c_void,
+    namespaces: *mut c_void,
+    ns_nr: c_int,
+    user: *mut c_void,
+    context_size: c_int,
+    proximity_position: c_int,
+    xptr: c_int,
+    here: *mut c_void,
+    origin: *mut c_void,
+    ns_hash: *mut c_void,
+    var_lookup_func: *mut c_void,
+    var_lookup_data: *mut c_void,
+    extra: *mut c_void,
+    function: *const c_char,
+    function_uri: *const c_char,
+    func_lookup_func: *mut c_void,
+    func_lookup_data: *mut c_void,
+    tmp_ns_list: *mut c_void,
+    tmp_ns_nr: c_int,
+    user_data: *mut c_void,
+    error: *mut c_void,
+    last_error: XmlError,
+    debug_node: *mut c_void,
+    dict: *mut c_void,
+    flags: c_int,
+    cache: *mut c_void,
+    op_limit: std::ffi::c_ulong,
+    op_count: std::ffi::c_ulong,
+    depth: c_int,
 }
 
 /// libxml2/libxslt's generic error callback (`xmlGenericErrorFunc`), printf-style and
@@ -207,6 +271,8 @@ struct Api {
     /// not allocate them (every transform is then refused). Never freed: libxslt keeps a
     /// pointer to them as the default.
     security_prefs: *mut XsltSecurityPrefs,
+    /// Whether libxml2 has XPath operation limits (2.9.11 and later).
+    xpath_op_limit: bool,
 }
 
 // SAFETY: the raw pointers are process-global library data (two ints and the security
@@ -265,6 +331,7 @@ impl Api {
                 xsltSetGenericErrorFunc: xslt.symbol(c"xsltSetGenericErrorFunc")?,
                 exsltRegisterAll: exslt.symbol(c"exsltRegisterAll")?,
                 security_prefs: ptr::null_mut(),
+                xpath_op_limit: false,
             }
         };
         // SAFETY: the version variables are constants the libraries initialise statically.
@@ -282,6 +349,7 @@ impl Api {
             (xml2_version, *api.xsltLibxsltVersion)
         };
         check_versions(xml2_version, xslt_version)?;
+        api.xpath_op_limit = xml2_version >= XPATH_OP_LIMIT_SINCE;
         // SAFETY: runs once (inside `API`'s initialiser) before any other call into the
         // libraries; the hooks and handlers are functions of this module (or of the C shim)
         // that live forever, and the variable pointers were resolved from libxslt above.
@@ -800,8 +868,24 @@ fn compile(api: &'static Api, template: &str) -> Result<std::rc::Rc<Stylesheet>,
 }
 
 /// Applies `stylesheet` to `document`; the output is serialised as the stylesheet's
-/// `xsl:output` says (method xml, html or text). The first call loads the libraries.
+/// `xsl:output` says (method xml, html or text). Runs in this thread's render process, so
+/// that the time limit holds even where libxslt does not check it.
 pub fn transform(stylesheet: &str, document: &str) -> Result<String, TemplateError> {
+    super::process::render(Job::Xslt {
+        stylesheet,
+        document,
+    })
+}
+
+/// Loads and sets up the libraries, once per process.
+pub(crate) fn load() -> Result<(), TemplateError> {
+    api().map(|_| ())
+}
+
+/// Transforms in the calling thread, with only libxslt's own limits: [`transform`] is what
+/// the notification modules use (the render process runs this). The first call loads
+/// the libraries.
+pub fn transform_here(stylesheet: &str, document: &str) -> Result<String, TemplateError> {
     let api = api()?;
     init_thread(api);
     let style = compile(api, stylesheet)?;
@@ -820,6 +904,16 @@ pub fn transform(stylesheet: &str, document: &str) -> Result<String, TemplateErr
         return Err(TemplateError(
             "XSLT: the security preferences could not be applied; refusing to transform".into(),
         ));
+    }
+    if api.xpath_op_limit {
+        // SAFETY: `ctxt` is live and xsltNewTransformContext gave it an XPath context, whose
+        // layout up to the limits is `XPathContext` in this libxml2 (checked at load).
+        unsafe {
+            let xpath = (*ctxt.raw).xpath_ctxt.cast::<XPathContext>();
+            if let Some(xpath) = xpath.as_mut() {
+                xpath.op_limit = XPATH_OP_LIMIT;
+            }
+        }
     }
     take_messages();
     let (result, exceeded) = {
@@ -853,6 +947,11 @@ pub fn transform(stylesheet: &str, document: &str) -> Result<String, TemplateErr
             )))
         }
         None => {}
+    }
+    if messages.contains(XPATH_OP_LIMIT_MESSAGE) {
+        return Err(TemplateError(format!(
+            "XSLT: the stylesheet took more than {XPATH_OP_LIMIT} XPath steps and was stopped"
+        )));
     }
     if result.raw.is_null() {
         return Err(TemplateError(format!(
@@ -1014,5 +1113,17 @@ mod tests {
         assert!(why.contains("libxml2 2.14.0 is not supported"), "{why}");
         let why = check_versions(20914, 10200).unwrap_err();
         assert!(why.contains("libxslt 1.2.0 is not supported"), "{why}");
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn copied_structures_match_the_library_headers() {
+        // Offsets printed by a C program built against libxml2 2.9.14's and libxslt
+        // 1.1.35's headers (LP64).
+        assert_eq!(std::mem::offset_of!(TransformContext, xpath_ctxt), 160);
+        assert_eq!(std::mem::offset_of!(TransformContext, state), 168);
+        assert_eq!(std::mem::offset_of!(XPathContext, last_error), 232);
+        assert_eq!(std::mem::offset_of!(XPathContext, op_limit), 352);
+        assert_eq!(std::mem::size_of::<XPathContext>(), 376);
     }
 }
