@@ -118,6 +118,37 @@ fn half_an_emoji_becomes_a_replacement_character() {
 }
 
 #[test]
+fn numbers_and_dates_are_formatted_for_the_locale() {
+    let template = "<%= Number(x).toLocaleString('ru-RU', {minimumFractionDigits: 2}) %>\
+        |<%= (1234567.891).toLocaleString('en-US') %>\
+        |<%= new Intl.NumberFormat('ru', {style: 'currency', currency: 'RUB'}).format(x) %>\
+        |<%= new Intl.NumberFormat('en-US', {style: 'currency', currency: 'USD'}).format(-x) %>\
+        |<%= new Date(Date.UTC(2024, 4, 6, 13, 5)).toLocaleDateString('ru-RU', {day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC'}) %>\
+        |<%= new Intl.DateTimeFormat('en-US', {dateStyle: 'long', timeStyle: 'short', timeZone: 'UTC'}).format(Date.UTC(2024, 4, 6, 13, 5)) %>\
+        |<%= (5).toLocaleString('de-DE', {minimumFractionDigits: 1}) %>";
+    assert_eq!(
+        ejs::render(template, r#"{"x":"1234.5"}"#).unwrap(),
+        "1\u{a0}234,50|1,234,567.891|1\u{a0}234,50\u{a0}₽|-$1,234.50|6 мая 2024 г.\
+         |May 6, 2024 at 1:05 PM|5.0"
+    );
+}
+
+#[test]
+fn locale_options_that_are_not_implemented_are_refused() {
+    for (call, option) in [
+        ("new Date(0).toLocaleString('ru', {timeZone: 'Asia/Tokyo'})", "time zone Asia/Tokyo"),
+        ("(5).toLocaleString('ru', {notation: 'compact'})", "option notation"),
+        ("(5).toLocaleString('en', {style: 'currency', currency: 'USD', currencyDisplay: 'name'})", "option currencyDisplay"),
+    ] {
+        let err = ejs::render(&format!("<%= {call} %>"), "{}").unwrap_err().0;
+        assert!(
+            err.contains("RangeError") && err.contains(option) && err.contains("not supported"),
+            "{call}: {err}"
+        );
+    }
+}
+
+#[test]
 fn renders_on_many_threads() {
     let handles: Vec<_> = (0..4)
         .map(|i| {

@@ -46,6 +46,10 @@ const HELPERS: &str = r#"(function () {
   };
 })()"#;
 
+/// Locale formatting (`toLocaleString`, `Intl.NumberFormat`, `Intl.DateTimeFormat`) for
+/// ru and en-US as Node gives it; QuickJS has no `Intl`.
+const INTL: &str = include_str!("intl.js");
+
 /// A template compiled to the source of `function (locals, escapeFn, include, rethrow)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compiled {
@@ -318,6 +322,8 @@ pub fn render_here(template: &str, data_json: &str) -> Result<String, TemplateEr
 
 fn run(engine: &Engine, compiled: &Compiled, data_json: &str) -> Result<String, String> {
     engine.context.with(|ctx| {
+        ctx.eval::<(), _>(INTL)
+            .map_err(|e| describe(&ctx, e, None))?;
         let helpers: Object = ctx.eval(HELPERS).map_err(|e| describe(&ctx, e, None))?;
         let mut options = EvalOptions::default();
         options.strict = false;
