@@ -134,6 +134,24 @@ fn numbers_and_dates_are_formatted_for_the_locale() {
 }
 
 #[test]
+fn locale_formatting_loads_however_it_is_reached_first() {
+    for (template, want) in [
+        ("<%= typeof Intl %>", "object"),
+        (
+            "<% var f = Number.prototype.toLocaleString %><%= f.call(1234.5, 'ru') %>",
+            "1\u{a0}234,5",
+        ),
+        (
+            "<%= new Date(0).toLocaleDateString('ru', {timeZone: 'UTC'}) %>",
+            "01.01.1970",
+        ),
+        ("<%= (12345n).toLocaleString('en-US') %>", "12,345"),
+    ] {
+        assert_eq!(ejs::render(template, "{}").unwrap(), want, "{template}");
+    }
+}
+
+#[test]
 fn locale_options_that_are_not_implemented_are_refused() {
     for (call, option) in [
         ("new Date(0).toLocaleString('ru', {timeZone: 'Asia/Tokyo'})", "time zone Asia/Tokyo"),

@@ -45,14 +45,23 @@ fn render_on_a_thread(
         let started = Instant::now();
         let outcome = render();
         let took = started.elapsed();
-        // Looked at here: when this thread ends, its render process ends with it.
-        let children = children_of_this_thread()
-            .into_iter()
-            .map(|pid| {
-                let state = state_of(&pid);
-                (pid, state)
-            })
-            .collect();
+        // Looked at here: when this thread ends, its render process ends with it. A render
+        // process that has just answered may still be on its way back to waiting: it gets
+        // a second to settle (one left running would not).
+        let settled = Instant::now() + Duration::from_secs(1);
+        let children = loop {
+            let children: Vec<(String, String)> = children_of_this_thread()
+                .into_iter()
+                .map(|pid| {
+                    let state = state_of(&pid);
+                    (pid, state)
+                })
+                .collect();
+            if Instant::now() > settled || children.iter().all(|(_, state)| state == "S") {
+                break children;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         let _ = tx.send((outcome, took, children));
     });
     rx.recv_timeout(BOUND)

@@ -7,6 +7,8 @@
 //! template changes is seen by the next; the runtime has memory and stack limits and a
 //! wall-time deadline (interrupt handler).
 
+use std::ffi::{c_int, CStr, CString};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rquickjs::context::EvalOptions;
@@ -22,9 +24,35 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(2);
 /// Native stack the engine may use (fits well inside a 2 MiB thread stack).
 const STACK_LIMIT: usize = 512 * 1024;
 
-/// The helpers every compiled template gets as arguments: `escapeFn` is ejs's escapeXML,
-/// `include` refuses, `rethrow` tags an exception with the template line.
-const HELPERS: &str = r#"(function () {
+/// Set up in every render's context: the helpers every compiled template gets as
+/// arguments (`escapeFn` is ejs's escapeXML, `include` refuses, `rethrow` tags an
+/// exception with the template line), and stand-ins for the locale formatting of
+/// [`LOCALE_FORMATTING`] that load it on first use (most templates never format, and
+/// loading it costs a few hundred microseconds).
+const SETUP: &str = r#"(function (loadLocaleFormatting) {
+  var loaded = false;
+  function ensureLoaded() {
+    if (!loaded) {
+      loadLocaleFormatting();
+      loaded = true;
+    }
+  }
+  function standIn(target, name) {
+    Object.defineProperty(target, name, { configurable: true, writable: true, value: function () {
+      ensureLoaded();
+      return target[name].apply(this, arguments);
+    } });
+  }
+  standIn(Number.prototype, 'toLocaleString');
+  standIn(BigInt.prototype, 'toLocaleString');
+  standIn(Date.prototype, 'toLocaleString');
+  standIn(Date.prototype, 'toLocaleDateString');
+  standIn(Date.prototype, 'toLocaleTimeString');
+  Object.defineProperty(globalThis, 'Intl', { configurable: true, get: function () {
+    ensureLoaded();
+    return globalThis.Intl;
+  } });
+
   var rules = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&#34;', "'": '&#39;' };
   function encodeChar(c) { return rules[c] || c; }
   return {
@@ -44,11 +72,99 @@ const HELPERS: &str = r#"(function () {
       throw new Error('line ' + line + ': ' + what);
     }
   };
-})()"#;
+})"#;
 
 /// Locale formatting (`toLocaleString`, `Intl.NumberFormat`, `Intl.DateTimeFormat`) for
 /// ru and en-US as Node gives it; QuickJS has no `Intl`.
-const INTL: &str = include_str!("intl.js");
+const LOCALE_FORMATTING: &str = include_str!("intl.js");
+
+static SETUP_CODE: Precompiled = Precompiled::new(c"setup.js", SETUP);
+static LOCALE_FORMATTING_CODE: Precompiled = Precompiled::new(c"intl.js", LOCALE_FORMATTING);
+
+/// A script compiled to QuickJS bytecode once per process, without its source text and
+/// debug information: every render runs it in a new context, and loading bytecode costs
+/// a small part of parsing the source (milliseconds for the locale formatting).
+struct Precompiled {
+    name: &'static CStr,
+    source: &'static str,
+    bytecode: OnceLock<Vec<u8>>,
+}
+
+impl Precompiled {
+    const fn new(name: &'static CStr, source: &'static str) -> Self {
+        Self {
+            name,
+            source,
+            bytecode: OnceLock::new(),
+        }
+    }
+
+    /// Runs the script in `ctx` and returns its value.
+    fn run<'js>(&'static self, ctx: &Ctx<'js>) -> rquickjs::Result<Value<'js>> {
+        let bytecode = match self.bytecode.get() {
+            Some(bytecode) => bytecode,
+            None => {
+                let compiled = self.compile(ctx)?;
+                self.bytecode.get_or_init(|| compiled)
+            }
+        };
+        let raw = ctx.as_raw().as_ptr();
+        // SAFETY: the bytes are bytecode this process's QuickJS wrote (`compile`), kept
+        // for the rest of the process (so ROM_DATA may point into them); JS_EvalFunction
+        // takes over the function value.
+        unsafe {
+            let function = qjs::JS_ReadObject(
+                raw,
+                bytecode.as_ptr(),
+                bytecode.len() as _,
+                (qjs::JS_READ_OBJ_BYTECODE | qjs::JS_READ_OBJ_ROM_DATA) as c_int,
+            );
+            if qjs::JS_IsException(function) {
+                return Err(rquickjs::Error::Exception);
+            }
+            let value = qjs::JS_EvalFunction(raw, function);
+            if qjs::JS_IsException(value) {
+                return Err(rquickjs::Error::Exception);
+            }
+            Ok(Value::from_raw(ctx.clone(), value))
+        }
+    }
+
+    fn compile(&self, ctx: &Ctx<'_>) -> rquickjs::Result<Vec<u8>> {
+        let source = CString::new(self.source)?;
+        let raw = ctx.as_raw().as_ptr();
+        // SAFETY: QuickJS reads the NUL-terminated source and returns a function value (or
+        // an exception), which is freed here; the written buffer is copied, then freed.
+        unsafe {
+            let function = qjs::JS_Eval(
+                raw,
+                source.as_ptr(),
+                self.source.len() as _,
+                self.name.as_ptr(),
+                (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as c_int,
+            );
+            if qjs::JS_IsException(function) {
+                return Err(rquickjs::Error::Exception);
+            }
+            let mut len = 0;
+            let bytes = qjs::JS_WriteObject(
+                raw,
+                &mut len,
+                function,
+                (qjs::JS_WRITE_OBJ_BYTECODE
+                    | qjs::JS_WRITE_OBJ_STRIP_SOURCE
+                    | qjs::JS_WRITE_OBJ_STRIP_DEBUG) as c_int,
+            );
+            qjs::JS_FreeValue(raw, function);
+            if bytes.is_null() {
+                return Err(rquickjs::Error::Exception);
+            }
+            let copy = std::slice::from_raw_parts(bytes, len as usize).to_vec();
+            qjs::js_free(raw, bytes.cast());
+            Ok(copy)
+        }
+    }
+}
 
 /// A template compiled to the source of `function (locals, escapeFn, include, rethrow)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -322,9 +438,17 @@ pub fn render_here(template: &str, data_json: &str) -> Result<String, TemplateEr
 
 fn run(engine: &Engine, compiled: &Compiled, data_json: &str) -> Result<String, String> {
     engine.context.with(|ctx| {
-        ctx.eval::<(), _>(INTL)
+        let load_locale_formatting = Function::new(ctx.clone(), |ctx: Ctx<'_>| {
+            LOCALE_FORMATTING_CODE.run(&ctx).map(|_| ())
+        })
+        .map_err(|e| describe(&ctx, e, None))?;
+        let setup: Function = SETUP_CODE
+            .run(&ctx)
+            .and_then(|v| v.get())
             .map_err(|e| describe(&ctx, e, None))?;
-        let helpers: Object = ctx.eval(HELPERS).map_err(|e| describe(&ctx, e, None))?;
+        let helpers: Object = setup
+            .call((load_locale_formatting,))
+            .map_err(|e| describe(&ctx, e, None))?;
         let mut options = EvalOptions::default();
         options.strict = false;
         let function: Function = ctx

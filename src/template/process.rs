@@ -21,7 +21,7 @@ use super::{ejs, xslt, TemplateError};
 
 /// How long past the engine's own time limit the parent waits before it kills the render
 /// process: the engines stop what they can interrupt themselves at the limit.
-pub const SLACK: Duration = Duration::from_millis(500);
+const SLACK: Duration = Duration::from_millis(500);
 /// Address space a render process may add to what it inherited at the fork: above the
 /// engines' own limits (64 MiB of JavaScript heap, 512 MiB of libxml2 allocations).
 const ADDRESS_SPACE_HEADROOM: u64 = 1024 * 1024 * 1024;
