@@ -7,11 +7,13 @@
 //! template changes is seen by the next; the runtime has memory and stack limits and a
 //! wall-time deadline (interrupt handler).
 
-use std::ffi::{c_int, CStr, CString};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::ffi::{c_int, CStr};
+use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rquickjs::context::EvalOptions;
 use rquickjs::{qjs, Context, Ctx, Function, Object, Runtime, Value};
 
 use super::process::Job;
@@ -104,66 +106,139 @@ impl Precompiled {
         let bytecode = match self.bytecode.get() {
             Some(bytecode) => bytecode,
             None => {
-                let compiled = self.compile(ctx)?;
+                let compiled = bytecode_of(ctx, self.source, self.name, Debug::Strip)?;
                 self.bytecode.get_or_init(|| compiled)
             }
         };
-        let raw = ctx.as_raw().as_ptr();
-        // SAFETY: the bytes are bytecode this process's QuickJS wrote (`compile`), kept
-        // for the rest of the process (so ROM_DATA may point into them); JS_EvalFunction
-        // takes over the function value.
-        unsafe {
-            let function = qjs::JS_ReadObject(
-                raw,
-                bytecode.as_ptr(),
-                bytecode.len() as _,
-                (qjs::JS_READ_OBJ_BYTECODE | qjs::JS_READ_OBJ_ROM_DATA) as c_int,
-            );
-            if qjs::JS_IsException(function) {
-                return Err(rquickjs::Error::Exception);
-            }
-            let value = qjs::JS_EvalFunction(raw, function);
-            if qjs::JS_IsException(value) {
-                return Err(rquickjs::Error::Exception);
-            }
-            Ok(Value::from_raw(ctx.clone(), value))
-        }
+        // SAFETY: bytecode this process's QuickJS wrote, kept for the rest of the process.
+        unsafe { run_bytecode(ctx, bytecode, Lifetime::Process) }
     }
+}
 
-    fn compile(&self, ctx: &Ctx<'_>) -> rquickjs::Result<Vec<u8>> {
-        let source = CString::new(self.source)?;
-        let raw = ctx.as_raw().as_ptr();
-        // SAFETY: QuickJS reads the NUL-terminated source and returns a function value (or
-        // an exception), which is freed here; the written buffer is copied, then freed.
-        unsafe {
-            let function = qjs::JS_Eval(
-                raw,
-                source.as_ptr(),
-                self.source.len() as _,
-                self.name.as_ptr(),
-                (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as c_int,
-            );
-            if qjs::JS_IsException(function) {
-                return Err(rquickjs::Error::Exception);
-            }
-            let mut len = 0;
-            let bytes = qjs::JS_WriteObject(
-                raw,
-                &mut len,
-                function,
-                (qjs::JS_WRITE_OBJ_BYTECODE
-                    | qjs::JS_WRITE_OBJ_STRIP_SOURCE
-                    | qjs::JS_WRITE_OBJ_STRIP_DEBUG) as c_int,
-            );
-            qjs::JS_FreeValue(raw, function);
-            if bytes.is_null() {
-                return Err(rquickjs::Error::Exception);
-            }
-            let copy = std::slice::from_raw_parts(bytes, len as usize).to_vec();
-            qjs::js_free(raw, bytes.cast());
-            Ok(copy)
-        }
+/// Whether compiled code keeps its line numbers (for the messages of template errors).
+#[derive(Clone, Copy, PartialEq)]
+enum Debug {
+    Keep,
+    Strip,
+}
+
+/// Compiles a (non-strict) script to bytecode; `name` is its file name in messages.
+fn bytecode_of(
+    ctx: &Ctx<'_>,
+    source: &str,
+    name: &CStr,
+    debug: Debug,
+) -> rquickjs::Result<Vec<u8>> {
+    // NUL-terminated, as QuickJS wants (a NUL inside the template's text is kept).
+    let mut text = Vec::with_capacity(source.len() + 1);
+    text.extend_from_slice(source.as_bytes());
+    text.push(0);
+    let mut flags = qjs::JS_WRITE_OBJ_BYTECODE | qjs::JS_WRITE_OBJ_STRIP_SOURCE;
+    if debug == Debug::Strip {
+        flags |= qjs::JS_WRITE_OBJ_STRIP_DEBUG;
     }
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: QuickJS reads the NUL-terminated source and returns a function value (or an
+    // exception), which is freed here; the written buffer is copied, then freed.
+    unsafe {
+        let function = qjs::JS_Eval(
+            raw,
+            text.as_ptr().cast(),
+            source.len() as _,
+            name.as_ptr(),
+            (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as c_int,
+        );
+        if qjs::JS_IsException(function) {
+            return Err(rquickjs::Error::Exception);
+        }
+        let mut len = 0;
+        let bytes = qjs::JS_WriteObject(raw, &mut len, function, flags as c_int);
+        qjs::JS_FreeValue(raw, function);
+        if bytes.is_null() {
+            return Err(rquickjs::Error::Exception);
+        }
+        let copy = std::slice::from_raw_parts(bytes, len as usize).to_vec();
+        qjs::js_free(raw, bytes.cast());
+        Ok(copy)
+    }
+}
+
+/// How long bytecode given to [`run_bytecode`] lives.
+#[derive(Clone, Copy, PartialEq)]
+enum Lifetime {
+    /// Until the process ends: QuickJS may point into it instead of copying.
+    Process,
+    /// Only for the call: QuickJS copies what it keeps.
+    Call,
+}
+
+/// Runs bytecode made by [`bytecode_of`] in `ctx` and returns the script's value.
+///
+/// # Safety
+/// `bytecode` must come from [`bytecode_of`] in this process, and live as `lifetime` says.
+unsafe fn run_bytecode<'js>(
+    ctx: &Ctx<'js>,
+    bytecode: &[u8],
+    lifetime: Lifetime,
+) -> rquickjs::Result<Value<'js>> {
+    let mut flags = qjs::JS_READ_OBJ_BYTECODE;
+    if lifetime == Lifetime::Process {
+        flags |= qjs::JS_READ_OBJ_ROM_DATA;
+    }
+    let raw = ctx.as_raw().as_ptr();
+    let function = qjs::JS_ReadObject(raw, bytecode.as_ptr(), bytecode.len() as _, flags as c_int);
+    if qjs::JS_IsException(function) {
+        return Err(rquickjs::Error::Exception);
+    }
+    // JS_EvalFunction takes over the function value.
+    let value = qjs::JS_EvalFunction(raw, function);
+    if qjs::JS_IsException(value) {
+        return Err(rquickjs::Error::Exception);
+    }
+    Ok(Value::from_raw(ctx.clone(), value))
+}
+
+/// How many compiled templates a render process keeps: a queue sends one template to many
+/// users, and compiling it is a good part of a render.
+const TEMPLATE_CACHE_SIZE: usize = 16;
+
+thread_local! {
+    /// Bytecode of recently rendered templates, by their compiled source.
+    static TEMPLATE_BYTECODE: RefCell<VecDeque<(String, Rc<Vec<u8>>)>> =
+        const { RefCell::new(VecDeque::new()) };
+}
+
+/// The template's function in `ctx`, from cached bytecode when there is some.
+fn template_function<'js>(ctx: &Ctx<'js>, compiled: &Compiled) -> rquickjs::Result<Function<'js>> {
+    let cached = TEMPLATE_BYTECODE.with(|cache| {
+        cache
+            .borrow()
+            .iter()
+            .find(|(source, _)| *source == compiled.source)
+            .map(|(_, bytecode)| bytecode.clone())
+    });
+    let bytecode = match cached {
+        Some(bytecode) => bytecode,
+        None => {
+            // Named as rquickjs names evaluated code, which `describe` looks for.
+            let bytecode = Rc::new(bytecode_of(
+                ctx,
+                &compiled.source,
+                c"eval_script",
+                Debug::Keep,
+            )?);
+            TEMPLATE_BYTECODE.with(|cache| {
+                let mut cache = cache.borrow_mut();
+                if cache.len() >= TEMPLATE_CACHE_SIZE {
+                    cache.pop_front();
+                }
+                cache.push_back((compiled.source.clone(), bytecode.clone()));
+            });
+            bytecode
+        }
+    };
+    // SAFETY: bytecode from `bytecode_of` in this process, copied by QuickJS.
+    unsafe { run_bytecode(ctx, &bytecode, Lifetime::Call) }?.get()
 }
 
 /// A template compiled to the source of `function (locals, escapeFn, include, rethrow)`.
@@ -449,11 +524,8 @@ fn run(engine: &Engine, compiled: &Compiled, data_json: &str) -> Result<String, 
         let helpers: Object = setup
             .call((load_locale_formatting,))
             .map_err(|e| describe(&ctx, e, None))?;
-        let mut options = EvalOptions::default();
-        options.strict = false;
-        let function: Function = ctx
-            .eval_with_options(compiled.source.as_str(), options)
-            .map_err(|e| describe(&ctx, e, Some(compiled)))?;
+        let function =
+            template_function(&ctx, compiled).map_err(|e| describe(&ctx, e, Some(compiled)))?;
         let data = ctx
             .json_parse(data_json)
             .map_err(|e| describe(&ctx, e, None))?;
@@ -624,6 +696,11 @@ mod tests {
         let bytes = b"a\xED\xA0\xBD\xF0\x9F\x98\x80\xED\xB8\x80";
         assert_eq!(well_formed(bytes), "a\u{FFFD}😀\u{FFFD}");
         assert_eq!(well_formed("плоский текст".as_bytes()), "плоский текст");
+    }
+
+    #[test]
+    fn a_nul_in_the_text_is_kept() {
+        assert_eq!(render_here("a\0b<%= 1 %>", "{}").unwrap(), "a\0b1");
     }
 
     #[test]
