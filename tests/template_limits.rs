@@ -163,3 +163,41 @@ fn a_render_process_that_died_is_replaced() {
     });
     assert_eq!(outcome.unwrap(), "2");
 }
+
+#[test]
+fn a_render_process_holds_nothing_of_the_parent_and_has_its_memory_bounded() {
+    let (outcome, _, children) = render_on_a_thread(|| {
+        // Descriptors the render process must not keep: a file and a socket.
+        let _file = std::fs::File::open("/proc/self/status").unwrap();
+        let _listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let rendered = ejs::render("<%= 1 %>", "{}");
+        let pid = &children_of_this_thread()[0];
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        rendered.map(|_| format!("{limits}\nfds {fds:?}"))
+    });
+    assert_eq!(children.len(), 1);
+    let report = outcome.unwrap();
+    let limit = |name: &str| {
+        report
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {report}"))
+            .split_whitespace()
+            .skip(name.split_whitespace().count())
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_ne!(
+        limit("Max address space"),
+        "unlimited unlimited",
+        "{report}"
+    );
+    assert_eq!(limit("Max core file size"), "0 0", "{report}");
+    let fds = report.lines().last().unwrap();
+    assert_eq!(fds, r#"fds ["0", "1", "2", "3"]"#, "{report}");
+}

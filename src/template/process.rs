@@ -15,6 +15,7 @@ use std::cell::RefCell;
 use std::ffi::c_int;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{ejs, xslt, TemplateError};
@@ -105,6 +106,14 @@ impl Job<'_> {
     }
 }
 
+/// Held while the parent loads libxml2/libxslt and while it forks, so that no render
+/// process starts with a copy of a half-done load (it would wait for the load for ever).
+static FORK_GUARD: Mutex<()> = Mutex::new(());
+
+fn fork_guard() -> MutexGuard<'static, ()> {
+    FORK_GUARD.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 thread_local! {
     /// This thread's render process, once it has one.
     static RENDERER: RefCell<Option<Renderer>> = const { RefCell::new(None) };
@@ -114,8 +123,9 @@ thread_local! {
 /// ends with the engine's time-limit error within the limit plus [`SLACK`].
 pub(crate) fn render(job: Job<'_>) -> Result<String, TemplateError> {
     if let Job::Xslt { .. } = job {
-        // Loaded before the fork, so every render process inherits the loaded libraries
+        // Loaded in the parent, so that render processes inherit the loaded libraries
         // (and a missing library is reported without a fork).
+        let _guard = fork_guard();
         xslt::load()?;
     }
     let deadline = Instant::now() + job.time_limit() + SLACK;
@@ -173,9 +183,11 @@ impl Renderer {
             .map_err(|e| fail("socket", e))?;
         // SAFETY: getpid has no preconditions.
         let parent = unsafe { libc::getpid() };
+        let _guard = fork_guard();
         // SAFETY: the child runs only `serve`, which never returns: it uses this thread's
-        // copy of memory, the allocator (which glibc keeps usable after fork) and system
-        // calls, and touches no lock another thread of the parent could have held.
+        // copy of memory, the allocator (which glibc keeps usable after fork), system calls
+        // and the engines, whose only process-wide state (the libxml2 load) is complete or
+        // not begun (`FORK_GUARD`); no other thread of the parent runs an engine.
         match unsafe { libc::fork() } {
             -1 => Err(fail("fork", std::io::Error::last_os_error())),
             0 => serve(child_end.as_raw_fd(), parent),
