@@ -146,6 +146,7 @@ fn locale_formatting_loads_however_it_is_reached_first() {
             "01.01.1970",
         ),
         ("<%= (12345n).toLocaleString('en-US') %>", "12,345"),
+        ("<% Intl = 'replaced' %><%= Intl %>", "replaced"),
     ] {
         assert_eq!(ejs::render(template, "{}").unwrap(), want, "{template}");
     }

@@ -53,6 +53,8 @@ const SETUP: &str = r#"(function (loadLocaleFormatting) {
   Object.defineProperty(globalThis, 'Intl', { configurable: true, get: function () {
     ensureLoaded();
     return globalThis.Intl;
+  }, set: function (value) {
+    Object.defineProperty(globalThis, 'Intl', { value: value, writable: true, configurable: true });
   } });
 
   var rules = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&#34;', "'": '&#39;' };
