@@ -256,15 +256,7 @@ impl Renderer {
         if pid == 0 {
             return String::from("it exited");
         }
-        let mut status = 0;
-        // SAFETY: `pid` is our child and not yet reaped, so the number is still its own.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            while libc::waitpid(pid, &mut status, 0) == -1
-                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-            {
-            }
-        }
+        let status = kill_and_reap(pid);
         if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) != libc::SIGKILL {
             format!("killed by signal {}", libc::WTERMSIG(status))
         } else if libc::WIFEXITED(status) {
@@ -277,18 +269,24 @@ impl Renderer {
 
 impl Drop for Renderer {
     fn drop(&mut self) {
-        if self.pid != 0 {
-            let pid = std::mem::take(&mut self.pid);
-            // SAFETY: as in `stop`.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                while libc::waitpid(pid, std::ptr::null_mut(), 0) == -1
-                    && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-                {
-                }
-            }
+        let pid = std::mem::take(&mut self.pid);
+        if pid != 0 {
+            kill_and_reap(pid);
         }
     }
+}
+
+/// Kills a render process and waits for it (it cannot block SIGKILL); its wait status.
+fn kill_and_reap(pid: libc::pid_t) -> c_int {
+    let mut status = 0;
+    // SAFETY: `pid` is our child and not yet reaped, so the number is still its own.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        while libc::waitpid(pid, &mut status, 0) == -1
+            && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+        {}
+    }
+    status
 }
 
 /// Writes all of `bytes` (without SIGPIPE), waiting for room until `deadline` if given.
@@ -427,7 +425,7 @@ fn isolate(socket: RawFd, parent: libc::pid_t) -> RawFd {
         if libc::getppid() != parent {
             libc::_exit(0);
         }
-        libc::prctl(libc::PR_SET_NAME, c"mgrnotify-render".as_ptr());
+        libc::prctl(libc::PR_SET_NAME, c"template-render".as_ptr());
         // The parent's handlers (a graceful stop on SIGTERM) are not ours: die instead.
         for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT] {
             libc::signal(signal, libc::SIG_DFL);

@@ -14,13 +14,15 @@
 //! - template recursion is bounded by `xsltMaxDepth`, variables by `xsltMaxVars`;
 //! - libxml2 allocates through counting hooks: a transform that uses more than
 //!   [`MEMORY_LIMIT`] or runs longer than [`TIME_LIMIT`] is stopped (libxslt's own
-//!   `XSLT_STATE_STOPPED`) and reported as an error;
+//!   `XSLT_STATE_STOPPED`) and reported as an error; XPath work is bounded by libxml2's
+//!   operation limit, and [`transform`] runs in a render process that is killed at the
+//!   deadline whatever libxslt is doing (see `process.rs`);
 //! - every libxml/libxslt object is freed on every path (RAII guards below);
 //! - the structures copied by hand below are only used with library versions whose layout
 //!   they match (checked at load), and no callback from C unwinds or panics.
 //!
-//! Parsed stylesheets are cached per thread, so a queue that sends one template to many
-//! users parses it once.
+//! Parsed stylesheets are cached per thread (of a render process), so a queue that sends one
+//! template to many users parses it once.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
