@@ -1,6 +1,7 @@
-//! Render time per message, in-process, for an XSLT and an EJS invoice notice through
-//! `template::render` (detection, transform or XML-to-JSON + EJS, macros, subject).
-//! Engines are created once per process: a warm-up render precedes the timing.
+//! Render time per message for an XSLT and an EJS invoice notice through
+//! `template::render` (detection, XML-to-JSON for EJS, the exchange with the thread's
+//! render process and the render there, macros, subject), then the engines alone in the
+//! calling thread. A warm-up render (which forks the render process) precedes the timing.
 //!
 //! `cargo bench --bench render`; RENDER_BENCH_ITERATIONS sets the count (default 2000),
 //! e.g. 20 for a run under valgrind.
@@ -9,7 +10,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use mgrnotify::notice::Notice;
-use mgrnotify::template;
+use mgrnotify::template::{self, ejs, json, xslt};
 
 const NOTICE_XML: &str = r#"<doc>
   <project><id>1</id><name>Хостинг «Ромашка»</name><url>https://my.example.com/</url></project>
@@ -53,6 +54,17 @@ const EJS: &str = r#"<html><body>
 <p><%= project.name %></p>
 </body></html>"#;
 
+/// The EJS invoice with Russian money formatting (loads the locale formatting).
+const EJS_LOCALE: &str = r#"<html><body>
+<p>Здравствуйте, {user.realname}!</p>
+<table>
+<%_ var sum = 0; [].concat(invoice.item).forEach(function (item) { sum += parseFloat(item.cost.$); _%>
+<tr><td><%= item.name %></td><td><%= Number(item.cost.$).toLocaleString('ru-RU', {style: 'currency', currency: item.cost.currency}) %></td></tr>
+<%_ }) _%>
+<tr><td>Итого</td><td><%= sum.toLocaleString('ru-RU', {minimumFractionDigits: 2}) %></td></tr>
+</table>
+</body></html>"#;
+
 fn notice(tmpl: &str) -> Notice {
     let mut n = Notice {
         tmpl: tmpl.into(),
@@ -65,14 +77,13 @@ fn notice(tmpl: &str) -> Notice {
     n
 }
 
-fn measure(name: &str, notice: &Notice, iterations: usize) {
-    let first = template::render(notice).expect("the bench template renders");
-    assert!(first.text.contains("Иван Петров") && first.text.contains("1238.50"));
-    assert_eq!(first.subject, "Счёт № 7");
+fn measure(name: &str, iterations: usize, render: impl Fn() -> String) {
+    let first = render();
+    assert!(first.contains("1238.50") || first.contains("1\u{a0}238,50"));
     let mut times: Vec<Duration> = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let started = Instant::now();
-        black_box(template::render(black_box(notice)).expect("renders"));
+        black_box(render());
         times.push(started.elapsed());
     }
     times.sort();
@@ -85,12 +96,34 @@ fn measure(name: &str, notice: &Notice, iterations: usize) {
     );
 }
 
+fn measure_notice(name: &str, notice: &Notice, iterations: usize) {
+    let first = template::render(notice).expect("the bench template renders");
+    assert!(first.text.contains("Иван Петров"));
+    assert_eq!(first.subject, "Счёт № 7");
+    measure(name, iterations, || {
+        template::render(black_box(notice)).expect("renders").text
+    });
+}
+
 fn main() {
     let iterations = std::env::var("RENDER_BENCH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000)
         .max(1);
-    measure("xslt (html output)", &notice(XSLT), iterations);
-    measure("ejs (html output)", &notice(EJS), iterations);
+    measure_notice("xslt (html output)", &notice(XSLT), iterations);
+    measure_notice("ejs (html output)", &notice(EJS), iterations);
+    measure_notice(
+        "ejs with ru money formatting",
+        &notice(EJS_LOCALE),
+        iterations,
+    );
+    // The engines alone, in this thread: what the render process does per message.
+    measure("xslt engine in this thread", iterations, || {
+        xslt::transform_here(XSLT, NOTICE_XML).expect("renders")
+    });
+    let data = json::notice_to_json(NOTICE_XML).expect("converts");
+    measure("ejs engine in this thread", iterations, || {
+        ejs::render_here(EJS, &data).expect("renders")
+    });
 }

@@ -75,9 +75,96 @@ fn the_engine_works_after_hostile_templates() {
 }
 
 #[test]
-fn globals_from_one_render_do_not_break_the_next() {
-    ejs::render("<% var leaked = 1 %>", "{}").unwrap();
-    assert_eq!(ejs::render("<%= typeof x %>", "{}").unwrap(), "undefined");
+fn a_global_set_by_one_render_is_not_seen_by_the_next() {
+    let first = "<% previousCustomer = client; globalThis.alsoKept = client.name %>";
+    ejs::render(first, r#"{"client":{"name":"Anna"}}"#).unwrap();
+    assert_eq!(
+        ejs::render(
+            "<%= typeof previousCustomer %>|<%= typeof alsoKept %>",
+            r#"{"client":{"name":"Boris"}}"#
+        )
+        .unwrap(),
+        "undefined|undefined"
+    );
+}
+
+#[test]
+fn built_ins_changed_by_one_render_do_not_change_the_escaping_of_the_next() {
+    let hostile = [
+        "<% String.prototype.replace = function () { return String(this); } %>",
+        "<% String = function (s) { return { replace: function () { return s; } }; } %>",
+        "<% escapeFn = function (s) { return s; }; Function.prototype.call = null %>",
+        "<% Object.defineProperty(Object.prototype, '<', { get: function () { return '<'; } }) %>",
+    ];
+    for template in hostile {
+        ejs::render(template, "{}").unwrap();
+        assert_eq!(
+            ejs::render("<%= name %>", r#"{"name":"<b>x</b>"}"#).unwrap(),
+            "&lt;b&gt;x&lt;/b&gt;",
+            "after {template}"
+        );
+    }
+}
+
+#[test]
+fn half_an_emoji_becomes_a_replacement_character() {
+    let data = r#"{"text":"Оплата 😀 получена"}"#;
+    assert_eq!(
+        ejs::render("<%= text.slice(0, 8) %>|<%- text.slice(8, 9) %>", data).unwrap(),
+        "Оплата \u{FFFD}|\u{FFFD}"
+    );
+    let err = ejs::render("<% throw new Error('cut ' + text.slice(0, 8)) %>", data).unwrap_err();
+    assert!(err.0.ends_with("Error: cut Оплата \u{FFFD}"), "{err}");
+}
+
+#[test]
+fn numbers_and_dates_are_formatted_for_the_locale() {
+    let template = "<%= Number(x).toLocaleString('ru-RU', {minimumFractionDigits: 2}) %>\
+        |<%= (1234567.891).toLocaleString('en-US') %>\
+        |<%= new Intl.NumberFormat('ru', {style: 'currency', currency: 'RUB'}).format(x) %>\
+        |<%= new Intl.NumberFormat('en-US', {style: 'currency', currency: 'USD'}).format(-x) %>\
+        |<%= new Date(Date.UTC(2024, 4, 6, 13, 5)).toLocaleDateString('ru-RU', {day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC'}) %>\
+        |<%= new Intl.DateTimeFormat('en-US', {dateStyle: 'long', timeStyle: 'short', timeZone: 'UTC'}).format(Date.UTC(2024, 4, 6, 13, 5)) %>\
+        |<%= (5).toLocaleString('de-DE', {minimumFractionDigits: 1}) %>";
+    assert_eq!(
+        ejs::render(template, r#"{"x":"1234.5"}"#).unwrap(),
+        "1\u{a0}234,50|1,234,567.891|1\u{a0}234,50\u{a0}₽|-$1,234.50|6 мая 2024 г.\
+         |May 6, 2024 at 1:05 PM|5.0"
+    );
+}
+
+#[test]
+fn locale_formatting_loads_however_it_is_reached_first() {
+    for (template, want) in [
+        ("<%= typeof Intl %>", "object"),
+        (
+            "<% var f = Number.prototype.toLocaleString %><%= f.call(1234.5, 'ru') %>",
+            "1\u{a0}234,5",
+        ),
+        (
+            "<%= new Date(0).toLocaleDateString('ru', {timeZone: 'UTC'}) %>",
+            "01.01.1970",
+        ),
+        ("<%= (12345n).toLocaleString('en-US') %>", "12,345"),
+        ("<% Intl = 'replaced' %><%= Intl %>", "replaced"),
+    ] {
+        assert_eq!(ejs::render(template, "{}").unwrap(), want, "{template}");
+    }
+}
+
+#[test]
+fn locale_options_that_are_not_implemented_are_refused() {
+    for (call, option) in [
+        ("new Date(0).toLocaleString('ru', {timeZone: 'Asia/Tokyo'})", "time zone Asia/Tokyo"),
+        ("(5).toLocaleString('ru', {notation: 'compact'})", "option notation"),
+        ("(5).toLocaleString('en', {style: 'currency', currency: 'USD', currencyDisplay: 'name'})", "option currencyDisplay"),
+    ] {
+        let err = ejs::render(&format!("<%= {call} %>"), "{}").unwrap_err().0;
+        assert!(
+            err.contains("RangeError") && err.contains(option) && err.contains("not supported"),
+            "{call}: {err}"
+        );
+    }
 }
 
 #[test]

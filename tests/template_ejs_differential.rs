@@ -133,6 +133,7 @@ fn cases() -> Vec<(&'static str, &'static str, &'static str)> {
         ("try catch in template", "<% try { nope(); } catch (e) { %>caught <%= e.name %><% } %>", EMPTY),
         ("tags back to back", "<%=1%><%-2%><%3%><%#4%><%_ _%><%= '' %>|", EMPTY),
         ("newlines counted across tags", "a\n<%\n\n%>\nb\n<%= 'c'\n%>\nd", EMPTY),
+        ("emoji cut in half", "<% var s = 'Оплата 😀 получена' %><%= s.slice(0, 8) %>|<%- s.slice(8, 9) %>|<%= s.slice(0, 9) %>", EMPTY),
     ]
 }
 
@@ -149,6 +150,8 @@ fn render_with_node(inputs: &[(String, String)]) -> Vec<Result<String, String>> 
     let mut child = Command::new("node")
         .arg("render.js")
         .current_dir(ejs_dir())
+        // Node's default locale follows the environment; ours is en-US.
+        .env("LC_ALL", "C")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -177,6 +180,138 @@ fn render_with_node(inputs: &[(String, String)]) -> Vec<Result<String, String>> 
             }
         })
         .collect()
+}
+
+/// Calls every formatter with each combination, one result a line (`ERR name` for an
+/// exception): templates written so that one render covers a grid of cases.
+const LOCALE_GRID_HELPERS: &str = r#"<%
+function each(lists, body) {
+  (function walk(i, picked) {
+    if (i === lists.length) return body.apply(null, picked);
+    lists[i].forEach(function (x) { walk(i + 1, picked.concat([x])); });
+  })(0, []);
+}
+function line(label, f) {
+  var out;
+  try { out = f(); } catch (e) { out = 'ERR ' + e.name; }
+  __append(label + ' = ' + out + '\n');
+}
+var locales = ['ru-RU', 'ru', 'en-US', 'en', undefined, 'xx', ['xx', 'ru'], 'RU'];
+%>"#;
+
+fn locale_cases() -> Vec<(&'static str, String)> {
+    let numbers = r#"<%
+var numbers = [0, -0, 7, -1, 999, 1000, 1234, 12345, 1234.5, -1234.5, 1234567.891, 0.5, 2.5, -2.5,
+  1.005, 0.125, 0.1 + 0.2, 999.9995, 1e21, 1e-7, -1e-7, 0.000123456, NaN, Infinity, -Infinity, 99.995];
+var options = [undefined, {minimumFractionDigits: 2}, {maximumFractionDigits: 2},
+  {maximumFractionDigits: 0}, {minimumFractionDigits: 1, maximumFractionDigits: 3},
+  {useGrouping: false}, {minimumIntegerDigits: 3}, {maximumSignificantDigits: 3},
+  {minimumSignificantDigits: 5}, {signDisplay: 'always'}, {signDisplay: 'exceptZero'},
+  {style: 'percent'}, {style: 'percent', minimumFractionDigits: 1},
+  {maximumFractionDigits: 1, minimumFractionDigits: 3}, {maximumFractionDigits: 101}];
+each([locales, numbers, options], function (l, n, o) {
+  line(JSON.stringify([l, n, o]) + (Object.is(n, -0) ? ' -0' : ''), function () { return n.toLocaleString(l, o); });
+});
+%>"#;
+    let money = r#"<%
+var amounts = [0, -0, 1234.5, -1234.5, 0.005, 1e21, 199, NaN, Infinity];
+var options = [{style: 'currency', currency: 'RUB'}, {style: 'currency', currency: 'USD'},
+  {style: 'currency', currency: 'EUR'}, {style: 'currency', currency: 'rub'},
+  {style: 'currency', currency: 'XYZ'}, {style: 'currency', currency: 'USD', currencyDisplay: 'code'},
+  {style: 'currency', currency: 'RUB', currencyDisplay: 'narrowSymbol'},
+  {style: 'currency', currency: 'USD', minimumFractionDigits: 0},
+  {style: 'currency', currency: 'RUB', maximumFractionDigits: 0},
+  {style: 'currency', currency: 'RUB', signDisplay: 'always'}, {style: 'currency'}];
+each([locales, amounts, options], function (l, n, o) {
+  line(JSON.stringify([l, n, o]) + (Object.is(n, -0) ? ' -0' : ''), function () { return new Intl.NumberFormat(l, o).format(n); });
+});
+var rub = Intl.NumberFormat('ru-RU', {style: 'currency', currency: 'RUB'});
+line('format as a function', function () { return [1, 22.5, 333].map(rub.format).join(' | '); });
+line('bigint', function () { return (12345678901234567890n).toLocaleString('ru') + ' ' + (-5n).toLocaleString('en-US'); });
+line('string argument', function () { return new Intl.NumberFormat('ru').format('1234.5'); });
+%>"#;
+    let dates = |locale: &str| format!("{LOCALE_GRID_HELPERS}<% var locale = {locale}; %>{DATES}");
+    const DATES: &str = r#"<%
+var stamps = [Date.UTC(2024, 4, 6, 13, 5, 9), Date.UTC(2024, 0, 1, 0, 7, 3),
+  Date.UTC(2023, 11, 31, 23, 59, 59), Date.UTC(1999, 8, 9, 9, 9, 9)];
+var options = [undefined, {timeZone: 'UTC'}, {dateStyle: 'short'}, {dateStyle: 'medium'},
+  {dateStyle: 'long'}, {dateStyle: 'full'}, {timeStyle: 'short'}, {timeStyle: 'medium'},
+  {dateStyle: 'long', timeStyle: 'short'}, {dateStyle: 'short', timeStyle: 'medium', hour12: true}];
+each([[undefined, 'numeric', '2-digit'], [undefined, 'numeric', '2-digit', 'long', 'short'],
+  [undefined, 'numeric', '2-digit']], function (y, m, d) {
+  if (y && d && !m) return;
+  options.push({year: y, month: m, day: d});
+  if (d && m) options.push({weekday: 'long', year: y, month: m, day: d});
+});
+each([['numeric', '2-digit'], [undefined, 'numeric', '2-digit'], [undefined, 'numeric', '2-digit'],
+  [undefined, true, false]], function (h, mi, s, h12) {
+  if (s && !mi) return;
+  options.push({hour: h, minute: mi, second: s, hour12: h12});
+  options.push({hour: h, minute: mi, second: s, hour12: h12, year: 'numeric', month: 'long', day: 'numeric'});
+});
+options.push({hour: 'numeric', minute: 'numeric', hourCycle: 'h23'});
+each([[locale], stamps, options], function (l, t, o) {
+  var label = JSON.stringify([l, t, o]);
+  line(label + ' toLocaleString', function () { return new Date(t).toLocaleString(l, o); });
+  line(label + ' toLocaleDateString', function () { return new Date(t).toLocaleDateString(l, o); });
+  line(label + ' toLocaleTimeString', function () { return new Date(t).toLocaleTimeString(l, o); });
+  line(label + ' format', function () { return new Intl.DateTimeFormat(l, o).format(t); });
+});
+line('invalid date', function () { return new Date(NaN).toLocaleString('ru'); });
+line('invalid date formatted', function () { return Intl.DateTimeFormat('ru').format(NaN); });
+%>"#;
+    let invoice = "<%# What a Russian invoice template does with the notice's strings -%>\n\
+        Сумма: <%= Number(invoice.amount).toLocaleString('ru-RU', {minimumFractionDigits: 2}) %> руб.\n\
+        <% [].concat(invoice.item).forEach(function (i) { -%>\n\
+        <%= i.name %>: <%= new Intl.NumberFormat('ru-RU', {style: 'currency', currency: i.cost.currency}).format(i.cost.$) %>\n\
+        <% }) -%>\n\
+        от <%= new Date(invoice.cdate).toLocaleDateString('ru-RU', {day: 'numeric', month: 'long', year: 'numeric'}) %>\n\
+        (<%= (1234567.891).toLocaleString('en-US') %>)";
+    vec![
+        ("locale numbers", format!("{LOCALE_GRID_HELPERS}{numbers}")),
+        ("locale money", format!("{LOCALE_GRID_HELPERS}{money}")),
+        ("locale dates ru", dates("'ru'")),
+        ("locale dates en-US", dates("'en-US'")),
+        ("locale dates en", dates("'en'")),
+        ("locale dates by default", dates("undefined")),
+        ("invoice amounts and dates", invoice.to_owned()),
+    ]
+}
+
+#[test]
+fn locale_formatting_identical_to_node() {
+    if std::env::var("MGRNOTIFY_SKIP_NODE").as_deref() == Ok("1") {
+        eprintln!("MGRNOTIFY_SKIP_NODE=1: the comparison with Node's Intl is skipped");
+        return;
+    }
+    let data = json::notice_to_json(INVOICE).unwrap();
+    let cases = locale_cases();
+    let inputs: Vec<(String, String)> = cases
+        .iter()
+        .map(|(_, template)| (template.clone(), data.clone()))
+        .collect();
+    let expected = render_with_node(&inputs);
+    let mut mismatches = Vec::new();
+    for ((name, template), want) in cases.iter().zip(&expected) {
+        let want = want.as_ref().expect("node renders every locale case");
+        match ejs::render(template, &data) {
+            Ok(got) => {
+                assert!(want.lines().count() > 0, "{name}: node gave nothing");
+                let differing: Vec<String> = want
+                    .lines()
+                    .zip(got.lines())
+                    .filter(|(w, g)| w != g)
+                    .take(20)
+                    .map(|(w, g)| format!("  node: {w}\n  ours: {g}"))
+                    .collect();
+                if !differing.is_empty() || want.lines().count() != got.lines().count() {
+                    mismatches.push(format!("{name}:\n{}", differing.join("\n")));
+                }
+            }
+            Err(e) => mismatches.push(format!("{name}: ours failed: {e}")),
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
 #[test]

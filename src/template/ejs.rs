@@ -3,17 +3,20 @@
 //! byte for byte against it in tests/template_ejs_differential.rs) and an embedded
 //! QuickJS engine to run it.
 //!
-//! One QuickJS runtime and context per thread, created on first use; each render gets a
-//! wall-time deadline (interrupt handler), and the runtime has memory and stack limits.
-//! After a template hits a limit the thread's engine is dropped and made anew, so one
-//! hostile template cannot leave a half-broken engine for the next notice.
+//! Every render gets a QuickJS runtime and context of its own, so that nothing one
+//! template changes is seen by the next; the runtime has memory and stack limits and a
+//! wall-time deadline (interrupt handler).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::ffi::{c_int, CStr};
+use std::rc::Rc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rquickjs::context::EvalOptions;
-use rquickjs::{Context, Ctx, Function, Object, Persistent, Runtime, Value};
+use rquickjs::{qjs, Context, Ctx, Function, Object, Runtime, Value};
 
+use super::process::Job;
 use super::TemplateError;
 
 /// Memory the JavaScript heap of one thread may use.
@@ -23,9 +26,37 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(2);
 /// Native stack the engine may use (fits well inside a 2 MiB thread stack).
 const STACK_LIMIT: usize = 512 * 1024;
 
-/// The helpers every compiled template gets as arguments: `escapeFn` is ejs's escapeXML,
-/// `include` refuses, `rethrow` tags an exception with the template line.
-const HELPERS: &str = r#"(function () {
+/// Set up in every render's context: the helpers every compiled template gets as
+/// arguments (`escapeFn` is ejs's escapeXML, `include` refuses, `rethrow` tags an
+/// exception with the template line), and stand-ins for the locale formatting of
+/// [`LOCALE_FORMATTING`] that load it on first use (most templates never format, and
+/// loading it costs a few hundred microseconds).
+const SETUP: &str = r#"(function (loadLocaleFormatting) {
+  var loaded = false;
+  function ensureLoaded() {
+    if (!loaded) {
+      loadLocaleFormatting();
+      loaded = true;
+    }
+  }
+  function standIn(target, name) {
+    Object.defineProperty(target, name, { configurable: true, writable: true, value: function () {
+      ensureLoaded();
+      return target[name].apply(this, arguments);
+    } });
+  }
+  standIn(Number.prototype, 'toLocaleString');
+  standIn(BigInt.prototype, 'toLocaleString');
+  standIn(Date.prototype, 'toLocaleString');
+  standIn(Date.prototype, 'toLocaleDateString');
+  standIn(Date.prototype, 'toLocaleTimeString');
+  Object.defineProperty(globalThis, 'Intl', { configurable: true, get: function () {
+    ensureLoaded();
+    return globalThis.Intl;
+  }, set: function (value) {
+    Object.defineProperty(globalThis, 'Intl', { value: value, writable: true, configurable: true });
+  } });
+
   var rules = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&#34;', "'": '&#39;' };
   function encodeChar(c) { return rules[c] || c; }
   return {
@@ -45,7 +76,172 @@ const HELPERS: &str = r#"(function () {
       throw new Error('line ' + line + ': ' + what);
     }
   };
-})()"#;
+})"#;
+
+/// Locale formatting (`toLocaleString`, `Intl.NumberFormat`, `Intl.DateTimeFormat`) for
+/// ru and en-US as Node gives it; QuickJS has no `Intl`.
+const LOCALE_FORMATTING: &str = include_str!("intl.js");
+
+static SETUP_CODE: Precompiled = Precompiled::new(c"setup.js", SETUP);
+static LOCALE_FORMATTING_CODE: Precompiled = Precompiled::new(c"intl.js", LOCALE_FORMATTING);
+
+/// A script compiled to QuickJS bytecode once per process, without its source text and
+/// debug information: every render runs it in a new context, and loading bytecode costs
+/// a small part of parsing the source (milliseconds for the locale formatting).
+struct Precompiled {
+    name: &'static CStr,
+    source: &'static str,
+    bytecode: OnceLock<Vec<u8>>,
+}
+
+impl Precompiled {
+    const fn new(name: &'static CStr, source: &'static str) -> Self {
+        Self {
+            name,
+            source,
+            bytecode: OnceLock::new(),
+        }
+    }
+
+    /// Runs the script in `ctx` and returns its value.
+    fn run<'js>(&'static self, ctx: &Ctx<'js>) -> rquickjs::Result<Value<'js>> {
+        let bytecode = match self.bytecode.get() {
+            Some(bytecode) => bytecode,
+            None => {
+                let compiled = bytecode_of(ctx, self.source, self.name, Debug::Strip)?;
+                self.bytecode.get_or_init(|| compiled)
+            }
+        };
+        // SAFETY: bytecode this process's QuickJS wrote, kept for the rest of the process.
+        unsafe { run_bytecode(ctx, bytecode, Lifetime::Process) }
+    }
+}
+
+/// Whether compiled code keeps its line numbers (for the messages of template errors).
+#[derive(Clone, Copy, PartialEq)]
+enum Debug {
+    Keep,
+    Strip,
+}
+
+/// Compiles a (non-strict) script to bytecode; `name` is its file name in messages.
+fn bytecode_of(
+    ctx: &Ctx<'_>,
+    source: &str,
+    name: &CStr,
+    debug: Debug,
+) -> rquickjs::Result<Vec<u8>> {
+    // NUL-terminated, as QuickJS wants (a NUL inside the template's text is kept).
+    let mut text = Vec::with_capacity(source.len() + 1);
+    text.extend_from_slice(source.as_bytes());
+    text.push(0);
+    let mut flags = qjs::JS_WRITE_OBJ_BYTECODE | qjs::JS_WRITE_OBJ_STRIP_SOURCE;
+    if debug == Debug::Strip {
+        flags |= qjs::JS_WRITE_OBJ_STRIP_DEBUG;
+    }
+    let raw = ctx.as_raw().as_ptr();
+    // SAFETY: QuickJS reads the NUL-terminated source and returns a function value (or an
+    // exception), which is freed here; the written buffer is copied, then freed.
+    unsafe {
+        let function = qjs::JS_Eval(
+            raw,
+            text.as_ptr().cast(),
+            source.len() as _,
+            name.as_ptr(),
+            (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as c_int,
+        );
+        if qjs::JS_IsException(function) {
+            return Err(rquickjs::Error::Exception);
+        }
+        let mut len = 0;
+        let bytes = qjs::JS_WriteObject(raw, &mut len, function, flags as c_int);
+        qjs::JS_FreeValue(raw, function);
+        if bytes.is_null() {
+            return Err(rquickjs::Error::Exception);
+        }
+        let copy = std::slice::from_raw_parts(bytes, len as usize).to_vec();
+        qjs::js_free(raw, bytes.cast());
+        Ok(copy)
+    }
+}
+
+/// How long bytecode given to [`run_bytecode`] lives.
+#[derive(Clone, Copy, PartialEq)]
+enum Lifetime {
+    /// Until the process ends: QuickJS may point into it instead of copying.
+    Process,
+    /// Only for the call: QuickJS copies what it keeps.
+    Call,
+}
+
+/// Runs bytecode made by [`bytecode_of`] in `ctx` and returns the script's value.
+///
+/// # Safety
+/// `bytecode` must come from [`bytecode_of`] in this process, and live as `lifetime` says.
+unsafe fn run_bytecode<'js>(
+    ctx: &Ctx<'js>,
+    bytecode: &[u8],
+    lifetime: Lifetime,
+) -> rquickjs::Result<Value<'js>> {
+    let mut flags = qjs::JS_READ_OBJ_BYTECODE;
+    if lifetime == Lifetime::Process {
+        flags |= qjs::JS_READ_OBJ_ROM_DATA;
+    }
+    let raw = ctx.as_raw().as_ptr();
+    let function = qjs::JS_ReadObject(raw, bytecode.as_ptr(), bytecode.len() as _, flags as c_int);
+    if qjs::JS_IsException(function) {
+        return Err(rquickjs::Error::Exception);
+    }
+    // JS_EvalFunction takes over the function value.
+    let value = qjs::JS_EvalFunction(raw, function);
+    if qjs::JS_IsException(value) {
+        return Err(rquickjs::Error::Exception);
+    }
+    Ok(Value::from_raw(ctx.clone(), value))
+}
+
+/// How many compiled templates a render process keeps: a queue sends one template to many
+/// users, and compiling it is a good part of a render.
+const TEMPLATE_CACHE_SIZE: usize = 16;
+
+thread_local! {
+    /// Bytecode of recently rendered templates, by their compiled source.
+    static TEMPLATE_BYTECODE: RefCell<VecDeque<(String, Rc<Vec<u8>>)>> =
+        const { RefCell::new(VecDeque::new()) };
+}
+
+/// The template's function in `ctx`, from cached bytecode when there is some.
+fn template_function<'js>(ctx: &Ctx<'js>, compiled: &Compiled) -> rquickjs::Result<Function<'js>> {
+    let cached = TEMPLATE_BYTECODE.with(|cache| {
+        cache
+            .borrow()
+            .iter()
+            .find(|(source, _)| *source == compiled.source)
+            .map(|(_, bytecode)| bytecode.clone())
+    });
+    let bytecode = match cached {
+        Some(bytecode) => bytecode,
+        None => {
+            // Named as rquickjs names evaluated code, which `describe` looks for.
+            let bytecode = Rc::new(bytecode_of(
+                ctx,
+                &compiled.source,
+                c"eval_script",
+                Debug::Keep,
+            )?);
+            TEMPLATE_BYTECODE.with(|cache| {
+                let mut cache = cache.borrow_mut();
+                if cache.len() >= TEMPLATE_CACHE_SIZE {
+                    cache.pop_front();
+                }
+                cache.push_back((compiled.source.clone(), bytecode.clone()));
+            });
+            bytecode
+        }
+    };
+    // SAFETY: bytecode from `bytecode_of` in this process, copied by QuickJS.
+    unsafe { run_bytecode(ctx, &bytecode, Lifetime::Call) }?.get()
+}
 
 /// A template compiled to the source of `function (locals, escapeFn, include, rethrow)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,95 +469,67 @@ pub fn compile(template: &str) -> Result<Compiled, TemplateError> {
     })
 }
 
-thread_local! {
-    static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
-    /// The running render's deadline, read by the interrupt handler.
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-/// A thread's JavaScript engine. Field order is drop order: values before the context,
-/// the context before the runtime.
+/// A JavaScript engine for one render: a runtime of its own with the limits, and a context
+/// with the helpers. Nothing one template does (globals, changed built-ins such as
+/// `String.prototype.replace`) can reach the next one. Field order is drop order: the
+/// context before the runtime.
 struct Engine {
-    helpers: Persistent<Object<'static>>,
     context: Context,
-    runtime: Runtime,
+    _runtime: Runtime,
 }
 
 impl Engine {
-    fn new() -> Result<Self, TemplateError> {
+    fn new(deadline: Instant) -> Result<Self, TemplateError> {
         let fail = |e: rquickjs::Error| {
             TemplateError(format!("EJS: the JavaScript engine could not start: {e}"))
         };
         let runtime = Runtime::new().map_err(fail)?;
         runtime.set_memory_limit(MEMORY_LIMIT);
         runtime.set_max_stack_size(STACK_LIMIT);
-        runtime.set_interrupt_handler(Some(Box::new(|| {
-            DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() > deadline))
-        })));
+        runtime.set_interrupt_handler(Some(Box::new(move || Instant::now() > deadline)));
         let context = Context::full(&runtime).map_err(fail)?;
-        let helpers = context.with(|ctx| {
-            let helpers: Object = ctx.eval(HELPERS)?;
-            Ok::<_, rquickjs::Error>(Persistent::save(&ctx, helpers))
-        });
-        let helpers = helpers.map_err(fail)?;
         Ok(Self {
-            helpers,
             context,
-            runtime,
+            _runtime: runtime,
         })
     }
 }
 
-/// Why a render failed, before it becomes a message.
-enum Failure {
-    /// A limit was hit: the engine must be made anew.
-    Limit(String),
-    Template(String),
-}
-
-/// Renders `template` with the notice data (JSON text, see [`super::json`]).
+/// Renders `template` with the notice data (JSON text, see [`super::json`]), in this
+/// thread's render process, so that the time limit holds even inside native built-ins.
 pub fn render(template: &str, data_json: &str) -> Result<String, TemplateError> {
-    let compiled = compile(template)?;
-    ENGINE.with(|cell| {
-        let mut slot = cell
-            .try_borrow_mut()
-            .map_err(|_| TemplateError("EJS: a template rendered another template".into()))?;
-        if slot.is_none() {
-            *slot = Some(Engine::new()?);
-        }
-        let Some(engine) = slot.as_ref() else {
-            return Err(TemplateError(
-                "EJS: the JavaScript engine is missing".into(),
-            ));
-        };
-        DEADLINE.with(|d| d.set(Some(Instant::now() + TIME_LIMIT)));
-        let outcome = run(engine, &compiled, data_json);
-        DEADLINE.with(|d| d.set(None));
-        match outcome {
-            Ok(text) => Ok(text),
-            Err(Failure::Template(message)) => Err(TemplateError(message)),
-            Err(Failure::Limit(message)) => {
-                *slot = None;
-                Err(TemplateError(message))
-            }
-        }
+    super::process::render(Job::Ejs {
+        template,
+        data_json,
     })
 }
 
-fn run(engine: &Engine, compiled: &Compiled, data_json: &str) -> Result<String, Failure> {
-    let outcome = engine.context.with(|ctx| {
-        let mut options = EvalOptions::default();
-        options.strict = false;
-        let function: Function = ctx
-            .eval_with_options(compiled.source.as_str(), options)
-            .map_err(|e| describe(&ctx, e, Some(compiled)))?;
+/// Renders in the calling thread, with only the engine's own limits: [`render`] is what
+/// the notification modules use (the render process runs this).
+pub fn render_here(template: &str, data_json: &str) -> Result<String, TemplateError> {
+    let compiled = compile(template)?;
+    let deadline = Instant::now() + TIME_LIMIT;
+    let engine = Engine::new(deadline)?;
+    run(&engine, &compiled, data_json).map_err(|message| classify(message, deadline))
+}
+
+fn run(engine: &Engine, compiled: &Compiled, data_json: &str) -> Result<String, String> {
+    engine.context.with(|ctx| {
+        let load_locale_formatting = Function::new(ctx.clone(), |ctx: Ctx<'_>| {
+            LOCALE_FORMATTING_CODE.run(&ctx).map(|_| ())
+        })
+        .map_err(|e| describe(&ctx, e, None))?;
+        let setup: Function = SETUP_CODE
+            .run(&ctx)
+            .and_then(|v| v.get())
+            .map_err(|e| describe(&ctx, e, None))?;
+        let helpers: Object = setup
+            .call((load_locale_formatting,))
+            .map_err(|e| describe(&ctx, e, None))?;
+        let function =
+            template_function(&ctx, compiled).map_err(|e| describe(&ctx, e, Some(compiled)))?;
         let data = ctx
             .json_parse(data_json)
-            .map_err(|e| describe(&ctx, e, None))?;
-        let helpers = engine
-            .helpers
-            .clone()
-            .restore(&ctx)
             .map_err(|e| describe(&ctx, e, None))?;
         let escape: Value = helpers.get("escape").map_err(|e| describe(&ctx, e, None))?;
         let include: Value = helpers
@@ -377,36 +545,75 @@ fn run(engine: &Engine, compiled: &Compiled, data_json: &str) -> Result<String, 
             return Ok(String::new());
         }
         match result.as_string() {
-            Some(s) => s.to_string().map_err(|e| describe(&ctx, e, None)),
+            Some(s) => text_of(s).map_err(|e| describe(&ctx, e, None)),
             None => Err("the template returned something that is not text".to_owned()),
         }
-    });
-    outcome.map_err(|message| classify(engine, message))
+    })
 }
 
-/// Turns an engine message into a failure, recognising the limits.
-fn classify(engine: &Engine, message: String) -> Failure {
-    let timed_out = DEADLINE.with(|d| d.get().is_some_and(|deadline| Instant::now() > deadline));
-    if timed_out || message.contains("interrupted") {
-        return Failure::Limit(format!(
+/// Turns an engine message into the render's error, naming the limit that was hit.
+fn classify(message: String, deadline: Instant) -> TemplateError {
+    if Instant::now() > deadline || message.contains("interrupted") {
+        return TemplateError(format!(
             "EJS: the template ran longer than {} s and was stopped",
             TIME_LIMIT.as_secs()
         ));
     }
     if message.contains("out of memory") {
-        return Failure::Limit(format!(
+        return TemplateError(format!(
             "EJS: the template used more than {} MiB and was stopped",
             MEMORY_LIMIT / (1024 * 1024)
         ));
     }
     if message.contains("Maximum call stack size exceeded") || message.contains("stack overflow") {
-        return Failure::Limit(format!(
+        return TemplateError(format!(
             "EJS: the template recursed too deep and was stopped ({message})"
         ));
     }
-    // Memory freed by the failed render is reclaimed now rather than at the next one.
-    engine.runtime.run_gc();
-    Failure::Template(format!("EJS: {message}"))
+    TemplateError(format!("EJS: {message}"))
+}
+
+/// A JavaScript string as UTF-8 text. A string may hold a lone surrogate (half an emoji
+/// after `text.slice(0, 20)`), which UTF-8 cannot carry: like Node writing a string out,
+/// each becomes U+FFFD.
+fn text_of(text: &rquickjs::String<'_>) -> Result<String, rquickjs::Error> {
+    let ctx = text.ctx().as_raw().as_ptr();
+    let mut len = 0usize;
+    // SAFETY: `ctx` and the value are alive for this call; QuickJS returns null (with an
+    // exception pending) or `len` bytes that stay valid until JS_FreeCString.
+    let bytes = unsafe { qjs::JS_ToCStringLen(ctx, &mut len, text.as_raw()) };
+    if bytes.is_null() {
+        return Err(rquickjs::Error::Exception);
+    }
+    // SAFETY: as above; the bytes are copied before they are freed.
+    let utf8 = well_formed(unsafe { std::slice::from_raw_parts(bytes.cast::<u8>(), len) });
+    // SAFETY: `bytes` came from JS_ToCStringLen on this context and is freed once.
+    unsafe { qjs::JS_FreeCString(ctx, bytes) };
+    Ok(utf8)
+}
+
+/// QuickJS's UTF-8 of a string encodes a lone surrogate in three bytes (`ED A0..BF ..`),
+/// which is not UTF-8: each such sequence becomes one U+FFFD.
+fn well_formed(mut bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(rest) => {
+                out.push_str(rest);
+                return out;
+            }
+            Err(e) => {
+                let (valid, invalid) = bytes.split_at(e.valid_up_to());
+                out.push_str(&String::from_utf8_lossy(valid));
+                out.push('\u{FFFD}');
+                let skip = match invalid {
+                    [0xED, 0xA0..=0xBF, 0x80..=0xBF, ..] => 3,
+                    _ => e.error_len().unwrap_or(invalid.len()),
+                };
+                bytes = &invalid[skip..];
+            }
+        }
+    }
 }
 
 /// The message of a JavaScript exception (and the template line of a syntax error).
@@ -416,20 +623,20 @@ fn describe(ctx: &Ctx<'_>, error: rquickjs::Error, compiled: Option<&Compiled>) 
     }
     let exception = ctx.catch();
     let Some(object) = exception.as_object() else {
-        return match exception.as_string().and_then(|s| s.to_string().ok()) {
+        return match exception.as_string().and_then(|s| text_of(s).ok()) {
             Some(s) => format!("uncaught exception: {s}"),
             None => "uncaught exception".to_owned(),
         };
     };
-    let name: String = object.get("name").unwrap_or_default();
-    let message: String = object.get("message").unwrap_or_default();
+    let name = property_text(object, "name");
+    let message = property_text(object, "message");
     let text = if name.is_empty() || message.starts_with("line ") {
         message
     } else {
         format!("{name}: {message}")
     };
     // QuickJS reports where a syntax error is only in the stack: "at eval_script:LINE:COL".
-    let stack: String = object.get("stack").unwrap_or_default();
+    let stack = property_text(object, "stack");
     let source_line = stack
         .split("eval_script:")
         .nth(1)
@@ -443,6 +650,15 @@ fn describe(ctx: &Ctx<'_>, error: rquickjs::Error, compiled: Option<&Compiled>) 
         }
         _ => text,
     }
+}
+
+/// A string property of an exception object, or "" when it is missing or not a string.
+fn property_text(object: &Object<'_>, name: &str) -> String {
+    object
+        .get::<_, Value>(name)
+        .ok()
+        .and_then(|v| v.as_string().and_then(|s| text_of(s).ok()))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -474,6 +690,19 @@ mod tests {
     fn unclosed_tag_is_an_error_with_its_line() {
         let e = compile("a\n<%= b").unwrap_err();
         assert!(e.0.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        // QuickJS's bytes for "a", a lone high surrogate, "😀", a lone low surrogate.
+        let bytes = b"a\xED\xA0\xBD\xF0\x9F\x98\x80\xED\xB8\x80";
+        assert_eq!(well_formed(bytes), "a\u{FFFD}😀\u{FFFD}");
+        assert_eq!(well_formed("плоский текст".as_bytes()), "плоский текст");
+    }
+
+    #[test]
+    fn a_nul_in_the_text_is_kept() {
+        assert_eq!(render_here("a\0b<%= 1 %>", "{}").unwrap(), "a\0b1");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::xml;
 pub mod ejs;
 pub mod json;
 pub mod macros;
+mod process;
 pub mod xslt;
 
 /// A rendered notification.

@@ -14,25 +14,39 @@
 //! - template recursion is bounded by `xsltMaxDepth`, variables by `xsltMaxVars`;
 //! - libxml2 allocates through counting hooks: a transform that uses more than
 //!   [`MEMORY_LIMIT`] or runs longer than [`TIME_LIMIT`] is stopped (libxslt's own
-//!   `XSLT_STATE_STOPPED`) and reported as an error;
-//! - every libxml/libxslt object is freed on every path (RAII guards below).
+//!   `XSLT_STATE_STOPPED`) and reported as an error; XPath work is bounded by libxml2's
+//!   operation limit, and [`transform`] runs in a render process that is killed at the
+//!   deadline whatever libxslt is doing (see `process.rs`);
+//! - every libxml/libxslt object is freed on every path (RAII guards below);
+//! - the structures copied by hand below are only used with library versions whose layout
+//!   they match (checked at load), and no callback from C unwinds or panics.
 //!
-//! Parsed stylesheets are cached per thread, so a queue that sends one template to many
-//! users parses it once.
+//! Parsed stylesheets are cached per thread (of a render process), so a queue that sends one
+//! template to many users parses it once.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ops::RangeInclusive;
 use std::ptr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::process::Job;
 use super::TemplateError;
 
 /// How deep templates may call each other; small enough for a 2 MiB thread stack.
 const MAX_TEMPLATE_DEPTH: c_int = 400;
 /// How many variables may be live at once.
 const MAX_VARIABLES: c_int = 20_000;
+/// XPath steps one transform may take in all (libxml2 counts each operation and each node
+/// an axis visits), about a second of work: nested `count()` allocates nothing, so the
+/// deadline below, checked on allocation, would not see it.
+const XPATH_OP_LIMIT: std::ffi::c_ulong = 20_000_000;
+/// What libxml2 reports when a transform reaches [`XPATH_OP_LIMIT`].
+const XPATH_OP_LIMIT_MESSAGE: &str = "Operation limit exceeded";
+/// The first libxml2 with XPath operation limits (2.9.11).
+const XPATH_OP_LIMIT_SINCE: c_int = 20911;
 /// Memory one transform may allocate (net) before it is stopped.
 pub const MEMORY_LIMIT: usize = 128 * 1024 * 1024;
 /// Past this the allocation hooks refuse memory outright (a stopped transform unwinds
@@ -100,7 +114,7 @@ struct TransformContext {
     state: c_int,
 }
 
-/// The leading fields of libxml2's public `struct _xmlError`.
+/// libxml2's public `struct _xmlError`.
 #[repr(C)]
 struct XmlError {
     domain: c_int,
@@ -109,18 +123,86 @@ struct XmlError {
     level: c_int,
     file: *const c_char,
     line: c_int,
+    str1: *const c_char,
+    str2: *const c_char,
+    str3: *const c_char,
+    int1: c_int,
+    int2: c_int,
+    ctxt: *mut c_void,
+    node: *mut c_void,
 }
 
-/// A libxml2/libxslt generic error callback. The C side declares it variadic; on the
-/// Linux ABIs (System V x86-64, AAPCS64) variadic integer and pointer arguments travel in
-/// the same registers as fixed ones, so the first four are read as fixed arguments and
-/// interpreted by the format string (see [`format_c_message`]).
-type GenericErrorFunc =
-    unsafe extern "C" fn(*mut c_void, *const c_char, usize, usize, usize, usize);
+/// libxml2's public `struct _xmlXPathContext` up to the resource limits (libxml2 2.9.11
+/// appended `opLimit`, `opCount` and `depth`; older versions end before them).
+#[repr(C)]
+struct XPathContext {
+    doc: *mut c_void,
+    node: *mut c_void,
+    nb_variables_unused: c_int,
+    max_variables_unused: c_int,
+    var_hash: *mut c_void,
+    nb_types: c_int,
+    max_types: c_int,
+    types: *mut c_void,
+    nb_funcs_unused: c_int,
+    max_funcs_unused: c_int,
+    func_hash: *mut c_void,
+    nb_axis: c_int,
+    max_axis: c_int,
+    axis: *mut c_void,
+    namespaces: *mut c_void,
+    ns_nr: c_int,
+    user: *mut c_void,
+    context_size: c_int,
+    proximity_position: c_int,
+    xptr: c_int,
+    here: *mut c_void,
+    origin: *mut c_void,
+    ns_hash: *mut c_void,
+    var_lookup_func: *mut c_void,
+    var_lookup_data: *mut c_void,
+    extra: *mut c_void,
+    function: *const c_char,
+    function_uri: *const c_char,
+    func_lookup_func: *mut c_void,
+    func_lookup_data: *mut c_void,
+    tmp_ns_list: *mut c_void,
+    tmp_ns_nr: c_int,
+    user_data: *mut c_void,
+    error: *mut c_void,
+    last_error: XmlError,
+    debug_node: *mut c_void,
+    dict: *mut c_void,
+    flags: c_int,
+    cache: *mut c_void,
+    op_limit: std::ffi::c_ulong,
+    op_count: std::ffi::c_ulong,
+    depth: c_int,
+}
+
+/// libxml2/libxslt's generic error callback (`xmlGenericErrorFunc`), printf-style and
+/// variadic: the handler installed is the C shim in xml_error.c, which formats the
+/// message and passes the text to [`receive_generic_message`].
+type GenericErrorFunc = unsafe extern "C" fn(*mut c_void, *const c_char, ...);
+/// libxml2's `xmlMemSetup`: 0 when the allocation functions were installed.
+type MemSetup = unsafe extern "C" fn(
+    free: unsafe extern "C" fn(*mut c_void),
+    malloc: unsafe extern "C" fn(usize) -> *mut c_void,
+    realloc: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void,
+    strdup: unsafe extern "C" fn(*const c_char) -> *mut c_char,
+) -> c_int;
 type StructuredErrorFunc = unsafe extern "C" fn(*mut c_void, *mut XmlError);
 type SecurityCheck =
     unsafe extern "C" fn(*mut XsltSecurityPrefs, *mut TransformContext, *const c_char) -> c_int;
 type EntityLoader = unsafe extern "C" fn(*const c_char, *const c_char, *mut c_void) -> *mut c_void;
+
+// The C shim of xml_error.c, built by build.rs.
+extern "C" {
+    /// Sets the function the shim passes each formatted message to.
+    fn mgrnotify_xml_set_message_sink(sink: unsafe extern "C" fn(*const c_char));
+    /// The variadic handler given to libxml2 and libxslt.
+    fn mgrnotify_xml_generic_error(ctx: *mut c_void, format: *const c_char, ...);
+}
 
 /// libxml2, libxslt and libexslt as this module uses them: the entry points and the two
 /// limit variables, resolved once at run time, plus the security preferences made at set-up.
@@ -146,13 +228,11 @@ struct Api {
     xmlSetGenericErrorFunc:
         unsafe extern "C" fn(ctx: *mut c_void, handler: Option<GenericErrorFunc>),
     xmlSetExternalEntityLoader: unsafe extern "C" fn(loader: EntityLoader),
-    xmlMemSetup: unsafe extern "C" fn(
-        free: unsafe extern "C" fn(*mut c_void),
-        malloc: unsafe extern "C" fn(usize) -> *mut c_void,
-        realloc: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void,
-        strdup: unsafe extern "C" fn(*const c_char) -> *mut c_char,
-    ) -> c_int,
+    xmlMemSetup: MemSetup,
 
+    /// libxml2's version as text, e.g. "20914" for 2.9.14.
+    xmlParserVersion: *const *const c_char,
+    xsltLibxsltVersion: *const c_int,
     xsltMaxDepth: *mut c_int,
     xsltMaxVars: *mut c_int,
     xsltParseStylesheetDoc: unsafe extern "C" fn(doc: *mut XmlDoc) -> *mut XsltStylesheet,
@@ -193,6 +273,8 @@ struct Api {
     /// not allocate them (every transform is then refused). Never freed: libxslt keeps a
     /// pointer to them as the default.
     security_prefs: *mut XsltSecurityPrefs,
+    /// Whether libxml2 has XPath operation limits (2.9.11 and later).
+    xpath_op_limit: bool,
 }
 
 // SAFETY: the raw pointers are process-global library data (two ints and the security
@@ -222,8 +304,8 @@ impl Api {
         let xslt = Library::open(c"libxslt.so.1", "libxslt1.1")?;
         let exslt = Library::open(c"libexslt.so.0", "libxslt1.1")?;
         // SAFETY: each field's type is the C declaration of the symbol of the same name in
-        // libxml2 2.9+/libxslt 1.1 headers (functions as `extern "C" fn`, the two `int`
-        // variables as pointers to them).
+        // libxml2 2.9+/libxslt 1.1 headers (functions as `extern "C" fn`, variables as
+        // pointers to them).
         let mut api = unsafe {
             Self {
                 xmlInitParser: xml2.symbol(c"xmlInitParser")?,
@@ -233,6 +315,8 @@ impl Api {
                 xmlSetGenericErrorFunc: xml2.symbol(c"xmlSetGenericErrorFunc")?,
                 xmlSetExternalEntityLoader: xml2.symbol(c"xmlSetExternalEntityLoader")?,
                 xmlMemSetup: xml2.symbol(c"xmlMemSetup")?,
+                xmlParserVersion: xml2.symbol(c"xmlParserVersion")?,
+                xsltLibxsltVersion: xslt.symbol(c"xsltLibxsltVersion")?,
                 xsltMaxDepth: xslt.symbol(c"xsltMaxDepth")?,
                 xsltMaxVars: xslt.symbol(c"xsltMaxVars")?,
                 xsltParseStylesheetDoc: xslt.symbol(c"xsltParseStylesheetDoc")?,
@@ -249,19 +333,37 @@ impl Api {
                 xsltSetGenericErrorFunc: xslt.symbol(c"xsltSetGenericErrorFunc")?,
                 exsltRegisterAll: exslt.symbol(c"exsltRegisterAll")?,
                 security_prefs: ptr::null_mut(),
+                xpath_op_limit: false,
             }
         };
+        // SAFETY: the version variables are constants the libraries initialise statically.
+        let (xml2_version, xslt_version) = unsafe {
+            let text = *api.xmlParserVersion;
+            let xml2_version = if text.is_null() {
+                0
+            } else {
+                CStr::from_ptr(text)
+                    .to_str()
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0)
+            };
+            (xml2_version, *api.xsltLibxsltVersion)
+        };
+        check_versions(xml2_version, xslt_version)?;
+        api.xpath_op_limit = xml2_version >= XPATH_OP_LIMIT_SINCE;
         // SAFETY: runs once (inside `API`'s initialiser) before any other call into the
-        // libraries; the hooks and handlers are functions of this module that live forever,
-        // and the two variable pointers were resolved from libxslt above.
+        // libraries; the hooks and handlers are functions of this module (or of the C shim)
+        // that live forever, and the variable pointers were resolved from libxslt above.
         unsafe {
-            (api.xmlMemSetup)(hook_free, hook_malloc, hook_realloc, hook_strdup);
+            install_memory_hooks(api.xmlMemSetup)?;
+            mgrnotify_xml_set_message_sink(receive_generic_message);
             (api.xmlInitParser)();
             (api.xmlSetExternalEntityLoader)(refuse_external_entity);
             (api.exsltRegisterAll)();
             *api.xsltMaxDepth = MAX_TEMPLATE_DEPTH;
             *api.xsltMaxVars = MAX_VARIABLES;
-            (api.xsltSetGenericErrorFunc)(ptr::null_mut(), Some(collect_generic_error));
+            (api.xsltSetGenericErrorFunc)(ptr::null_mut(), Some(mgrnotify_xml_generic_error));
             let sec = (api.xsltNewSecurityPrefs)();
             if !sec.is_null() {
                 for option in [
@@ -279,6 +381,51 @@ impl Api {
         }
         Ok(api)
     }
+}
+
+/// Makes libxml2 allocate through the counting hooks. Without them no transform has a
+/// memory limit, so a refusal is an error, not something to go on without.
+///
+/// # Safety
+/// `mem_setup` is libxml2's `xmlMemSetup`, called before libxml2 allocates anything.
+unsafe fn install_memory_hooks(mem_setup: MemSetup) -> Result<(), String> {
+    if mem_setup(hook_free, hook_malloc, hook_realloc, hook_strdup) != 0 {
+        return Err(
+            "XSLT: libxml2 refused the memory hooks (xmlMemSetup), so a transform's memory \
+             limit could not be kept; XSLT templates are refused"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// The libxml2 versions (`major * 10000 + minor * 100 + patch`) whose public structures
+/// match the copies in this module: from 2.9.0 to the last with the soname libxml2.so.2.
+const SUPPORTED_LIBXML2: RangeInclusive<c_int> = 20900..=21399;
+/// The libxslt versions whose `xsltTransformContext` starts as [`TransformContext`] does.
+const SUPPORTED_LIBXSLT: RangeInclusive<c_int> = 10126..=10199;
+
+/// Refuses library versions whose structures may not match the copies in this module:
+/// reading a field at the wrong offset would be undefined behaviour, not an error.
+fn check_versions(libxml2: c_int, libxslt: c_int) -> Result<(), String> {
+    let dotted = |v: c_int| format!("{}.{}.{}", v / 10000, v / 100 % 100, v % 100);
+    let range =
+        |r: &RangeInclusive<c_int>| format!("{} to {}", dotted(*r.start()), dotted(*r.end()));
+    if !SUPPORTED_LIBXML2.contains(&libxml2) {
+        return Err(format!(
+            "XSLT: libxml2 {} is not supported (XSLT templates need libxml2 {})",
+            dotted(libxml2),
+            range(&SUPPORTED_LIBXML2)
+        ));
+    }
+    if !SUPPORTED_LIBXSLT.contains(&libxslt) {
+        return Err(format!(
+            "XSLT: libxslt {} is not supported (XSLT templates need libxslt {})",
+            dotted(libxslt),
+            range(&SUPPORTED_LIBXSLT)
+        ));
+    }
+    Ok(())
 }
 
 /// A shared library opened for the rest of the process; it is never closed, as the resolved
@@ -356,7 +503,7 @@ fn init_thread(api: &Api) {
             // SAFETY: the handlers are functions of this module that live forever.
             unsafe {
                 (api.xmlSetStructuredErrorFunc)(ptr::null_mut(), Some(collect_structured_error));
-                (api.xmlSetGenericErrorFunc)(ptr::null_mut(), Some(collect_generic_error));
+                (api.xmlSetGenericErrorFunc)(ptr::null_mut(), Some(mgrnotify_xml_generic_error));
             }
             ready.set(true);
         }
@@ -368,13 +515,22 @@ unsafe extern "C" fn refuse_external_entity(
     _id: *const c_char,
     _ctxt: *mut c_void,
 ) -> *mut c_void {
-    let what = if url.is_null() {
-        String::from("an external entity")
-    } else {
-        format!("\"{}\"", CStr::from_ptr(url).to_string_lossy())
-    };
-    push_message(&format!("loading {what} is not allowed"));
+    without_unwinding(|| {
+        let what = if url.is_null() {
+            String::from("an external entity")
+        } else {
+            // SAFETY: libxml2 passes the URL as a NUL-terminated string.
+            format!("\"{}\"", unsafe { CStr::from_ptr(url) }.to_string_lossy())
+        };
+        push_message(&format!("loading {what} is not allowed"));
+    });
     ptr::null_mut()
+}
+
+/// Runs the body of a callback that C calls: a panic must not unwind into libxml2 (it
+/// would abort the process), so it is caught here and the message it was about dropped.
+fn without_unwinding(body: impl FnOnce()) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
 }
 
 fn push_message(text: &str) {
@@ -387,7 +543,8 @@ fn push_message(text: &str) {
     if text.is_empty() || stack_dump {
         return;
     }
-    MESSAGES.with(|m| {
+    // `try_with`: libxml2 may report while the thread exits, after MESSAGES is gone.
+    let _ = MESSAGES.try_with(|m| {
         if let Ok(mut m) = m.try_borrow_mut() {
             // A runaway stylesheet can report thousands of errors: keep the first few.
             if m.len() < 2000 {
@@ -401,70 +558,43 @@ fn push_message(text: &str) {
 }
 
 fn take_messages() -> String {
-    MESSAGES.with(|m| {
-        m.try_borrow_mut()
-            .map(|mut m| std::mem::take(&mut *m))
-            .unwrap_or_default()
-    })
+    MESSAGES
+        .try_with(|m| {
+            m.try_borrow_mut()
+                .map(|mut m| std::mem::take(&mut *m))
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
 }
 
 unsafe extern "C" fn collect_structured_error(_ctx: *mut c_void, error: *mut XmlError) {
-    if error.is_null() {
-        return;
-    }
-    let error = &*error;
-    if error.message.is_null() {
-        return;
-    }
-    let message = CStr::from_ptr(error.message).to_string_lossy();
-    if error.line > 0 {
-        push_message(&format!("line {}: {}", error.line, message.trim_end()));
-    } else {
-        push_message(&message);
-    }
+    without_unwinding(|| {
+        // SAFETY: libxml2 passes null or a valid error whose message is null or a
+        // NUL-terminated string, all alive for this call.
+        let Some(error) = (unsafe { error.as_ref() }) else {
+            return;
+        };
+        if error.message.is_null() {
+            return;
+        }
+        let message = unsafe { CStr::from_ptr(error.message) }.to_string_lossy();
+        if error.line > 0 {
+            push_message(&format!("line {}: {}", error.line, message.trim_end()));
+        } else {
+            push_message(&message);
+        }
+    });
 }
 
-unsafe extern "C" fn collect_generic_error(
-    _ctx: *mut c_void,
-    format: *const c_char,
-    a1: usize,
-    a2: usize,
-    a3: usize,
-    a4: usize,
-) {
-    if format.is_null() {
+/// The shim's sink: one generic error message, already formatted.
+unsafe extern "C" fn receive_generic_message(message: *const c_char) {
+    if message.is_null() {
         return;
     }
-    let format = CStr::from_ptr(format).to_bytes();
-    push_message(&format_c_message(format, [a1, a2, a3, a4]));
-}
-
-/// A tiny printf for the formats libxml2/libxslt pass to generic error handlers: `%s`,
-/// `%d`/`%i`, `%%`; anything else ends the formatting (the message stays readable).
-unsafe fn format_c_message(format: &[u8], args: [usize; 4]) -> String {
-    let mut out = Vec::with_capacity(format.len() + 64);
-    let mut next = args.into_iter();
-    let mut bytes = format.iter().copied();
-    while let Some(b) = bytes.next() {
-        if b != b'%' {
-            out.push(b);
-            continue;
-        }
-        match bytes.next() {
-            Some(b'%') => out.push(b'%'),
-            Some(b's') => match next.next() {
-                Some(0) => out.extend_from_slice(b"(null)"),
-                Some(p) => out.extend_from_slice(CStr::from_ptr(p as *const c_char).to_bytes()),
-                None => break,
-            },
-            Some(b'd' | b'i') => match next.next() {
-                Some(v) => out.extend_from_slice((v as c_int).to_string().as_bytes()),
-                None => break,
-            },
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    without_unwinding(|| {
+        // SAFETY: the shim passes a NUL-terminated buffer that lives for this call.
+        push_message(&unsafe { CStr::from_ptr(message) }.to_string_lossy());
+    });
 }
 
 /// What the allocation hooks account against while a transform runs on this thread.
@@ -740,8 +870,24 @@ fn compile(api: &'static Api, template: &str) -> Result<std::rc::Rc<Stylesheet>,
 }
 
 /// Applies `stylesheet` to `document`; the output is serialised as the stylesheet's
-/// `xsl:output` says (method xml, html or text). The first call loads the libraries.
+/// `xsl:output` says (method xml, html or text). Runs in this thread's render process, so
+/// that the time limit holds even where libxslt does not check it.
 pub fn transform(stylesheet: &str, document: &str) -> Result<String, TemplateError> {
+    super::process::render(Job::Xslt {
+        stylesheet,
+        document,
+    })
+}
+
+/// Loads and sets up the libraries, once per process.
+pub(crate) fn load() -> Result<(), TemplateError> {
+    api().map(|_| ())
+}
+
+/// Transforms in the calling thread, with only libxslt's own limits: [`transform`] is what
+/// the notification modules use (the render process runs this). The first call loads
+/// the libraries.
+pub fn transform_here(stylesheet: &str, document: &str) -> Result<String, TemplateError> {
     let api = api()?;
     init_thread(api);
     let style = compile(api, stylesheet)?;
@@ -760,6 +906,16 @@ pub fn transform(stylesheet: &str, document: &str) -> Result<String, TemplateErr
         return Err(TemplateError(
             "XSLT: the security preferences could not be applied; refusing to transform".into(),
         ));
+    }
+    if api.xpath_op_limit {
+        // SAFETY: `ctxt` is live and xsltNewTransformContext gave it an XPath context, whose
+        // layout up to the limits is `XPathContext` in this libxml2 (checked at load).
+        unsafe {
+            let xpath = (*ctxt.raw).xpath_ctxt.cast::<XPathContext>();
+            if let Some(xpath) = xpath.as_mut() {
+                xpath.op_limit = XPATH_OP_LIMIT;
+            }
+        }
     }
     take_messages();
     let (result, exceeded) = {
@@ -793,6 +949,11 @@ pub fn transform(stylesheet: &str, document: &str) -> Result<String, TemplateErr
             )))
         }
         None => {}
+    }
+    if messages.contains(XPATH_OP_LIMIT_MESSAGE) {
+        return Err(TemplateError(format!(
+            "XSLT: the stylesheet took more than {XPATH_OP_LIMIT} XPath steps and was stopped"
+        )));
     }
     if result.raw.is_null() {
         return Err(TemplateError(format!(
@@ -855,5 +1016,116 @@ mod tests {
         let (depth, vars) = unsafe { (*api.xsltMaxDepth, *api.xsltMaxVars) };
         assert_eq!((depth, vars), (MAX_TEMPLATE_DEPTH, MAX_VARIABLES));
         assert!(!api.security_prefs.is_null());
+    }
+
+    /// The generic error handlers as libxml2 and libxslt call them: C-variadic.
+    fn installed_generic_handlers() -> [GenericErrorFunc; 2] {
+        let api = api().unwrap();
+        init_thread(api);
+        let xml2 = Library::open(c"libxml2.so.2", "libxml2").unwrap();
+        let xslt = Library::open(c"libxslt.so.1", "libxslt1.1").unwrap();
+        // SAFETY: `xsltGenericError` is a variable holding the handler; `__xmlGenericError`
+        // returns a pointer to this thread's handler variable.
+        unsafe {
+            let of_xslt: *const Option<GenericErrorFunc> =
+                xslt.symbol(c"xsltGenericError").unwrap();
+            let of_xml2: unsafe extern "C" fn() -> *const Option<GenericErrorFunc> =
+                xml2.symbol(c"__xmlGenericError").unwrap();
+            [(*of_xml2()).unwrap(), (*of_xslt).unwrap()]
+        }
+    }
+
+    #[test]
+    fn generic_errors_are_formatted_like_printf() {
+        for handler in installed_generic_handlers() {
+            take_messages();
+            // SAFETY: a printf format and arguments of the types it names.
+            unsafe {
+                handler(
+                    ptr::null_mut(),
+                    c"%s line %d: %lu nodes, %.1f%% of %c%c, %s".as_ptr(),
+                    c"element".as_ptr(),
+                    7 as c_int,
+                    123_456_789_012 as std::ffi::c_ulong,
+                    99.5 as std::ffi::c_double,
+                    b'o' as c_int,
+                    b'k' as c_int,
+                    c"end".as_ptr(),
+                )
+            };
+            assert_eq!(
+                take_messages(),
+                "element line 7: 123456789012 nodes, 99.5% of ok, end"
+            );
+        }
+    }
+
+    /// Reports an error through a handler when dropped: at thread exit, after the
+    /// thread's message buffer may already be gone.
+    struct ReportsWhenDropped(GenericErrorFunc);
+
+    impl Drop for ReportsWhenDropped {
+        fn drop(&mut self) {
+            // SAFETY: a printf format and an argument of the type it names.
+            unsafe { (self.0)(ptr::null_mut(), c"late %s".as_ptr(), c"report".as_ptr()) };
+        }
+    }
+
+    thread_local! {
+        static LATE_REPORTER: RefCell<Option<ReportsWhenDropped>> = const { RefCell::new(None) };
+    }
+
+    #[test]
+    fn an_error_reported_while_a_thread_exits_is_dropped_not_an_abort() {
+        let [_, of_xslt] = installed_generic_handlers();
+        std::thread::spawn(move || {
+            // Thread-locals are destroyed in the reverse order of first use: the
+            // message buffer (used second) goes before the reporter (used first).
+            LATE_REPORTER.with(|r| *r.borrow_mut() = Some(ReportsWhenDropped(of_xslt)));
+            take_messages();
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_refused_memory_setup_is_an_error() {
+        unsafe extern "C" fn refusing_setup(
+            _: unsafe extern "C" fn(*mut c_void),
+            _: unsafe extern "C" fn(usize) -> *mut c_void,
+            _: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void,
+            _: unsafe extern "C" fn(*const c_char) -> *mut c_char,
+        ) -> c_int {
+            -1
+        }
+        // SAFETY: the stand-in installs nothing.
+        let why = unsafe { install_memory_hooks(refusing_setup) }.unwrap_err();
+        assert!(
+            why.contains("xmlMemSetup") && why.contains("refused"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn library_versions_outside_the_known_layouts_are_refused() {
+        assert!(check_versions(20914, 10135).is_ok());
+        let why = check_versions(20812, 10135).unwrap_err();
+        assert!(why.contains("libxml2 2.8.12 is not supported"), "{why}");
+        let why = check_versions(21400, 10135).unwrap_err();
+        assert!(why.contains("libxml2 2.14.0 is not supported"), "{why}");
+        let why = check_versions(20914, 10200).unwrap_err();
+        assert!(why.contains("libxslt 1.2.0 is not supported"), "{why}");
+    }
+
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn copied_structures_match_the_library_headers() {
+        // Offsets printed by a C program built against libxml2 2.9.14's and libxslt
+        // 1.1.35's headers (LP64).
+        assert_eq!(std::mem::offset_of!(TransformContext, xpath_ctxt), 160);
+        assert_eq!(std::mem::offset_of!(TransformContext, state), 168);
+        assert_eq!(std::mem::offset_of!(XPathContext, last_error), 232);
+        assert_eq!(std::mem::offset_of!(XPathContext, op_limit), 352);
+        assert_eq!(std::mem::size_of::<XPathContext>(), 376);
     }
 }

@@ -11,7 +11,9 @@ process.stdin.on('end', () => {
   const results = JSON.parse(input).map((c) => {
     try {
       // Three arguments, so that no notice field is taken for an ejs option.
-      return { ok: true, text: ejs.render(c.template, JSON.parse(c.data), {}) };
+      const text = ejs.render(c.template, JSON.parse(c.data), {});
+      // As Node writes text out (UTF-8): a lone surrogate becomes U+FFFD.
+      return { ok: true, text: Buffer.from(text, 'utf8').toString('utf8') };
     } catch (e) {
       return { ok: false, error: String(e && e.message) };
     }
