@@ -6,7 +6,10 @@
 //! - [`notify`]: the notification module protocol and the notification roles;
 //! - [`script`]: the rhai provider-script engine; [`http`]: HTTP for scripts;
 //! - [`template`]: rendering notices; [`notice`]: BILLmanager's notification file;
-//! - [`root`], [`log`], [`xml`]: the install layout, logging, XML helpers;
+//! - [`queue`]: the notifytask queue; [`db`]: BILLmanager's database; [`stats`]: what
+//!   the queue did;
+//! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`]: the install layout,
+//!   logging with redaction, the bounded XML parser and the writer;
 //! - [`cli`]: the operator's `mgrnotify` command.
 
 pub mod cli;
