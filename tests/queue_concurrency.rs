@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use common::fake_http::{FakeHttp, Request, Response};
 use common::mariadb::{
-    add_program, delivered, notice_file, running_pids, spawn_process, wait_bounded, TestDb,
-    RECORDING_GATEWAY,
+    add_program, add_slow_gateway, delivered, notice_file, running_pids, spawn_process,
+    wait_bounded, TestDb, RECORDING_GATEWAY,
 };
 use common::mgr_root::MgrRoot;
 
@@ -147,12 +147,7 @@ fn sigkill_mid_run_loses_nothing_and_repeats_only_the_in_flight() {
     let db = TestDb::create();
     // A slow provider: the message is recorded after 0.2 s, so some are in flight
     // whenever the run is killed.
-    add_program(
-        &root,
-        "gwslow",
-        &RECORDING_GATEWAY.replace("input=$(cat)", "input=$(cat)\nsleep 0.2"),
-    );
-    db.add_gateway("gwslow", 1, "", "on", "outgoing");
+    add_slow_gateway(&root, &db, "sleep 0.2");
     let rows = 60;
     fill(&root, &db, rows);
 

@@ -5,8 +5,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::mariadb::{
-    add_program, delivered, notice_file, spawn_process, wait_bounded, TestDb, RECORDING_GATEWAY,
-    TEST_PASSWORD,
+    add_program, add_slow_gateway, delivered, notice_file, spawn_process, wait_bounded, TestDb,
+    RECORDING_GATEWAY, TEST_PASSWORD,
 };
 use common::mgr_root::{stderr, MgrRoot};
 use common::tcp_proxy::TcpProxy;
@@ -137,12 +137,12 @@ fn a_hung_database_ends_the_run_within_its_timeouts_and_loses_nothing() {
     );
     let db = TestDb::create();
     // Slow enough that the database hangs while messages are in flight.
-    add_program(
+    add_slow_gateway(
         &root,
-        "gwslow",
-        &RECORDING_GATEWAY.replace("input=$(cat)", "input=$(cat)\necho >> var/started\nsleep 1"),
+        &db,
+        "echo >> var/started
+sleep 1",
     );
-    db.add_gateway("gwslow", 1, "", "on", "outgoing");
     for n in 0..4 {
         root.write(
             &format!("var/notify/h{n}"),

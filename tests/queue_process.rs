@@ -8,8 +8,8 @@ use common::fake_http::{FakeHttp, Response};
 use std::time::Duration;
 
 use common::mariadb::{
-    add_program, delivered, notice_file, run_process, run_process_bounded, running_pids, TestDb,
-    RECORDING_GATEWAY,
+    add_program, add_slow_gateway, delivered, notice_file, run_process, run_process_bounded,
+    running_pids, TestDb, RECORDING_GATEWAY,
 };
 use common::mgr_root::{stderr, MgrRoot};
 
@@ -338,12 +338,7 @@ fn bad_configuration_is_a_clear_error_and_changes_nothing() {
 #[test]
 fn time_budget_ends_the_run_and_the_rest_waits() {
     let (root, db) = setup("QueueWorkers 1\nQueueTimeBudget 1s\n");
-    add_program(
-        &root,
-        "gwslow",
-        &RECORDING_GATEWAY.replace("input=$(cat)", "input=$(cat)\nsleep 0.3"),
-    );
-    db.add_gateway("gwslow", 1, "", "on", "outgoing");
+    add_slow_gateway(&root, &db, "sleep 0.3");
     for n in 0..20 {
         queue(&root, &db, &format!("t{n}"), &format!("t{n}"), 1);
     }

@@ -453,6 +453,17 @@ pub fn add_program(root: &super::mgr_root::MgrRoot, module: &str, text: &str) {
         .expect("make the gateway executable");
 }
 
+/// Adds `gate/gwslow`, the recording gateway that runs `then` (shell) after reading its
+/// input and before it records the message, and its active outgoing row for project 1.
+pub fn add_slow_gateway(root: &super::mgr_root::MgrRoot, db: &TestDb, then: &str) {
+    add_program(
+        root,
+        "gwslow",
+        &RECORDING_GATEWAY.replace("input=$(cat)", &format!("input=$(cat)\n{then}")),
+    );
+    db.add_gateway("gwslow", 1, "", "on", "outgoing");
+}
+
 /// The lines of `var/delivered.log`.
 pub fn delivered(root: &super::mgr_root::MgrRoot) -> Vec<String> {
     root.read("var/delivered.log")
