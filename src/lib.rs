@@ -113,6 +113,23 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
             ),
             Err(code) => code,
         },
+        Build::Declared => {
+            // Known only once the installed gateways are read; an unknown one writes no log.
+            let Some(declaration) =
+                notify::declared::find(&MgrRoot::discover(argv0), roles::ROLES, name)
+            else {
+                return notify::unknown_type(&MgrRoot::discover(argv0), name);
+            };
+            match start::<NotifyArgs>(argv0, name, &args, |a| a.version) {
+                Ok((a, root)) => notify::serve_declared(
+                    &root,
+                    declaration,
+                    a.command.as_deref().unwrap_or_default(),
+                    a.gate.as_deref(),
+                ),
+                Err(code) => code,
+            }
+        }
         Build::Builtin(_) | Build::PlannedGateway | Build::Script => {
             let (parsed, root) = match start::<GatewayArgs>(argv0, name, &args, |a| a.version) {
                 Ok(started) => started,

@@ -386,6 +386,60 @@ impl Builtin {
     }
 }
 
+/// A gateway module as the queue and the notification roles use it, shared by workers.
+pub type SharedGateway = Arc<dyn GatewayModule + Send + Sync>;
+
+/// Opens gateway module `module` of `gate/`: our own roles run in-process (a provider
+/// script, a built-in gateway); any other program there is a
+/// [`program::ProgramGateway`] bounded by `timeout`. Our own executable (`own_exe`) is
+/// never run as a subprocess.
+pub fn open(
+    root: &MgrRoot,
+    module: &str,
+    own_exe: Option<&std::path::Path>,
+    timeout: std::time::Duration,
+) -> Result<SharedGateway, GatewayError> {
+    use crate::roles::Build;
+    let unusable = |why: String| Err(GatewayError::new("unknown", module, why).into_permanent());
+    let safe = !module.is_empty()
+        && !module.starts_with('.')
+        && module
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !safe {
+        return unusable(format!(
+            "gateway_module '{module}' is not a module name in gate/"
+        ));
+    }
+    let path = root.gate_module(module);
+    let Ok(target) = path.canonicalize() else {
+        return unusable(format!(
+            "unknown gateway module '{module}': {} does not exist",
+            path.display()
+        ));
+    };
+    if own_exe != Some(target.as_path()) {
+        return Ok(Arc::new(program::ProgramGateway::new(
+            root, module, path, timeout,
+        )));
+    }
+    match crate::roles::lookup(module).map(|spec| spec.build) {
+        Some(Build::Script) => Ok(Arc::new(script::ScriptGateway::open(root, module)?)),
+        Some(Build::Builtin(builtin)) => Ok(builtin.open(root)),
+        Some(Build::PlannedGateway) => unusable(format!("{module} {NOT_AVAILABLE}")),
+        _ => unusable(format!(
+            "gate/{module} is mgrnotify itself, but {module} is none of its gateways"
+        )),
+    }
+}
+
+/// The running executable, as [`open`] compares it.
+pub fn own_exe() -> Option<std::path::PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.canonicalize().ok())
+}
+
 /// Message of the built-in gateway roles that a later version brings.
 pub const NOT_AVAILABLE: &str = "is not available yet in this version of mgrnotify";
 

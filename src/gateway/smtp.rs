@@ -97,6 +97,7 @@ pub fn metadata() -> &'static Metadata {
             .into(),
         notify_module: "ntemail".into(),
         required_one_of: Vec::new(),
+        contact: None,
         fields: vec![
             Field {
                 required: true,

@@ -2,6 +2,7 @@
 //! the trait every notification role implements and `serve`, which runs one
 //! `--command` (features, process, getmessage).
 
+pub mod declared;
 pub mod ntsms;
 
 use std::fmt;
@@ -53,8 +54,8 @@ impl std::error::Error for NotifyError {}
 
 /// What `--command features` reports.
 pub struct NotifyFeatures {
-    pub features: &'static [&'static str],
-    pub contact_type: &'static str,
+    pub features: Vec<String>,
+    pub contact_type: String,
 }
 
 impl NotifyFeatures {
@@ -62,14 +63,14 @@ impl NotifyFeatures {
         let mut w = xml::Writer::new();
         w.start("doc");
         w.start("features");
-        for f in self.features {
+        for f in &self.features {
             w.start("feature");
-            w.attr("name", f);
+            w.attr("name", f.as_str());
             w.end();
         }
         w.end();
         w.start("contact_type");
-        w.text(self.contact_type);
+        w.text(&self.contact_type);
         w.finish() + "\n"
     }
 }
@@ -92,7 +93,7 @@ fn fail(role: &str, command: &str, kind: &str, msg: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Runs one command of a notification role.
+/// Runs one command of a built-in notification role.
 pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> ExitCode {
     let module: Box<dyn NotifyModule> = match kind {
         Kind::Sms => Box::new(ntsms::Ntsms::new(root.clone())),
@@ -106,6 +107,40 @@ pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> E
             );
         }
     };
+    serve_module(&*module, kind.role(), command, gate)
+}
+
+/// Runs one command of a declared notification type.
+pub fn serve_declared(
+    root: &MgrRoot,
+    declaration: declared::Declaration,
+    command: &str,
+    gate: Option<&str>,
+) -> ExitCode {
+    let role = declaration.role.clone();
+    let module = declared::DeclaredType::new(root.clone(), declaration);
+    serve_module(&module, &role, command, gate)
+}
+
+/// A `nt<name>` that no installed gateway declares: the role table's error, exit 2.
+pub fn unknown_type(root: &MgrRoot, role: &str) -> ExitCode {
+    let msg = format!(
+        "unknown role '{role}': no gateway in {} declares it; start me as {}",
+        root.scripts_dir().display(),
+        crate::roles::known_names(crate::roles::ROLES)
+    );
+    eprintln!("{role}: {msg}");
+    print!("{}", xml::error_doc("unknown", role, &msg));
+    ExitCode::from(2)
+}
+
+/// Runs one command of a notification module.
+fn serve_module(
+    module: &dyn NotifyModule,
+    role: &str,
+    command: &str,
+    gate: Option<&str>,
+) -> ExitCode {
     let result = match command {
         "features" => {
             print!("{}", module.features().to_xml());
@@ -133,7 +168,7 @@ pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> E
                 "features" | "process" | "getmessage" => "notify",
                 _ => "unknown",
             };
-            fail(kind.role(), command, kind_of_error, &e.to_string())
+            fail(role, command, kind_of_error, &e.to_string())
         }
     }
 }

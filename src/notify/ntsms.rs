@@ -19,8 +19,8 @@ impl Ntsms {
 impl NotifyModule for Ntsms {
     fn features(&self) -> NotifyFeatures {
         NotifyFeatures {
-            features: &["sms"],
-            contact_type: KIND.contact_field(),
+            features: vec!["sms".to_owned()],
+            contact_type: KIND.contact_field().to_owned(),
         }
     }
 

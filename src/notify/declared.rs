@@ -1,0 +1,177 @@
+//! Notification types that gateways declare (`nt<name>`, not ntsms/ntemail/ntinternal):
+//! a provider script's or a built-in gateway's metadata names the type and its contact
+//! field, and that is all a new channel needs. `mgrnotify sync` makes BILLmanager's
+//! files from the declarations; the role serves the one queue with the contact field
+//! and hands `getmessage` to the type's ingoing gateways.
+
+use crate::db::{schema, DbError, DbSettings};
+use crate::gateway::GatewaySettings;
+use crate::notify::{NotifyError, NotifyFeatures, NotifyModule};
+use crate::queue::send::Channel;
+use crate::roles::{Build, RoleSpec};
+use crate::root::MgrRoot;
+use crate::script::{Contact, Metadata};
+
+/// One declared notification type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declaration {
+    /// `nt<name>`.
+    pub role: String,
+    /// The gateway role whose metadata declares it.
+    pub declared_by: String,
+    pub contact: Contact,
+}
+
+/// The types that `declarers` (gateway role and its metadata) declare, in order: the
+/// first declaration of a type wins; a later one with another contact is a message.
+pub fn collect<'a>(
+    declarers: impl IntoIterator<Item = (&'a str, &'a Metadata)>,
+) -> (Vec<Declaration>, Vec<String>) {
+    let mut found: Vec<Declaration> = Vec::new();
+    let mut problems = Vec::new();
+    for (by, meta) in declarers {
+        let Some(contact) = &meta.contact else {
+            continue;
+        };
+        match found.iter().find(|d| d.role == meta.notify_module) {
+            Some(d) if d.contact != *contact => problems.push(format!(
+                "{by}: declares {} with another contact than {} does: {}'s is used",
+                meta.notify_module, d.declared_by, d.declared_by
+            )),
+            Some(_) => {}
+            None => found.push(Declaration {
+                role: meta.notify_module.clone(),
+                declared_by: by.to_owned(),
+                contact: contact.clone(),
+            }),
+        }
+    }
+    (found, problems)
+}
+
+/// The built-in gateways of `table` with their metadata: they declare first.
+pub fn builtin_declarers<'a>(
+    table: &'a [RoleSpec],
+) -> impl Iterator<Item = (&'a str, &'a Metadata)> + 'a {
+    table.iter().filter_map(|r| match r.build {
+        Build::Builtin(builtin) => Some((r.name, builtin.metadata())),
+        _ => None,
+    })
+}
+
+/// What the installed gateways declare (built-in ones, then scripts by name), and a
+/// message for each script that could not be read and each conflicting declaration.
+pub fn declarations(root: &MgrRoot, table: &[RoleSpec]) -> (Vec<Declaration>, Vec<String>) {
+    let mut problems = Vec::new();
+    let mut scripts: Vec<(String, Metadata)> = Vec::new();
+    match crate::script::installed(root, table) {
+        Ok(installed) => {
+            for (role, path) in installed {
+                match crate::script::load_metadata(&path) {
+                    Ok(meta) => scripts.push((role, meta)),
+                    Err(e) => problems.push(format!("{role}: {e}")),
+                }
+            }
+        }
+        Err(e) => problems.push(format!("cannot read {}: {e}", root.scripts_dir().display())),
+    }
+    let (found, conflicts) =
+        collect(builtin_declarers(table).chain(scripts.iter().map(|(r, m)| (r.as_str(), m))));
+    problems.extend(conflicts);
+    (found, problems)
+}
+
+/// The declaration of type `role`, if a gateway declares it (`mgrnotify sync` reports
+/// the scripts that cannot be read).
+pub fn find(root: &MgrRoot, table: &[RoleSpec], role: &str) -> Option<Declaration> {
+    declarations(root, table)
+        .0
+        .into_iter()
+        .find(|d| d.role == role)
+}
+
+/// The notification role of a declared type.
+pub struct DeclaredType {
+    root: MgrRoot,
+    declaration: Declaration,
+}
+
+impl DeclaredType {
+    pub fn new(root: MgrRoot, declaration: Declaration) -> Self {
+        Self { root, declaration }
+    }
+
+    fn channel(&self) -> Channel {
+        Channel {
+            role: self.declaration.role.clone(),
+            contact_field: self.declaration.contact.field.clone(),
+        }
+    }
+}
+
+impl NotifyModule for DeclaredType {
+    fn features(&self) -> NotifyFeatures {
+        NotifyFeatures {
+            features: Vec::new(),
+            contact_type: self.declaration.contact.field.clone(),
+        }
+    }
+
+    /// Runs `ingoing` of each active ingoing gateway of the type (or of gateway `gate`):
+    /// the gateway handles what it receives (answers, tickets) itself.
+    fn get_message(&self, gate: &str) -> Result<(), NotifyError> {
+        let role = &self.declaration.role;
+        let rows = ingoing_gateways(&self.root, role)
+            .map_err(|e| NotifyError(e.to_string()))?
+            .into_iter()
+            .filter(|g| gate == "all" || g.id.trim() == gate.trim())
+            .collect::<Vec<_>>();
+        if rows.is_empty() {
+            crate::info!("getmessage --gate {gate}: no active ingoing {role} gateway");
+            return Ok(());
+        }
+        let own_exe = crate::gateway::own_exe();
+        let timeout = crate::queue::config::QueueConfig::load(&self.root)
+            .map_err(|e| NotifyError(e.to_string()))?
+            .gateway_timeout;
+        let mut failed = Vec::new();
+        for g in rows {
+            let result = GatewaySettings::new(g.columns.clone(), &g.xmlparams).and_then(|s| {
+                crate::gateway::open(&self.root, &g.module, own_exe.as_deref(), timeout)?
+                    .ingoing(&s)
+            });
+            match result {
+                Ok(messages) => crate::info!(
+                    "getmessage: gateway {} ({}): {} message(s) handled",
+                    g.id,
+                    g.module,
+                    messages.len()
+                ),
+                Err(e) => failed.push(format!("gateway {} ({}): {e}", g.id, g.module)),
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(NotifyError(failed.join("; ")))
+        }
+    }
+
+    fn process_queue(&self) -> Result<(), NotifyError> {
+        crate::queue::process(&self.root, &self.channel())
+            .map(|_| ())
+            .map_err(|e| NotifyError(e.0))
+    }
+}
+
+/// The active ingoing gateway rows of notification module `role`.
+fn ingoing_gateways(root: &MgrRoot, role: &str) -> Result<Vec<schema::GatewayRow>, DbError> {
+    let mut conn = DbSettings::load(root)?
+        .connect(1, crate::db::TOOL_TIMEOUT)?
+        .get_conn()
+        .map_err(|e| DbError::query("cannot get a database connection", &e))?;
+    Ok(schema::gateways(&mut conn, role)?
+        .into_iter()
+        .filter(schema::GatewayRow::is_active_ingoing)
+        .collect())
+}
