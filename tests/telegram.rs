@@ -38,6 +38,8 @@ struct World {
     violations: Vec<String>,
     /// sendMessage answers after this long (a hanging API).
     send_delay: Option<Duration>,
+    /// What a method answers instead of the API's normal reply (an API in trouble).
+    forced: Vec<(&'static str, Response)>,
 }
 
 struct FakeTelegram {
@@ -64,6 +66,11 @@ impl FakeTelegram {
             .filter(|(c, _)| *c == chat)
             .map(|(_, t)| t)
             .collect()
+    }
+    fn force(&self, method: &'static str, response: Response) {
+        let mut w = self.world.lock().unwrap();
+        w.forced.retain(|(m, _)| *m != method);
+        w.forced.push((method, response));
     }
     fn offsets(&self) -> Vec<i64> {
         self.world.lock().unwrap().offsets.clone()
@@ -104,6 +111,9 @@ fn answer(world: &mut World, req: &Request) -> Response {
     };
     if token != TOKEN {
         return refuse(401, "Unauthorized");
+    }
+    if let Some((_, forced)) = world.forced.iter().find(|(m, _)| *m == method) {
+        return forced.clone();
     }
     if req.method != "POST" && req.method != "GET" {
         return bad(format!("method {}", req.method));
@@ -629,4 +639,69 @@ fn the_gateway_answers_features_and_checks_the_token() {
     assert!(seen.iter().all(|p| p.ends_with("/getMe")), "{seen:?}");
     s.api.assert_no_violations();
     s.assert_token_nowhere(&[]);
+}
+
+#[test]
+fn refusals_and_odd_answers_of_the_api_are_clear_errors() {
+    let s = Setup::new();
+    s.link_alice(1);
+    let task = add_task(&s.db, &s.root, "a1", s.alice, "Payment received");
+    let process = || {
+        let out = s.run("notify/nttelegram", &["--command", "process"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        s.db.task(task)
+            .expect("the row stays")
+            .err_info
+            .unwrap_or_default()
+    };
+    // Flood control: tried again later.
+    s.api.force(
+        "sendMessage",
+        refuse(429, "Too Many Requests: retry after 5"),
+    );
+    let info = process();
+    assert!(
+        info.contains("(429)") && info.contains("transient"),
+        "{info}"
+    );
+    // Blocked by the customer: retrying cannot help.
+    s.db.exec("UPDATE notifytask SET error_count = 0, err_info = NULL");
+    s.api.force(
+        "sendMessage",
+        refuse(403, "Forbidden: bot was blocked by the user"),
+    );
+    let info = process();
+    assert!(
+        info.contains("blocked") && info.contains("permanent"),
+        "{info}"
+    );
+
+    // A proxy's error page instead of the API: an error, and nothing confirmed.
+    s.api
+        .push(message(2, ALICE_CHAT, Some("alice_tg"), "en", "hello"));
+    s.api.force(
+        "getUpdates",
+        Response::text(502, "<html>Bad Gateway</html>"),
+    );
+    let out = s.getmessage();
+    assert!(!out.status.success());
+    assert!(stdout(&out).contains("not JSON"), "{}", stdout(&out));
+    assert_eq!(s.offset(), "2");
+    // More updates than asked for: refused whole.
+    let flood: Vec<Value> = (2..=102)
+        .map(|i| message(i, ALICE_CHAT, Some("alice_tg"), "en", "spam"))
+        .collect();
+    s.api.force(
+        "getUpdates",
+        Response::json(&json!({"ok": true, "result": flood}).to_string()),
+    );
+    let out = s.getmessage();
+    assert!(
+        stdout(&out).contains("more than the 100"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(s.mgrctl.calls().len(), 0);
+    assert_eq!(s.offset(), "2");
+    s.assert_token_nowhere(&[&stdout(&out), &stderr(&out)]);
 }
