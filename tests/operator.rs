@@ -125,7 +125,8 @@ fn take_over_and_uninstall_restore_billmanagers_modules_byte_for_byte() {
 
     let out = install(root, &["--uninstall"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let after = snapshot(root, &["var/"]);
+    // The addon files of declared types stay (see install.sh); nothing else.
+    let after = snapshot(root, &["var/", "etc/sql"]);
     let before: BTreeMap<_, _> = before
         .into_iter()
         .filter(|(k, _)| !k.starts_with("var/"))
@@ -142,7 +143,19 @@ fn uninstall_removes_the_folders_install_made() {
     assert!(root.join("gate/gwepochta").symlink_metadata().is_ok());
     let out = install(&root, &["--uninstall"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!root.exists(), "left: {:?}", snapshot(&root, &[]).keys());
+    // Only the user-table addon file of gwtelegram's nttelegram stays, so BILLmanager
+    // keeps the customers' Telegram usernames.
+    let left: Vec<String> = snapshot(&root, &[]).into_keys().collect();
+    assert_eq!(
+        left,
+        [
+            "etc",
+            "etc/sql",
+            "etc/sql/billmgr.user.addon",
+            "etc/sql/billmgr.user.addon/telegram"
+        ],
+        "left after --uninstall"
+    );
 }
 
 #[test]
