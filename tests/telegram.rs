@@ -254,7 +254,8 @@ impl Setup {
             .unwrap();
             c.last_insert_id()
         };
-        let alice = user("alice", 10, "Alice_TG", "ru");
+        // Customers type the @ the form asks them to leave out.
+        let alice = user("alice", 10, "@Alice_TG", "ru");
         let bob = user("bob", 11, "bob_tg", "en");
         db.exec("INSERT INTO ticket (id, account_client, name) VALUES (123, 10, 'VPS'), (456, 11, 'DNS')");
         let params = format!(

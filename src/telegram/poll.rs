@@ -141,7 +141,7 @@ impl Handler<'_> {
             .is_some_and(|t| t == "/start" || t.starts_with("/start "));
         let customer = match m.username.as_deref() {
             None => None,
-            Some(username) => match self.tickets.sender(self.conn, CONTACT_FIELD, username)? {
+            Some(username) => match self.sender(username)? {
                 Sender::Known(c) => Some(Ok(c)),
                 Sender::Ambiguous => Some(Err(Reply::Ambiguous {
                     username: username.to_owned(),
@@ -212,6 +212,18 @@ impl Handler<'_> {
             },
             (Posted::NewTicket, None) => Reply::Opened,
         })
+    }
+
+    /// Who has `username` in the profile, as asked (without `@`) or as customers often
+    /// type it (with `@`).
+    fn sender(&mut self, username: &str) -> Result<Sender, DbError> {
+        match self.tickets.sender(self.conn, CONTACT_FIELD, username)? {
+            Sender::Unknown => {
+                self.tickets
+                    .sender(self.conn, CONTACT_FIELD, &format!("@{username}"))
+            }
+            found => Ok(found),
+        }
     }
 
     /// The user's own language, when the user table has one.
