@@ -21,11 +21,11 @@ use mysql::PooledConn;
 use crate::db::{schema, DbError, DbSettings};
 use crate::http::HttpClient;
 use crate::root::MgrRoot;
-use crate::telegram::api::{BotApi, Message, Update};
+use crate::telegram::api::{ApiError, BotApi, Message, Update};
 use crate::telegram::replies::{Lang, Reply};
 use crate::telegram::state::BotState;
 use crate::telegram::{Bot, CONTACT_FIELD};
-use crate::tickets::{Customer, Posted, Sender, Tickets};
+use crate::tickets::{Customer, Posted, Sender, TicketError, Tickets};
 
 /// A run stops fetching further batches of a bot after this long; BILLmanager starts
 /// getmessage again on its schedule.
@@ -33,22 +33,65 @@ const RUN_BUDGET: Duration = Duration::from_secs(50);
 /// Longest subject of a new ticket, in characters (its first line).
 const SUBJECT_CHARS: usize = 100;
 
-/// Why polling could not go on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PollError(pub String);
+/// Why polling a bot could not go on; the update being handled stays unconfirmed.
+#[derive(Debug)]
+pub enum PollError {
+    /// The user or ticket tables could not be read.
+    Db(DbError),
+    /// The message could not be handed to support (mgrctl, its settings).
+    Tickets(TicketError),
+    /// The Bot API failed or answered oddly.
+    Api(ApiError),
+    /// The bot's files under `var/` could not be read or written.
+    State {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
 
 impl fmt::Display for PollError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::log::redact(&self.0))
+        match self {
+            PollError::Db(e) => e.fmt(f),
+            PollError::Tickets(e) => write!(f, "cannot hand the message to support: {e}"),
+            PollError::Api(e) => e.fmt(f),
+            PollError::State { what, source } => write!(f, "{what}: {source}"),
+        }
     }
 }
 
-impl std::error::Error for PollError {}
+impl std::error::Error for PollError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PollError::Db(e) => Some(e),
+            PollError::Tickets(e) => Some(e),
+            PollError::Api(e) => Some(e),
+            PollError::State { source, .. } => Some(source),
+        }
+    }
+}
 
 impl From<DbError> for PollError {
     fn from(e: DbError) -> Self {
-        Self(e.to_string())
+        Self::Db(e)
     }
+}
+
+impl From<TicketError> for PollError {
+    fn from(e: TicketError) -> Self {
+        Self::Tickets(e)
+    }
+}
+
+impl From<ApiError> for PollError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+/// A failure of the bot's files.
+fn state_error(what: &'static str) -> impl FnOnce(std::io::Error) -> PollError {
+    move |source| PollError::State { what, source }
 }
 
 /// What one poll of a bot did.
@@ -62,10 +105,9 @@ pub struct Polled {
 /// Polls one bot until no update is left or the run's budget is spent.
 pub fn poll_bot(root: &MgrRoot, bot: &Bot, http: &HttpClient) -> Result<Polled, PollError> {
     let state = BotState::new(root, &bot.id);
-    let io = |what: &str, e: std::io::Error| PollError(format!("{what}: {e}"));
     let Some(_lock) = state
         .try_lock()
-        .map_err(|e| io("cannot lock the bot's state", e))?
+        .map_err(state_error("cannot lock the bot's state"))?
     else {
         return Ok(Polled {
             handled: 0,
@@ -79,7 +121,7 @@ pub fn poll_bot(root: &MgrRoot, bot: &Bot, http: &HttpClient) -> Result<Polled, 
     let api = BotApi::new(bot, http);
     let mut handler = Handler {
         state: &state,
-        tickets: Tickets::load(root).map_err(|e| PollError(e.to_string()))?,
+        tickets: Tickets::load(root)?,
         conn: &mut conn,
     };
     let started = Instant::now();
@@ -87,10 +129,8 @@ pub fn poll_bot(root: &MgrRoot, bot: &Bot, http: &HttpClient) -> Result<Polled, 
     while started.elapsed() < RUN_BUDGET && !crate::queue::stop::requested() {
         let offset = state
             .offset()
-            .map_err(|e| io("cannot read the offset", e))?;
-        let updates = api
-            .get_updates(offset)
-            .map_err(|e| PollError(e.to_string()))?;
+            .map_err(state_error("cannot read the offset"))?;
+        let updates = api.get_updates(offset)?;
         let fresh: Vec<Update> = updates
             .into_iter()
             .filter(|u| u.update_id >= offset)
@@ -102,7 +142,7 @@ pub fn poll_bot(root: &MgrRoot, bot: &Bot, http: &HttpClient) -> Result<Polled, 
             let answer = handler.handle(&update)?;
             state
                 .confirm(update.update_id.saturating_add(1))
-                .map_err(|e| io("cannot record the offset", e))?;
+                .map_err(state_error("cannot record the offset"))?;
             polled.handled += 1;
             if let Some((chat_id, text)) = answer {
                 if let Err(e) = api.send_message(chat_id, &text, false) {
@@ -156,7 +196,7 @@ impl Handler<'_> {
                 (Some(Ok(c)), Some(username)) => {
                     self.state
                         .save_link(&c.id, m.chat_id, username)
-                        .map_err(|e| PollError(format!("cannot save the chat link: {e}")))?;
+                        .map_err(state_error("cannot save the chat link"))?;
                     crate::info!("user {} linked Telegram chat {}", c.name, m.chat_id);
                     let lang = self.language(&c).unwrap_or(lang);
                     (Reply::Linked { name: c.name }, lang)
@@ -170,7 +210,7 @@ impl Handler<'_> {
             (Some(Ok(c)), Some(username)) => self
                 .state
                 .link(&c.id, username)
-                .map_err(|e| PollError(format!("cannot read the chat link: {e}")))?
+                .map_err(state_error("cannot read the chat link"))?
                 .filter(|l| l.chat_id == m.chat_id)
                 .map(|_| c),
             _ => None,
@@ -201,8 +241,7 @@ impl Handler<'_> {
             .collect();
         let posted = self
             .tickets
-            .post(self.conn, customer, ticket, &subject, body)
-            .map_err(|e| PollError(format!("cannot hand the message to support: {e}")))?;
+            .post(self.conn, customer, ticket, &subject, body)?;
         Ok(match (posted, ticket) {
             (Posted::Reply(id), _) => Reply::Replied {
                 ticket: id.parse().unwrap_or_default(),
