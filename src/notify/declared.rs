@@ -121,8 +121,7 @@ impl NotifyModule for DeclaredType {
     /// the gateway handles what it receives (answers, tickets) itself.
     fn get_message(&self, gate: &str) -> Result<(), NotifyError> {
         let role = &self.declaration.role;
-        let rows = ingoing_gateways(&self.root, role)
-            .map_err(|e| NotifyError(e.to_string()))?
+        let rows = ingoing_gateways(&self.root, role)?
             .into_iter()
             .filter(|g| gate == "all" || g.id.trim() == gate.trim())
             .collect::<Vec<_>>();
@@ -131,9 +130,7 @@ impl NotifyModule for DeclaredType {
             return Ok(());
         }
         let own_exe = crate::gateway::own_exe();
-        let timeout = crate::queue::config::QueueConfig::load(&self.root)
-            .map_err(|e| NotifyError(e.to_string()))?
-            .gateway_timeout;
+        let timeout = crate::queue::config::QueueConfig::load(&self.root)?.gateway_timeout;
         let mut failed = Vec::new();
         for g in rows {
             let result = GatewaySettings::new(g.columns.clone(), &g.xmlparams).and_then(|s| {
@@ -153,14 +150,13 @@ impl NotifyModule for DeclaredType {
         if failed.is_empty() {
             Ok(())
         } else {
-            Err(NotifyError(failed.join("; ")))
+            Err(NotifyError::Ingoing(failed.join("; ")))
         }
     }
 
     fn process_queue(&self) -> Result<(), NotifyError> {
-        crate::queue::process(&self.root, &self.channel())
-            .map(|_| ())
-            .map_err(|e| NotifyError(e.0))
+        crate::queue::process(&self.root, &self.channel())?;
+        Ok(())
     }
 }
 
@@ -169,7 +165,7 @@ fn ingoing_gateways(root: &MgrRoot, role: &str) -> Result<Vec<schema::GatewayRow
     let mut conn = DbSettings::load(root)?
         .connect(1, crate::db::TOOL_TIMEOUT)?
         .get_conn()
-        .map_err(|e| DbError::query("cannot get a database connection", &e))?;
+        .map_err(|e| DbError::query("cannot get a database connection", e))?;
     Ok(schema::gateways(&mut conn, role)?
         .into_iter()
         .filter(schema::GatewayRow::is_active_ingoing)
