@@ -8,6 +8,7 @@
 //! - [`template`]: rendering notices; [`notice`]: BILLmanager's notification file;
 //! - [`queue`]: the notifytask queue; [`db`]: BILLmanager's database; [`stats`]: what
 //!   the queue did;
+//! - [`tickets`]: incoming messages into support tickets (mgrctl);
 //! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`]: the install layout,
 //!   logging with redaction, the bounded XML parser and the writer;
 //! - [`cli`]: the operator's `mgrnotify` command.
@@ -28,6 +29,7 @@ pub mod root;
 pub mod script;
 pub mod stats;
 pub mod template;
+pub mod tickets;
 pub mod xml;
 
 use std::ffi::{OsStr, OsString};

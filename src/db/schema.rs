@@ -10,7 +10,11 @@
 //! - `gateway(id, name, gateway_module, notify_module, gateway_type, active, project,
 //!   xmlparams, ...)`; every column is passed to the gateway module.
 //! - `user(id, ...)`: only the columns a notice may need are read (see [`user_columns`]);
-//!   the rest (password hashes, TOTP secrets) never leave the database.
+//!   the rest (password hashes, TOTP secrets) never leave the database. Incoming
+//!   messages find their sender by a contact column and post as `name`; `account`
+//!   owns tickets (see [`users_by_contact`]).
+//! - `ticket(id, account_client, ...)`: a ticket belongs to the user whose `account` is
+//!   its `account_client` (see [`ticket_account`]).
 //!
 //! Rows are read with the non-panicking conversions only ([`typed`]): a value of an
 //! unexpected type is an error about that row, never a crash.
@@ -553,6 +557,71 @@ pub fn user_fields(conn: &mut impl Queryable, columns: &[String], id: &str) -> O
         fields.insert_if_absent(&column.name_str().to_ascii_lowercase(), &value);
     }
     Some(fields)
+}
+
+/// BILLmanager's ticket table, as far as incoming messages need it: a ticket
+/// `id` belongs to the user whose `account` is its `account_client`.
+pub const TICKET: &str = "ticket";
+
+/// A user that incoming messages are posted as: `name` is what mgrctl's `su=` takes,
+/// `account` owns tickets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customer {
+    pub id: String,
+    pub name: String,
+    pub account: String,
+}
+
+/// The users whose contact column `column` holds `value`, compared case-insensitively
+/// and without surrounding spaces (two at most: one more than a match needs, to tell an
+/// ambiguous contact). `column` is a plain column name (letters, digits, `_`).
+pub fn users_by_contact(
+    conn: &mut impl Queryable,
+    column: &str,
+    value: &str,
+) -> Result<Vec<Customer>, DbError> {
+    if column.is_empty()
+        || !column
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(DbError(format!(
+            "'{column}' is not a column name of {USER}"
+        )));
+    }
+    let what = format!("cannot look up a user by {column}");
+    let rows: Vec<Row> = conn
+        .exec(
+            format!(
+                "SELECT id, name, account FROM `{USER}` \
+                 WHERE LOWER(TRIM(`{column}`)) = LOWER(TRIM(?)) ORDER BY id LIMIT 2"
+            ),
+            (value,),
+        )
+        .map_err(|e| DbError::query(&what, &e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let text = |i: usize| r.as_ref(i).map(value_text).unwrap_or_default();
+            Customer {
+                id: text(0),
+                name: text(1),
+                account: text(2),
+            }
+        })
+        .collect())
+}
+
+/// The `account_client` of ticket `id`; `None` when there is no such ticket.
+pub fn ticket_account(conn: &mut impl Queryable, id: &str) -> Result<Option<String>, DbError> {
+    let what = format!("cannot read ticket {id}");
+    let row: Option<Row> = conn
+        .exec_first(
+            format!("SELECT account_client FROM `{TICKET}` WHERE id = ?"),
+            (id,),
+        )
+        .map_err(|e| DbError::query(&what, &e))?;
+    Ok(row.map(|r| r.as_ref(0).map(value_text).unwrap_or_default()))
 }
 
 /// A column value as the text a gateway module reads.

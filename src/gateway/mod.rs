@@ -3,6 +3,7 @@
 //! on stdout. Errors are mapped to BILLmanager's error XML here and nowhere else.
 
 pub mod input;
+pub mod messages;
 pub mod program;
 pub mod script;
 pub mod smtp;
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 pub use input::{Attachment, GatewaySettings, OutgoingInput};
+pub use messages::{messages_xml, parse_messages};
 
 use crate::root::MgrRoot;
 use crate::script::Metadata;
@@ -163,8 +165,8 @@ pub trait GatewayModule {
     fn features(&self) -> Features;
     /// Sends one message.
     fn outgoing(&self, input: &OutgoingInput) -> Result<Delivery, GatewayError>;
-    /// Fetches received messages (their source text).
-    fn ingoing(&self, _settings: &GatewaySettings) -> Result<Vec<String>, GatewayError> {
+    /// Fetches received messages (their raw source) and counts them as handed on.
+    fn ingoing(&self, _settings: &GatewaySettings) -> Result<Vec<Vec<u8>>, GatewayError> {
         Err(unsupported("ingoing"))
     }
     /// Tunes the gateway edit form; the default leaves it as it is.
@@ -263,15 +265,7 @@ pub fn answer(
             let doc_text = read(stdin)?;
             let doc = parse_input(&doc_text)?;
             let messages = module.ingoing(&GatewaySettings::from_doc(&doc)?)?;
-            let mut w = xml::Writer::new();
-            w.start("doc");
-            w.start("messages");
-            for m in &messages {
-                w.start("message");
-                w.text(m);
-                w.end();
-            }
-            Ok(w.finish() + "\n")
+            Ok(messages_xml(&messages) + "\n")
         }
         "outgoing" | "ingoing" | "check_connection" => Err(unsupported(command)),
         "" => Err(GatewayError::new(
