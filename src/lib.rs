@@ -6,6 +6,7 @@
 //! - [`notify`]: the notification module protocol and the notification roles;
 //! - [`script`]: the rhai provider-script engine; [`http`]: HTTP for scripts;
 //! - [`template`]: rendering notices; [`notice`]: BILLmanager's notification file;
+//! - [`telegram`]: the Telegram channel (Bot API, chat links, polling);
 //! - [`queue`]: the notifytask queue; [`db`]: BILLmanager's database; [`stats`]: what
 //!   the queue did;
 //! - [`tickets`]: incoming messages into support tickets (mgrctl);
@@ -28,6 +29,7 @@ pub mod roles;
 pub mod root;
 pub mod script;
 pub mod stats;
+pub mod telegram;
 pub mod template;
 pub mod tickets;
 pub mod xml;

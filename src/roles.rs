@@ -91,6 +91,12 @@ pub const ROLES: &[RoleSpec] = &[
         about: "outgoing email over SMTP",
     },
     RoleSpec {
+        name: "gwtelegram",
+        folder: Folder::Gate,
+        build: Build::Builtin(crate::gateway::Builtin::Telegram),
+        about: "a Telegram bot (outgoing and ingoing)",
+    },
+    RoleSpec {
         name: "gwimap",
         folder: Folder::Gate,
         build: Build::PlannedGateway,

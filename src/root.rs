@@ -106,6 +106,11 @@ impl MgrRoot {
     pub fn log_file(&self, role: &str) -> PathBuf {
         self.path.join("var").join(format!("{role}.log"))
     }
+    /// What a channel keeps between runs (chat links, poll offsets, locks), under
+    /// `var/mgrnotify/<channel>`.
+    pub fn state_dir(&self, channel: &str) -> PathBuf {
+        self.path.join("var/mgrnotify").join(channel)
+    }
     pub fn notify_files_dir(&self) -> PathBuf {
         self.path.join("var/notify")
     }

@@ -7,6 +7,7 @@ pub mod messages;
 pub mod program;
 pub mod script;
 pub mod smtp;
+pub mod telegram;
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -367,6 +368,8 @@ pub fn excerpt(text: &str) -> String {
 pub enum Builtin {
     /// `gwsmtp`: outgoing email over SMTP.
     Smtp,
+    /// `gwtelegram`: a Telegram bot.
+    Telegram,
 }
 
 impl Builtin {
@@ -375,6 +378,7 @@ impl Builtin {
     pub fn open(self, root: &MgrRoot) -> Arc<dyn GatewayModule + Send + Sync> {
         match self {
             Builtin::Smtp => Arc::new(smtp::SmtpGateway::new(root)),
+            Builtin::Telegram => Arc::new(telegram::TelegramGateway::new(root)),
         }
     }
 
@@ -382,6 +386,7 @@ impl Builtin {
     pub fn metadata(self) -> &'static Metadata {
         match self {
             Builtin::Smtp => smtp::metadata(),
+            Builtin::Telegram => telegram::metadata(),
         }
     }
 }

@@ -102,7 +102,7 @@ pub fn metadata() -> &'static Metadata {
             Field {
                 required: true,
                 identifier: true,
-                ..field(
+                ..Field::text(
                     "host",
                     ("SMTP server", "SMTP-сервер"),
                     (
@@ -111,7 +111,7 @@ pub fn metadata() -> &'static Metadata {
                     ),
                 )
             },
-            field(
+            Field::text(
                 "port",
                 ("Port", "Порт"),
                 (
@@ -135,7 +135,7 @@ pub fn metadata() -> &'static Metadata {
                         "Без шифрования (только локальный релей)",
                     ),
                 ],
-                ..field(
+                ..Field::text(
                     "security",
                     ("Encryption", "Шифрование"),
                     (
@@ -146,7 +146,7 @@ pub fn metadata() -> &'static Metadata {
             },
             Field {
                 identifier: true,
-                ..field(
+                ..Field::text(
                     "login",
                     ("Login", "Логин"),
                     (
@@ -157,7 +157,7 @@ pub fn metadata() -> &'static Metadata {
             },
             Field {
                 kind: FieldKind::Password,
-                ..field(
+                ..Field::text(
                     "password",
                     ("Password", "Пароль"),
                     (
@@ -168,7 +168,7 @@ pub fn metadata() -> &'static Metadata {
             },
             Field {
                 required: true,
-                ..field(
+                ..Field::text(
                     "from_email",
                     ("Sender address", "Адрес отправителя"),
                     (
@@ -177,7 +177,7 @@ pub fn metadata() -> &'static Metadata {
                     ),
                 )
             },
-            field(
+            Field::text(
                 "from_name",
                 ("Sender name", "Имя отправителя"),
                 (
@@ -185,7 +185,7 @@ pub fn metadata() -> &'static Metadata {
                     "Показывается рядом с адресом, например название компании",
                 ),
             ),
-            field(
+            Field::text(
                 "reply_to",
                 ("Reply-To address", "Адрес для ответов"),
                 (
@@ -193,7 +193,7 @@ pub fn metadata() -> &'static Metadata {
                     "Необязательно: куда идут ответы клиентов, например ящик поддержки",
                 ),
             ),
-            field(
+            Field::text(
                 "ca_file",
                 ("Extra CA certificates", "Дополнительные сертификаты ЦС"),
                 (
@@ -203,7 +203,7 @@ pub fn metadata() -> &'static Metadata {
                      системных, для сервера с сертификатом частного ЦС",
                 ),
             ),
-            field(
+            Field::text(
                 "timeout",
                 ("Timeout, s", "Тайм-аут, с"),
                 (
@@ -215,22 +215,6 @@ pub fn metadata() -> &'static Metadata {
             ),
         ],
     })
-}
-
-/// A text field, optional, with its label and hint in English and Russian.
-fn field(name: &str, label: (&str, &str), hint: (&str, &str)) -> Field {
-    Field {
-        name: name.into(),
-        kind: FieldKind::Text,
-        required: false,
-        identifier: false,
-        label_en: label.0.into(),
-        label_ru: label.1.into(),
-        hint_en: hint.0.into(),
-        hint_ru: hint.1.into(),
-        default: None,
-        options: Vec::new(),
-    }
 }
 
 fn option(value: &str, en: &str, ru: &str) -> SelectOption {

@@ -358,6 +358,23 @@ fn check_message_names(fields: &[Field]) -> Result<(), String> {
 }
 
 impl Field {
+    /// An optional text field with its label and hint in English and Russian (built-in
+    /// gateways' forms).
+    pub fn text(name: &str, label: (&str, &str), hint: (&str, &str)) -> Self {
+        Self {
+            name: name.into(),
+            kind: FieldKind::Text,
+            required: false,
+            identifier: false,
+            label_en: label.0.into(),
+            label_ru: label.1.into(),
+            hint_en: hint.0.into(),
+            hint_ru: hint.1.into(),
+            default: None,
+            options: Vec::new(),
+        }
+    }
+
     fn from_value(value: Dynamic) -> Result<Self, String> {
         let map = value
             .try_cast::<Map>()
