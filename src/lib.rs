@@ -10,6 +10,8 @@
 //! - [`queue`]: the notifytask queue; [`db`]: BILLmanager's database; [`stats`]: what
 //!   the queue did;
 //! - [`tickets`]: incoming messages into support tickets (mgrctl);
+//! - [`xmpp`]: the XMPP channel (sessions, the receiver of a bot account); [`tls`]:
+//!   what the TLS clients share;
 //! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`]: the install layout,
 //!   logging with redaction, the bounded XML parser and the writer;
 //! - [`cli`]: the operator's `mgrnotify` command.
@@ -19,6 +21,7 @@ pub mod conf;
 pub mod db;
 pub mod gateway;
 pub mod http;
+pub mod lockfile;
 pub mod log;
 pub mod mail;
 pub mod notice;
@@ -32,7 +35,9 @@ pub mod stats;
 pub mod telegram;
 pub mod template;
 pub mod tickets;
+pub mod tls;
 pub mod xml;
+pub mod xmpp;
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -140,7 +145,11 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
             let command = parsed.command.unwrap_or_default();
             match role.build {
                 Build::PlannedGateway => return gateway::serve_not_available(name),
-                Build::Builtin(builtin) => return gateway::serve(&*builtin.open(&root), &command),
+                Build::Builtin(builtin) => {
+                    return builtin
+                        .serve_own(&root, &command)
+                        .unwrap_or_else(|| gateway::serve(&*builtin.open(&root), &command))
+                }
                 _ => {}
             }
             match gateway::script::ScriptGateway::open(&root, name) {

@@ -97,6 +97,12 @@ pub const ROLES: &[RoleSpec] = &[
         about: "a Telegram bot (outgoing and ingoing)",
     },
     RoleSpec {
+        name: "gwjabber",
+        folder: Folder::Gate,
+        build: Build::Builtin(crate::gateway::Builtin::Jabber),
+        about: "an XMPP (Jabber) bot account (outgoing and ingoing)",
+    },
+    RoleSpec {
         name: "gwimap",
         folder: Folder::Gate,
         build: Build::PlannedGateway,
