@@ -52,7 +52,7 @@ fn install(root: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// A root as a real BILLmanager leaves it: its own ntsms, gwsmtp (a binary) and
-/// gwpop3 (a link elsewhere), and a third party's gwjabber.
+/// gwpop3 (a link elsewhere), and a third party's gwicq.
 fn billmanager_root() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
@@ -77,12 +77,8 @@ fn billmanager_root() -> tempfile::TempDir {
     )
     .unwrap();
     symlink("/usr/local/mgr5/libexec/gwpop3", p.join("gate/gwpop3")).unwrap();
-    std::fs::write(p.join("gate/gwjabber"), "#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(
-        p.join("gate/gwjabber"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::write(p.join("gate/gwicq"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(p.join("gate/gwicq"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(p.join("etc/billmgr.conf"), "DBHost localhost\n").unwrap();
     dir
 }
@@ -204,7 +200,7 @@ fn doctor_tells_whose_each_module_is_and_checks_the_database_and_gateway_rows() 
     };
     assert!(line("notify/ntsms").contains("update put its own back"));
     assert!(line("gate/gwsmtp").contains("BILLmanager's"));
-    assert!(line("gate/gwjabber").contains("third party"));
+    assert!(line("gate/gwicq").contains("third party"));
     assert!(line("notify/ntemail").contains("mgrnotify's"));
     assert!(line("reachable").contains(&db.name));
     assert!(line(" gwepochta for").starts_with("  ok"), "{text}");
