@@ -8,13 +8,15 @@
 //! - [`template`]: rendering notices; [`notice`]: BILLmanager's notification file;
 //! - [`queue`]: the notifytask queue; [`db`]: BILLmanager's database; [`stats`]: what
 //!   the queue did;
-//! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`]: the install layout,
-//!   logging with redaction, the bounded XML parser and the writer;
+//! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`], [`files`]: the install
+//!   layout, logging with redaction, the bounded XML parser and the writer, bounded
+//!   reads of files named by input;
 //! - [`cli`]: the operator's `mgrnotify` command.
 
 pub mod cli;
 pub mod conf;
 pub mod db;
+pub mod files;
 pub mod gateway;
 pub mod http;
 pub mod log;

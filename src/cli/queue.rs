@@ -12,7 +12,7 @@ use crate::db::schema::{self, ReadyFilter};
 use crate::db::DbSettings;
 use crate::gateway::GatewaySettings;
 use crate::queue::config::QueueConfig;
-use crate::queue::send::{Channel, Courier};
+use crate::queue::send::Courier;
 use crate::root::MgrRoot;
 
 /// How many failing rows the listing shows.
@@ -202,7 +202,7 @@ fn show(root: &MgrRoot, id: &str) -> Result<bool, String> {
         }
     };
     let gateways = schema::gateways(&mut conn, &module).map_err(|e| e.to_string())?;
-    let channel = Channel::from(kind);
+    let channel = kind.channel(root).map_err(|e| e.to_string())?;
     let columns = schema::user_columns(
         &mut conn,
         &crate::queue::user_fields(&config, &channel.contact_field),

@@ -2,11 +2,14 @@
 //! the trait every notification role implements and `serve`, which runs one
 //! `--command` (features, process, getmessage).
 
+pub mod ntemail;
+pub mod ntinternal;
 pub mod ntsms;
 
 use std::fmt;
 use std::process::ExitCode;
 
+use crate::queue::send::{Channel, Destination};
 use crate::root::MgrRoot;
 use crate::xml;
 
@@ -37,6 +40,20 @@ impl Kind {
             Kind::Internal => "id",
         }
     }
+
+    /// What the queue sends this kind's rows on: email carries HTML and attachments;
+    /// client-area notifications go to mgrnotify's table (`InternalTable`).
+    pub fn channel(self, root: &MgrRoot) -> Result<Channel, NotifyError> {
+        Ok(Channel {
+            role: self.role().to_owned(),
+            contact_field: self.contact_field().to_owned(),
+            rich: self != Kind::Sms,
+            destination: match self {
+                Kind::Sms | Kind::Email => Destination::Gateways,
+                Kind::Internal => Destination::Table(ntinternal::table_name(root)?),
+            },
+        })
+    }
 }
 
 /// A notification module's failure, with the context an operator needs.
@@ -54,7 +71,8 @@ impl std::error::Error for NotifyError {}
 /// What `--command features` reports.
 pub struct NotifyFeatures {
     pub features: &'static [&'static str],
-    pub contact_type: &'static str,
+    /// The user field a message goes to; none for a module every user can receive.
+    pub contact_type: Option<&'static str>,
 }
 
 impl NotifyFeatures {
@@ -68,8 +86,10 @@ impl NotifyFeatures {
             w.end();
         }
         w.end();
-        w.start("contact_type");
-        w.text(self.contact_type);
+        if let Some(contact_type) = self.contact_type {
+            w.start("contact_type");
+            w.text(contact_type);
+        }
         w.finish() + "\n"
     }
 }
@@ -81,6 +101,14 @@ pub trait NotifyModule {
     fn get_message(&self, gate: &str) -> Result<(), NotifyError>;
     /// Works through this module's rows of the notifytask queue.
     fn process_queue(&self) -> Result<(), NotifyError>;
+}
+
+/// Works through `kind`'s rows of the queue: the one queue loop every notification
+/// module shares.
+fn process_queue(root: &MgrRoot, kind: Kind) -> Result<(), NotifyError> {
+    crate::queue::process(root, &kind.channel(root)?)
+        .map(|_| ())
+        .map_err(|e| NotifyError(e.0))
 }
 
 /// Every failure of a notification role, alike: logged, said on stderr, and as error
@@ -96,15 +124,8 @@ fn fail(role: &str, command: &str, kind: &str, msg: &str) -> ExitCode {
 pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> ExitCode {
     let module: Box<dyn NotifyModule> = match kind {
         Kind::Sms => Box::new(ntsms::Ntsms::new(root.clone())),
-        Kind::Email | Kind::Internal => {
-            let role = kind.role();
-            return fail(
-                role,
-                command,
-                "unsupported",
-                &format!("{role} is not available yet in this version of mgrnotify"),
-            );
-        }
+        Kind::Email => Box::new(ntemail::Ntemail::new(root.clone())),
+        Kind::Internal => Box::new(ntinternal::Ntinternal::new(root.clone())),
     };
     let result = match command {
         "features" => {

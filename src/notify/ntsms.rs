@@ -1,7 +1,6 @@
 //! ntsms: SMS notifications through the SMS gateways (`notify_module='ntsms'`).
 
 use crate::notify::{Kind, NotifyError, NotifyFeatures, NotifyModule};
-use crate::queue;
 use crate::root::MgrRoot;
 
 const KIND: Kind = Kind::Sms;
@@ -20,7 +19,7 @@ impl NotifyModule for Ntsms {
     fn features(&self) -> NotifyFeatures {
         NotifyFeatures {
             features: &["sms"],
-            contact_type: KIND.contact_field(),
+            contact_type: Some(KIND.contact_field()),
         }
     }
 
@@ -32,8 +31,6 @@ impl NotifyModule for Ntsms {
     }
 
     fn process_queue(&self) -> Result<(), NotifyError> {
-        queue::process(&self.root, &KIND.into())
-            .map(|_| ())
-            .map_err(|e| NotifyError(e.0))
+        super::process_queue(&self.root, KIND)
     }
 }

@@ -130,11 +130,9 @@ pub fn to_text(html: &str) -> String {
                 _,
             ) => out.block(1),
             ("td" | "th", false) => out.cell(),
-            ("a", false) => {
-                if links.len() < MAX_LISTS {
-                    links.push(tag.href.unwrap_or_default());
-                    out.since_link = out.out.len();
-                }
+            ("a", false) if links.len() < MAX_LISTS => {
+                links.push(tag.href.unwrap_or_default());
+                out.since_link = out.out.len();
             }
             ("a", true) => {
                 if let Some(href) = links.pop() {
