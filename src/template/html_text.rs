@@ -20,7 +20,10 @@ pub fn looks_like_html(text: &str) -> bool {
             rest = after.split_once("-->").map_or("", |(_, r)| r).trim_start();
         } else if let Some(after) = rest.strip_prefix("<?") {
             rest = after.split_once("?>").map_or("", |(_, r)| r).trim_start();
-        } else if rest.len() >= 9 && rest[..9].eq_ignore_ascii_case("<!doctype") {
+        } else if rest
+            .get(..9)
+            .is_some_and(|p| p.eq_ignore_ascii_case("<!doctype"))
+        {
             return rest[9..]
                 .trim_start()
                 .get(..4)
@@ -397,6 +400,8 @@ mod tests {
             "<pre>x</pre>",
             "<paragraph>",
             "< p>",
+            "Hello Иван",
+            "Иван <p>",
             "",
         ] {
             assert!(!looks_like_html(text), "{text}");
