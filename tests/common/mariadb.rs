@@ -611,3 +611,19 @@ pub fn running_pids(root: &super::mgr_root::MgrRoot, rel: &str) -> Vec<i32> {
         })
         .collect()
 }
+
+/// Waits for the child `pid` (spawned, not yet waited for) and returns whether it
+/// succeeded and its resource usage (the benches read its peak RSS and CPU time).
+pub fn wait_rusage(pid: u32) -> (bool, libc::rusage) {
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = libc::pid_t::try_from(pid).expect("pid fits");
+    // SAFETY: waiting for a child we spawned and have not waited for.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4");
+    (
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        usage,
+    )
+}
