@@ -440,3 +440,32 @@ fn a_refused_login_is_a_clear_error_without_the_password() {
     }
     assert!(server.messages().is_empty());
 }
+
+#[test]
+fn queue_show_lists_the_text_version_the_html_and_the_attachments() {
+    let (root, db) = setup("");
+    root.write("etc/billmgr.conf.d/db.conf", &db.db_conf());
+    db.add_gateway_for("ntemail", "gwmailer", 1, "", "on", "outgoing");
+    root.write("var/docs/act.txt", "act");
+    let attachments = "<attachment name=\"Счёт №42.txt\">var/docs/act.txt</attachment>";
+    let id = queue(
+        &root,
+        &db,
+        "s",
+        &notice(HTML, SUBJECT, attachments, "a@client.test"),
+    );
+    let out = root.run("sbin/mgrnotify", &["queue", "show", &id.to_string()], "");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}{text}", stderr(&out));
+    assert!(text.contains("email: a@client.test"), "{text}");
+    assert!(
+        text.contains("    Акт: в личном кабинете (https://my.shop.test/act?id=42&x=1)"),
+        "{text}"
+    );
+    assert!(text.contains("  html: "), "{text}");
+    assert!(
+        text.contains("  attachment: Счёт №42.txt (text/plain) /"),
+        "{text}"
+    );
+    assert!(db.task(id).is_some(), "nothing sent");
+}

@@ -182,7 +182,8 @@ fn retry(root: &MgrRoot, words: &[String]) -> Result<bool, String> {
 }
 
 /// The notification of row `id` as the queue would send it: template kind, subject,
-/// text, contact and the gateways in failover order. Nothing is sent or changed.
+/// text (and for email the HTML and the attachments), contact and the gateways in
+/// failover order. Nothing is sent or changed.
 fn show(root: &MgrRoot, id: &str) -> Result<bool, String> {
     let id: u64 = id
         .parse()
@@ -249,8 +250,17 @@ fn show(root: &MgrRoot, id: &str) -> Result<bool, String> {
             .collect();
         say!("  gateways in failover order: {}", gateways.join(", "));
         say!("  text:");
-        for line in crate::log::redact(&p.rendered.text).lines() {
+        for line in crate::log::redact(&p.body.text).lines() {
             say!("    {line}");
+        }
+        if let Some(html) = &p.body.html {
+            say!(
+                "  html: {} bytes (the text above is made from it)",
+                html.len()
+            );
+        }
+        for a in &p.attachments {
+            say!("  attachment: {} ({}) {}", a.name, a.content_type, a.path);
         }
     }
     Ok(sendable)

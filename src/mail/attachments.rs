@@ -21,8 +21,7 @@ pub const MAX_ATTACHMENT_BYTES: u64 = 16 * 1024 * 1024;
 /// The most attachments of one mail.
 pub const MAX_ATTACHMENTS: usize = 32;
 
-/// Where attachments may come from: the mgr root, and the folders of `AttachmentDirs`
-/// (absolute paths, separated by spaces or commas).
+/// Where attachments may come from: the mgr root, and the folders of `AttachmentDirs`.
 #[derive(Debug, Clone)]
 pub struct AttachmentPolicy {
     allowed: Vec<PathBuf>,
@@ -30,36 +29,18 @@ pub struct AttachmentPolicy {
 }
 
 impl AttachmentPolicy {
-    pub fn load(root: &MgrRoot) -> Result<Self, String> {
-        let path = root.mgrnotify_conf();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-        };
-        let mut dirs = vec![root.path().to_path_buf()];
-        for entry in crate::conf::entries(&text).filter(|e| e.key == "AttachmentDirs") {
-            for dir in entry
-                .value
-                .split(|c: char| c == ',' || c.is_whitespace())
-                .filter(|d| !d.is_empty())
-            {
-                if !Path::new(dir).is_absolute() {
-                    return Err(format!(
-                        "{} line {}: AttachmentDirs '{dir}' is not an absolute path",
-                        path.display(),
-                        entry.line
-                    ));
-                }
-                dirs.push(PathBuf::from(dir));
-            }
-        }
+    /// The mgr root and `extra` folders (`AttachmentDirs`, see
+    /// [`crate::queue::config::QueueConfig`]).
+    pub fn new(root: &MgrRoot, extra: &[PathBuf]) -> Self {
         // A folder that does not exist holds nothing to attach.
-        let allowed = dirs.iter().filter_map(|d| d.canonicalize().ok()).collect();
-        Ok(Self {
+        let allowed = std::iter::once(root.path())
+            .chain(extra.iter().map(PathBuf::as_path))
+            .filter_map(|d| d.canonicalize().ok())
+            .collect();
+        Self {
             allowed,
             root: root.path().to_path_buf(),
-        })
+        }
     }
 
     /// The attachments with their resolved absolute paths, names and types; the
@@ -189,7 +170,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("var/docs")).unwrap();
         std::fs::write(dir.path().join("var/docs/invoice.pdf"), "%PDF").unwrap();
         std::fs::write(other.path().join("x.txt"), "x").unwrap();
-        let policy = AttachmentPolicy::load(&root).unwrap();
+        let policy = AttachmentPolicy::new(&root, &[]);
 
         let got = policy
             .resolve(&[attachment("var/docs/invoice.pdf")])
@@ -224,22 +205,11 @@ mod tests {
             .collect();
         assert!(policy.resolve(&many).unwrap_err().contains("more than"));
 
-        root_conf(
+        let policy = AttachmentPolicy::new(
             &root,
-            &format!("AttachmentDirs /nonexistent, {}\n", other.path().display()),
+            &[PathBuf::from("/nonexistent"), other.path().to_path_buf()],
         );
-        let policy = AttachmentPolicy::load(&root).unwrap();
         let got = policy.resolve(&[attachment(&outside)]).unwrap();
         assert_eq!(got[0].content_type, "text/plain");
-        root_conf(&root, "AttachmentDirs var\n");
-        assert!(AttachmentPolicy::load(&root)
-            .unwrap_err()
-            .contains("absolute"));
-    }
-
-    fn root_conf(root: &MgrRoot, text: &str) {
-        let path = root.mgrnotify_conf();
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
     }
 }

@@ -65,7 +65,7 @@ pub struct Courier {
     /// Active outgoing gateways of the role, in failover order.
     gateways: Vec<GatewayRow>,
     /// Where attachments may come from (rich channels).
-    attachments: Result<AttachmentPolicy, String>,
+    attachments: AttachmentPolicy,
     timeout: Duration,
     max_file_size: u64,
     own_exe: Option<PathBuf>,
@@ -174,11 +174,7 @@ impl Courier {
         config: &QueueConfig,
     ) -> Self {
         Self {
-            attachments: if channel.rich {
-                AttachmentPolicy::load(&root)
-            } else {
-                Err(String::new())
-            },
+            attachments: AttachmentPolicy::new(&root, &config.attachment_dirs),
             root,
             channel,
             gateways: gateways
@@ -317,8 +313,6 @@ impl Courier {
         let (body, attachments) = if self.channel.rich {
             let attachments = self
                 .attachments
-                .as_ref()
-                .map_err(|e| SendError::new(SendErrorKind::Attachment, e.clone()))?
                 .resolve(&notice.attachments())
                 .map_err(|e| SendError::new(SendErrorKind::Attachment, e))?;
             (rendered.body(), attachments)
