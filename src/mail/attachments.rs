@@ -204,6 +204,18 @@ mod tests {
             .map(|_| attachment("var/docs/invoice.pdf"))
             .collect();
         assert!(policy.resolve(&many).unwrap_err().contains("more than"));
+        let big = std::fs::File::create(dir.path().join("var/docs/big.bin")).unwrap();
+        big.set_len(MAX_ATTACHMENT_BYTES).unwrap();
+        let e = policy
+            .resolve(&[
+                attachment("var/docs/big.bin"),
+                attachment("var/docs/invoice.pdf"),
+            ])
+            .unwrap_err();
+        assert!(
+            e.contains("invoice.pdf makes the attachments larger than 16 MiB"),
+            "{e}"
+        );
 
         let policy = AttachmentPolicy::new(
             &root,
