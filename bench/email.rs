@@ -7,8 +7,10 @@
 //!
 //! Beside them, the server's own ceiling: the same number of mails sent straight from
 //! the bench process over kept connections (no queue, no database), so it shows when
-//! the Python server, not mgrnotify, is what limits the rate. Prints messages per
-//! second and the ntemail run's peak RSS (wait4's ru_maxrss).
+//! the Python server, not mgrnotify, is what limits the rate. Then both runs again
+//! against a minimal SMTP sink of the bench's own (a thread per connection that answers
+//! every command at once and keeps nothing), which shows mgrnotify's own rate. Prints
+//! messages per second and the ntemail run's peak RSS (wait4's ru_maxrss).
 //!
 //! Uses the test MariaDB (MGRNOTIFY_TEST_DB_URL, or the private server the tests start).
 
@@ -49,36 +51,123 @@ fn main() {
     } else {
         40
     };
-    println!("email bench: {messages} HTML mails, {WORKERS} workers, aiosmtpd on loopback");
-    let ceiling = server_ceiling(messages);
+    println!("email bench: {messages} HTML mails, {WORKERS} workers");
+    println!("  to aiosmtpd on loopback (tests/smtp_server.py, keeps every mail on disk):");
+    let server = SmtpServer::start(Options::default());
+    let ceiling = server_ceiling(server.port, messages);
+    assert_eq!(server.messages().len(), messages);
+    drop(server);
     println!(
-        "  the SMTP server's ceiling (mails sent straight from {WORKERS} threads on kept \
+        "    the server's ceiling (mails sent straight from {WORKERS} threads on kept \
          connections, no queue): {ceiling:.0} messages/s"
     );
     for separate in [false, true] {
-        let f = queue_run(messages, separate);
-        let label = if separate {
-            "gwsmtp as a program per message (one connection a message)"
-        } else {
-            "gwsmtp in-process, connections reused"
-        };
-        let rate = f.sent as f64 / f.seconds;
-        println!(
-            "  {label}: {} sent in {:.2} s, {rate:.0} messages/s ({:.0}% of the server's \
-             ceiling), ntemail peak RSS {:.1} MB",
-            f.sent,
-            f.seconds,
-            100.0 * rate / ceiling,
-            f.peak_rss_mb
-        );
+        let server = SmtpServer::start(Options::default());
+        let f = queue_run(server.port, messages, separate);
+        assert_eq!(server.messages().len(), messages);
+        report(separate, &f, ceiling);
+    }
+    println!("  to the bench's own SMTP sink (answers at once, keeps nothing):");
+    let sink = Sink::start();
+    let ceiling = server_ceiling(sink.port, messages);
+    println!("    the sink's ceiling (straight from {WORKERS} threads): {ceiling:.0} messages/s");
+    for separate in [false, true] {
+        let before = sink.messages();
+        let f = queue_run(sink.port, messages, separate);
+        assert_eq!(sink.messages() - before, messages);
+        report(separate, &f, ceiling);
     }
 }
 
-fn params(server: &SmtpServer) -> Params {
+fn report(separate: bool, f: &Figures, ceiling: f64) {
+    let label = if separate {
+        "gwsmtp as a program per message (one connection a message)"
+    } else {
+        "gwsmtp in-process, connections reused"
+    };
+    let rate = f.sent as f64 / f.seconds;
+    println!(
+        "    {label}: {} sent in {:.2} s, {rate:.0} messages/s ({:.0}% of the ceiling), \
+         ntemail peak RSS {:.1} MB",
+        f.sent,
+        f.seconds,
+        100.0 * rate / ceiling,
+        f.peak_rss_mb
+    );
+}
+
+/// A minimal SMTP server: a thread per connection, every command answered at once,
+/// messages counted and dropped.
+struct Sink {
+    port: u16,
+    received: Arc<AtomicUsize>,
+}
+
+impl Sink {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the sink");
+        let port = listener.local_addr().expect("sink address").port();
+        let received = Arc::new(AtomicUsize::new(0));
+        let count = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let count = count.clone();
+                std::thread::spawn(move || {
+                    let _ = Sink::serve(stream, &count);
+                });
+            }
+        });
+        Self { port, received }
+    }
+
+    fn messages(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
+    }
+
+    fn serve(stream: std::net::TcpStream, count: &AtomicUsize) -> std::io::Result<()> {
+        use std::io::{BufRead, BufReader, Write};
+        let mut out = stream.try_clone()?;
+        let mut lines = BufReader::new(stream);
+        out.write_all(b"220 sink ESMTP\r\n")?;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if lines.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+            let reply: &[u8] = match verb.as_str() {
+                "EHLO" => b"250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+                "DATA" => {
+                    out.write_all(b"354 go on\r\n")?;
+                    loop {
+                        line.clear();
+                        if lines.read_line(&mut line)? == 0 {
+                            return Ok(());
+                        }
+                        if line == ".\r\n" {
+                            break;
+                        }
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    b"250 kept\r\n"
+                }
+                "QUIT" => {
+                    out.write_all(b"221 bye\r\n")?;
+                    return Ok(());
+                }
+                _ => b"250 ok\r\n",
+            };
+            out.write_all(reply)?;
+        }
+    }
+}
+
+fn params(port: u16) -> Params {
     let mut p = Params::new();
     for (k, v) in [
         ("host", "127.0.0.1".to_owned()),
-        ("port", server.port.to_string()),
+        ("port", port.to_string()),
         ("security", "none".to_owned()),
         ("from_email", "billing@shop.test".to_owned()),
         ("timeout", "30".to_owned()),
@@ -88,10 +177,10 @@ fn params(server: &SmtpServer) -> Params {
     p
 }
 
-/// Mails per second the server takes from WORKERS threads on kept connections.
-fn server_ceiling(messages: usize) -> f64 {
-    let server = SmtpServer::start(Options::default());
-    let params = params(&server);
+/// Mails per second the server on `port` takes from WORKERS threads on kept
+/// connections.
+fn server_ceiling(port: u16, messages: usize) -> f64 {
+    let params = params(port);
     let root = tempfile::tempdir().expect("temp dir");
     let settings = SmtpSettings::from_params(&params, root.path()).expect("settings");
     let sender = Sender::from_params(&params).expect("sender");
@@ -136,15 +225,13 @@ fn server_ceiling(messages: usize) -> f64 {
     for t in threads {
         t.join().expect("sender thread");
     }
-    let rate = messages as f64 / started.elapsed().as_secs_f64();
-    assert_eq!(server.messages().len(), messages);
-    rate
+    messages as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Queues `messages` ntemail rows, runs `ntemail --command process` once, and measures
-/// it; gwsmtp runs in-process, or as a program of its own per message.
-fn queue_run(messages: usize, separate_program: bool) -> Figures {
-    let server = SmtpServer::start(Options::default());
+/// Queues `messages` ntemail rows for the SMTP server on `port`, runs `ntemail
+/// --command process` once, and measures it; gwsmtp runs in-process, or as a program of
+/// its own per message.
+fn queue_run(port: u16, messages: usize, separate_program: bool) -> Figures {
     let root = MgrRoot::new();
     if separate_program {
         // A copy of the binary is not "us": ntemail runs it as BILLmanager would.
@@ -157,7 +244,7 @@ fn queue_run(messages: usize, separate_program: bool) -> Figures {
         &format!("QueueWorkers {WORKERS}\nQueueTimeBudget 0\n"),
     );
     let db = TestDb::create();
-    let fields: String = params(&server)
+    let fields: String = params(port)
         .iter()
         .map(|(k, v)| format!("<{k}>{v}</{k}>"))
         .collect();
@@ -205,7 +292,6 @@ fn queue_run(messages: usize, separate_program: bool) -> Figures {
         .expect("count rows")
         .unwrap_or(0);
     assert_eq!(left, 0, "every row sent: see {}", root.path().display());
-    assert_eq!(server.messages().len(), messages);
     Figures {
         sent: messages - left,
         seconds,
