@@ -180,7 +180,7 @@ fn a_plain_text_template_makes_a_plain_mail() {
         &db,
         "p",
         &notice(
-            "Dear {user.realname}, <b>paid</b>",
+            "Dear {user.realname}, <b>paid</b>\n.\n..two dots\n.",
             "Paid",
             "",
             "a@client.test",
@@ -195,7 +195,10 @@ fn a_plain_text_template_makes_a_plain_mail() {
         .unwrap()
         .starts_with("text/plain"));
     let parsed = MessageParser::default().parse(&got[0].raw).unwrap();
-    assert_eq!(lf(parsed.body_text(0)), "Dear Иван, <b>paid</b>");
+    assert_eq!(
+        lf(parsed.body_text(0)),
+        "Dear Иван, <b>paid</b>\n.\n..two dots\n."
+    );
 }
 
 #[test]

@@ -19,9 +19,13 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// A notify block; its notice names an attachment that does not exist, which the client
+/// area does not carry and so does not stop it.
 fn block(tmpl: &str, subject: &str, user: u32, project: &str) -> String {
     let notice_xml = format!(
-        "<doc><project><id>{project}</id></project><subject>{}</subject></doc>",
+        "<doc><project><id>{project}</id></project><subject>{}</subject>\
+         <attachments><attachment>var/docs/not-for-the-client-area.pdf</attachment></attachments>\
+         </doc>",
         escape(subject)
     );
     format!(

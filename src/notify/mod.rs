@@ -41,13 +41,14 @@ impl Kind {
         }
     }
 
-    /// What the queue sends this kind's rows on: email carries HTML and attachments;
-    /// client-area notifications go to mgrnotify's table (`InternalTable`).
+    /// What the queue sends this kind's rows on: email carries HTML and attachments,
+    /// client-area notifications HTML and go to mgrnotify's table (`InternalTable`).
     pub fn channel(self, root: &MgrRoot) -> Result<Channel, NotifyError> {
         Ok(Channel {
             role: self.role().to_owned(),
             contact_field: self.contact_field().to_owned(),
-            rich: self != Kind::Sms,
+            html: self != Kind::Sms,
+            attachments: self == Kind::Email,
             destination: match self {
                 Kind::Sms | Kind::Email => Destination::Gateways,
                 Kind::Internal => Destination::Table(ntinternal::table_name(root)?),

@@ -33,9 +33,11 @@ type Gateway = Arc<dyn GatewayModule + Send + Sync>;
 pub struct Channel {
     pub role: String,
     pub contact_field: String,
-    /// Messages carry an HTML version (when the template made one) and the notice's
-    /// attachments (email); otherwise the rendered text alone.
-    pub rich: bool,
+    /// Messages carry an HTML version and a text version made from it when the
+    /// template made HTML; otherwise the rendered text alone.
+    pub html: bool,
+    /// Messages carry the notice's attachments (email).
+    pub attachments: bool,
     pub destination: Destination,
 }
 
@@ -64,7 +66,7 @@ pub struct Courier {
     channel: Channel,
     /// Active outgoing gateways of the role, in failover order.
     gateways: Vec<GatewayRow>,
-    /// Where attachments may come from (rich channels).
+    /// Where attachments may come from (channels that carry them).
     attachments: AttachmentPolicy,
     timeout: Duration,
     max_file_size: u64,
@@ -138,10 +140,10 @@ pub struct Prepared<'a> {
     /// The provider's active outgoing gateways, in failover order (none for a table).
     pub gateways: Vec<&'a GatewayRow>,
     pub rendered: crate::template::Rendered,
-    /// What the message carries: the rendered text alone, or for a rich channel the
-    /// text version and the HTML.
+    /// What the message carries: the rendered text alone, or for a channel that
+    /// carries HTML the text version and the HTML.
     pub body: Body,
-    /// The notice's attachments, resolved (rich channels).
+    /// The notice's attachments, resolved (channels that carry them).
     pub attachments: Vec<Attachment>,
 }
 
@@ -310,18 +312,20 @@ impl Courier {
         };
         let rendered = crate::template::render(&notice)
             .map_err(|e| SendError::new(Template, format!("template: {e}")))?;
-        let (body, attachments) = if self.channel.rich {
-            let attachments = self
-                .attachments
+        let attachments = if self.channel.attachments {
+            self.attachments
                 .resolve(&notice.attachments())
-                .map_err(|e| SendError::new(SendErrorKind::Attachment, e))?;
-            (rendered.body(), attachments)
+                .map_err(|e| SendError::new(SendErrorKind::Attachment, e))?
         } else {
-            let text = Body {
+            Vec::new()
+        };
+        let body = if self.channel.html {
+            rendered.body()
+        } else {
+            Body {
                 text: rendered.text.clone(),
                 html: None,
-            };
-            (text, Vec::new())
+            }
         };
         Ok(Prepared {
             notice,
@@ -567,7 +571,8 @@ mod tests {
         let channel = Channel {
             role: role.into(),
             contact_field: contact_field.into(),
-            rich: role == "ntemail",
+            html: role == "ntemail",
+            attachments: role == "ntemail",
             destination: Destination::Gateways,
         };
         let config = QueueConfig::load(root).unwrap();
