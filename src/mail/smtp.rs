@@ -109,7 +109,7 @@ impl SmtpSettings {
             })?,
         };
         let timeout = crate::http::Timeouts::from_param(params.get("timeout"))
-            .map_err(|e| GatewayError::value("timeout", e))?
+            .map_err(|e| GatewayError::value("timeout", e.to_string()))?
             .total;
         let login = params.get("login").map(|l| l.trim().to_owned());
         let password = params.get("password").unwrap_or_default().to_owned();

@@ -4,6 +4,7 @@
 //! with it (see [`crate::mail::attachments`] for which files may).
 
 use crate::notify::{Kind, NotifyError, NotifyFeatures, NotifyModule};
+use crate::queue;
 use crate::root::MgrRoot;
 
 const KIND: Kind = Kind::Email;
@@ -26,14 +27,12 @@ impl NotifyModule for Ntemail {
         }
     }
 
-    fn get_message(&self, gate: &str) -> Result<(), NotifyError> {
-        Err(NotifyError(format!(
-            "getmessage --gate {gate}: incoming mail is not available yet in this version \
-             of mgrnotify"
-        )))
+    fn get_message(&self, _gate: &str) -> Result<(), NotifyError> {
+        Err(NotifyError::NotAvailable("ntemail --command getmessage"))
     }
 
     fn process_queue(&self) -> Result<(), NotifyError> {
-        super::process_queue(&self.root, KIND)
+        queue::process(&self.root, &KIND.into())?;
+        Ok(())
     }
 }

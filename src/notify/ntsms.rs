@@ -1,6 +1,7 @@
 //! ntsms: SMS notifications through the SMS gateways (`notify_module='ntsms'`).
 
 use crate::notify::{Kind, NotifyError, NotifyFeatures, NotifyModule};
+use crate::queue;
 use crate::root::MgrRoot;
 
 const KIND: Kind = Kind::Sms;
@@ -31,6 +32,7 @@ impl NotifyModule for Ntsms {
     }
 
     fn process_queue(&self) -> Result<(), NotifyError> {
-        super::process_queue(&self.root, KIND)
+        queue::process(&self.root, &KIND.into())?;
+        Ok(())
     }
 }

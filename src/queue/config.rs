@@ -1,5 +1,6 @@
 //! The queue's settings: `Queue*` lines of `etc/mgrnotify/mgrnotify.conf` (`Key Value`,
-//! like BILLmanager's own conf files), and `AttachmentDirs` for what it sends. Other
+//! like BILLmanager's own conf files), and `AttachmentDirs` and `InternalTable` for what
+//! it sends. Other
 //! keys belong to other parts and are left alone; a bad value of ours is an error
 //! naming the file, line and key.
 
@@ -40,6 +41,9 @@ pub struct QueueConfig {
     /// Folders besides the mgr root that email attachments may come from
     /// (`AttachmentDirs`, absolute paths separated by spaces or commas).
     pub attachment_dirs: Vec<std::path::PathBuf>,
+    /// mgrnotify's table of client-area messages (`InternalTable`, default
+    /// `mgrnotify_internal`).
+    pub internal_table: String,
 }
 
 impl Default for QueueConfig {
@@ -57,17 +61,38 @@ impl Default for QueueConfig {
             max_file_size: 4 << 20,
             user_fields: Vec::new(),
             attachment_dirs: Vec::new(),
+            internal_table: crate::db::schema::INTERNAL_TABLE.to_owned(),
         }
     }
 }
 
-/// A bad configuration line.
+/// Why the queue's settings cannot be used; the sentence names the file and line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+pub struct ConfigError {
+    pub kind: ConfigErrorKind,
+    msg: String,
+}
+
+/// What is wrong with the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigErrorKind {
+    /// The file exists but cannot be read.
+    Unreadable,
+    /// A key we do not know, or a value out of its range.
+    BadLine,
+    /// Two values that contradict each other.
+    Inconsistent,
+}
+
+impl ConfigError {
+    fn new(kind: ConfigErrorKind, msg: String) -> Self {
+        Self { kind, msg }
+    }
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.msg)
     }
 }
 
@@ -80,7 +105,10 @@ impl QueueConfig {
         match std::fs::read_to_string(&path) {
             Ok(text) => Self::parse(&text, &path.display().to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(ConfigError(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(ConfigError::new(
+                ConfigErrorKind::Unreadable,
+                format!("cannot read {}: {e}", path.display()),
+            )),
         }
     }
 
@@ -88,7 +116,10 @@ impl QueueConfig {
         let mut c = Self::default();
         for crate::conf::Entry { line, key, value } in crate::conf::entries(text) {
             let bad = |what: &str| {
-                ConfigError(format!("{file} line {line}: {key} '{value}' is not {what}"))
+                ConfigError::new(
+                    ConfigErrorKind::BadLine,
+                    format!("{file} line {line}: {key} '{value}' is not {what}"),
+                )
             };
             if key == "AttachmentDirs" {
                 for dir in value
@@ -100,6 +131,15 @@ impl QueueConfig {
                     }
                     c.attachment_dirs.push(dir.into());
                 }
+            }
+            if key == "InternalTable" {
+                if !crate::db::schema::is_table_name(value) {
+                    return Err(bad(
+                        "a table name (letters, digits and _, not starting with a digit, \
+                         at most 64)",
+                    ));
+                }
+                value.clone_into(&mut c.internal_table);
             }
             if !key.starts_with("Queue") {
                 continue;
@@ -167,21 +207,27 @@ impl QueueConfig {
                         .ok_or_else(|| bad("a comma-separated list of column names"))?
                 }
                 _ => {
-                    return Err(ConfigError(format!(
+                    return Err(ConfigError::new(
+                        ConfigErrorKind::BadLine,
+                        format!(
                         "{file} line {line}: unknown key {key}: the queue keys are QueueWorkers, \
                          QueueMaxAttempts, QueueRetryBase, QueueRetryCap, QueueTimeBudget, \
                          QueueGatewayTimeout, QueueBatchSize, QueueClaim, QueueDbTimeout, \
                          QueueMaxFileSize, QueueUserFields"
-                    )))
+                    ),
+                    ))
                 }
             }
         }
         if c.retry_cap < c.retry_base {
-            return Err(ConfigError(format!(
-                "{file}: QueueRetryCap ({}s) is shorter than QueueRetryBase ({}s)",
-                c.retry_cap.as_secs(),
-                c.retry_base.as_secs()
-            )));
+            return Err(ConfigError::new(
+                ConfigErrorKind::Inconsistent,
+                format!(
+                    "{file}: QueueRetryCap ({}s) is shorter than QueueRetryBase ({}s)",
+                    c.retry_cap.as_secs(),
+                    c.retry_base.as_secs()
+                ),
+            ));
         }
         Ok(c)
     }
@@ -256,6 +302,9 @@ mod tests {
             std::path::PathBuf::from("/srv/invoices"),
         ];
         assert_eq!(c.attachment_dirs, dirs);
+        assert_eq!(c.internal_table, "mgrnotify_internal");
+        let c = QueueConfig::parse("InternalTable client_notes\n", "f").unwrap();
+        assert_eq!(c.internal_table, "client_notes");
         assert_eq!(
             QueueConfig::parse("QueueMaxFileSize 2M", "f")
                 .unwrap()
@@ -267,8 +316,9 @@ mod tests {
     #[test]
     fn bad_values_name_file_line_and_key() {
         let e = QueueConfig::parse("\nQueueWorkers 0\n", "mgrnotify.conf").unwrap_err();
+        assert_eq!(e.kind, ConfigErrorKind::BadLine);
         assert_eq!(
-            e.0,
+            e.to_string(),
             "mgrnotify.conf line 2: QueueWorkers '0' is not a number from 1 to 256"
         );
         assert!(QueueConfig::parse("QueueRetryBase 5 days", "f").is_err());
@@ -278,16 +328,18 @@ mod tests {
         assert!(QueueConfig::parse("QueueMaxFileSize 10", "f").is_err());
         assert!(QueueConfig::parse("QueueUserFields a,`b`", "f").is_err());
         let e = QueueConfig::parse("AttachmentDirs /ok var/docs", "f").unwrap_err();
-        assert!(e.0.contains("not a list of absolute paths"), "{e}");
+        assert!(
+            e.to_string().contains("not a list of absolute paths"),
+            "{e}"
+        );
+        let e = QueueConfig::parse("\nInternalTable notes;drop", "f").unwrap_err();
+        assert!(e.to_string().contains("line 2: InternalTable"), "{e}");
         assert!(QueueConfig::parse("QueueWorkrs 3", "f")
             .unwrap_err()
-            .0
+            .to_string()
             .contains("unknown key QueueWorkrs"));
-        assert!(
-            QueueConfig::parse("QueueRetryBase 2h\nQueueRetryCap 1h", "f")
-                .unwrap_err()
-                .0
-                .contains("shorter")
-        );
+        let e = QueueConfig::parse("QueueRetryBase 2h\nQueueRetryCap 1h", "f").unwrap_err();
+        assert_eq!(e.kind, ConfigErrorKind::Inconsistent);
+        assert!(e.to_string().contains("shorter"));
     }
 }

@@ -42,13 +42,32 @@ pub struct Channel {
 }
 
 /// Where a channel's messages go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Destination {
     /// The role's active outgoing gateways of the notice's provider, in failover order.
     Gateways,
-    /// A table of mgrnotify's own (see [`crate::db::schema::insert_internal`]), written
-    /// in the transaction that removes the row from the queue.
-    Table(String),
+    /// mgrnotify's table of client-area messages (`InternalTable`, see
+    /// [`crate::db::schema::insert_internal`]), written in the transaction that removes
+    /// the row from the queue.
+    Table,
+}
+
+impl From<crate::notify::Kind> for Channel {
+    /// Email carries HTML and attachments; client-area messages carry HTML and go to
+    /// mgrnotify's table; SMS is the text alone.
+    fn from(kind: crate::notify::Kind) -> Self {
+        use crate::notify::Kind;
+        Self {
+            role: kind.role().to_owned(),
+            contact_field: kind.contact_field().to_owned(),
+            html: kind != Kind::Sms,
+            attachments: kind == Kind::Email,
+            destination: match kind {
+                Kind::Sms | Kind::Email => Destination::Gateways,
+                Kind::Internal => Destination::Table,
+            },
+        }
+    }
 }
 
 /// The claimed row's transaction, as sending needs it.
@@ -68,6 +87,8 @@ pub struct Courier {
     gateways: Vec<GatewayRow>,
     /// Where attachments may come from (channels that carry them).
     attachments: AttachmentPolicy,
+    /// The table a [`Destination::Table`] channel stores in.
+    internal_table: String,
     timeout: Duration,
     max_file_size: u64,
     own_exe: Option<PathBuf>,
@@ -177,6 +198,7 @@ impl Courier {
     ) -> Self {
         Self {
             attachments: AttachmentPolicy::new(&root, &config.attachment_dirs),
+            internal_table: config.internal_table.clone(),
             root,
             channel,
             gateways: gateways
@@ -206,8 +228,8 @@ impl Courier {
         row: &mut dyn RowTx,
     ) -> Result<Vec<Sent>, SendError> {
         let notices = self.read_file(filename)?;
-        if let Destination::Table(table) = &self.channel.destination {
-            return self.store_notices(&notices, table, row);
+        if self.channel.destination == Destination::Table {
+            return self.store_notices(&notices, &self.internal_table, row);
         }
         let total = notices.len();
         let mut sent = Vec::with_capacity(total);
@@ -308,7 +330,7 @@ impl Courier {
         }
         let gateways = match self.channel.destination {
             Destination::Gateways => self.gateways_of(&notice)?,
-            Destination::Table(_) => Vec::new(),
+            Destination::Table => Vec::new(),
         };
         let rendered = crate::template::render(&notice)
             .map_err(|e| SendError::new(Template, format!("template: {e}")))?;
@@ -380,7 +402,7 @@ impl Courier {
             return Err(SendError::new(BadFile, "the row has no filename"));
         }
         let text = notice::read_queued(&self.root, filename, self.max_file_size)
-            .map_err(|e| SendError::new(BadFile, e.0))?;
+            .map_err(|e| SendError::new(BadFile, e.to_string()))?;
         notice::parse_file(&text).map_err(|e| {
             SendError::new(
                 BadFile,
