@@ -472,3 +472,36 @@ fn queue_show_lists_the_text_version_the_html_and_the_attachments() {
     );
     assert!(db.task(id).is_some(), "nothing sent");
 }
+
+#[test]
+fn an_xslt_template_with_html_output_makes_an_html_mail() {
+    let (root, db) = setup("");
+    add_program(&root, "gwmailer", KEEPING_GATEWAY);
+    db.add_gateway_for("ntemail", "gwmailer", 1, "", "on", "outgoing");
+    // Its output starts with <span>, no document tag: only the output method says HTML.
+    let xslt = "<xsl:stylesheet version=\"1.0\" xmlns:xsl=\"http://www.w3.org/1999/XSL/Transform\">\
+        <xsl:output method=\"html\"/><xsl:template match=\"/\">\
+        <span>Проект <xsl:value-of select=\"/doc/project/name\"/> &amp; <a href=\"https://my.shop.test/\">кабинет</a></span>\
+        </xsl:template></xsl:stylesheet>";
+    queue(&root, &db, "x", &notice(xslt, "S", "", "a@client.test"));
+    let out = process(&root, &db);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let input = root.read("var/mailer.xml");
+    let doc = roxmltree::Document::parse(&input).unwrap_or_else(|e| panic!("{e}: {input}"));
+    let top = |name: &str| {
+        doc.root_element()
+            .children()
+            .find(|c| c.has_tag_name(name))
+            .and_then(|c| c.text())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        top("message").as_deref(),
+        Some("Проект Hosting & кабинет (https://my.shop.test/)")
+    );
+    let html = top("html").unwrap_or_default();
+    assert!(
+        html.starts_with("<span>Проект Hosting &amp; <a href"),
+        "{html}"
+    );
+}
