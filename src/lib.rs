@@ -11,14 +11,19 @@
 //!   the queue did;
 //! - [`tickets`]: incoming messages into support tickets (mgrctl);
 //! - [`xmpp`]: the XMPP channel (sessions, the receiver of a bot account); [`tls`]:
-//!   what the TLS clients share;
-//! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`]: the install layout,
-//!   logging with redaction, the bounded XML parser and the writer;
+//!   what the TLS clients share; [`lockfile`]: one holder at a time;
+//! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`], [`files`]: the install
+//!   layout, logging with redaction, the bounded XML parser and the writer, bounded
+//!   reads of files named by input;
+//! - [`error`](mod@error): where every layer's typed error leaves the process (log, stderr,
+//!   BILLmanager's error XML), redacted there and nowhere else;
 //! - [`cli`]: the operator's `mgrnotify` command.
 
 pub mod cli;
 pub mod conf;
 pub mod db;
+pub mod error;
+pub mod files;
 pub mod gateway;
 pub mod http;
 pub mod lockfile;
@@ -154,12 +159,7 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
             }
             match gateway::script::ScriptGateway::open(&root, name) {
                 Ok(module) => gateway::serve(&module, &command),
-                Err(e) => {
-                    error!("{e}");
-                    eprintln!("{name}: {e}");
-                    print!("{}", e.to_xml());
-                    ExitCode::from(2)
-                }
+                Err(e) => crate::error::fail(name, "", &e, ExitCode::from(2)),
             }
         }
     }

@@ -4,6 +4,7 @@
 //! those of scripts that are gone. Only files it made itself are ever removed; a file of someone else's where a
 //! link belongs is left alone (see `mgrnotify take-over`).
 
+use super::CliError;
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;
@@ -35,12 +36,11 @@ pub fn is_our_plugin_xml(path: &Path) -> bool {
 
 /// Runs the sync, printing one line per change; false when a script had errors or a
 /// role's place is taken by a file that is not ours.
-pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
-    let scripts = scripts(root, table)
-        .map_err(|e| format!("cannot read {}: {e}", root.scripts_dir().display()))?;
+pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, CliError> {
+    let scripts = scripts(root, table).map_err(|e| CliError::io("read", &root.scripts_dir(), e))?;
     let mut ok = true;
     for dir in [root.notify_dir(), root.gate_dir(), root.xml_dir()] {
-        fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        fs::create_dir_all(&dir).map_err(|e| CliError::io("create", &dir, e))?;
     }
     for role in roles::linked(table).filter(|r| r.build != Build::Script) {
         ok &= ensure_link(role.name, &root.role_path(role.folder, role.name))?;
@@ -54,7 +54,7 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
             Ok(m) => m,
             Err(e) => {
                 // Its earlier XML and symlink stay: a typo must not unplug a gateway.
-                eprintln!("{role}: skipped: {e}");
+                crate::error::to_stderr(&format!("{role}: skipped"), &e);
                 ok = false;
                 continue;
             }
@@ -78,8 +78,7 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
     {
         let role = entry.file_name().to_string_lossy().into_owned();
         if is_script_role(&role, table) && !has_script(&role) && is_our_link(&entry.path()) {
-            fs::remove_file(entry.path())
-                .map_err(|e| format!("cannot remove {}: {e}", entry.path().display()))?;
+            fs::remove_file(entry.path()).map_err(|e| CliError::io("remove", &entry.path(), e))?;
             say!("removed {}", entry.path().display());
         }
     }
@@ -92,8 +91,7 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
             continue;
         };
         if is_script_role(role, table) && !has_script(role) && is_our_plugin_xml(&entry.path()) {
-            fs::remove_file(entry.path())
-                .map_err(|e| format!("cannot remove {}: {e}", entry.path().display()))?;
+            fs::remove_file(entry.path()).map_err(|e| CliError::io("remove", &entry.path(), e))?;
             say!("removed {}", entry.path().display());
         }
     }
@@ -110,7 +108,7 @@ fn sync_declared_types(
     table: &[RoleSpec],
     scripts: &[(String, crate::script::Metadata)],
     all_loaded: bool,
-) -> Result<bool, String> {
+) -> Result<bool, CliError> {
     let (declared, problems) = declared::collect(
         declared::builtin_declarers(table).chain(scripts.iter().map(|(r, m)| (r.as_str(), m))),
     );
@@ -165,15 +163,15 @@ fn declared_xml_roles(root: &MgrRoot) -> Vec<String> {
         .collect()
 }
 
-fn remove(path: &Path) -> Result<(), String> {
-    fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+fn remove(path: &Path) -> Result<(), CliError> {
+    fs::remove_file(path).map_err(|e| CliError::io("remove", path, e))?;
     say!("removed {}", path.display());
     Ok(())
 }
 
 /// Writes the contact's addon file when missing or one of ours with another size;
 /// false when a file of someone else's is there.
-fn write_user_addon(root: &MgrRoot, role: &str, contact: &Contact) -> Result<bool, String> {
+fn write_user_addon(root: &MgrRoot, role: &str, contact: &Contact) -> Result<bool, CliError> {
     let path = root.user_addon(&contact.field);
     let text = plugin::user_addon(contact);
     match fs::read_to_string(&path) {
@@ -188,14 +186,14 @@ fn write_user_addon(root: &MgrRoot, role: &str, contact: &Contact) -> Result<boo
         _ => {}
     }
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        fs::create_dir_all(dir).map_err(|e| CliError::io("create", dir, e))?;
     }
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, text)
         .and_then(|()| fs::rename(&tmp, &path))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(|e| CliError::io("write", &path, e))?;
     record_user_addon(root, &contact.field)
-        .map_err(|e| format!("cannot write {}: {e}", root.user_addons_written().display()))?;
+        .map_err(|e| CliError::io("write", &root.user_addons_written(), e))?;
     say!("wrote {}", path.display());
     Ok(true)
 }
@@ -215,7 +213,7 @@ fn record_user_addon(root: &MgrRoot, field: &str) -> io::Result<()> {
 }
 
 /// Writes `role`'s plugin XML when it differs; false when the file is someone else's.
-fn write_plugin_xml(root: &MgrRoot, role: &str, xml: &str) -> Result<bool, String> {
+fn write_plugin_xml(root: &MgrRoot, role: &str, xml: &str) -> Result<bool, CliError> {
     let xml_path = root.plugin_xml(role);
     if fs::read_to_string(&xml_path).ok().as_deref() == Some(xml) {
         return Ok(true);
@@ -227,8 +225,7 @@ fn write_plugin_xml(root: &MgrRoot, role: &str, xml: &str) -> Result<bool, Strin
         );
         return Ok(false);
     }
-    write_atomic(&xml_path, xml)
-        .map_err(|e| format!("cannot write {}: {e}", xml_path.display()))?;
+    write_atomic(&xml_path, xml).map_err(|e| CliError::io("write", &xml_path, e))?;
     say!("wrote {}", xml_path.display());
     Ok(true)
 }
@@ -236,7 +233,7 @@ fn write_plugin_xml(root: &MgrRoot, role: &str, xml: &str) -> Result<bool, Strin
 /// A built-in gateway's plugin XML belongs with its `gate/` link: written while the
 /// link is mgrnotify's, removed (when it is ours) while BILLmanager's own module of
 /// that name is in place, whose form it would misdescribe.
-pub fn sync_builtin_xml(root: &MgrRoot, role: &str, builtin: Builtin) -> Result<bool, String> {
+pub fn sync_builtin_xml(root: &MgrRoot, role: &str, builtin: Builtin) -> Result<bool, CliError> {
     if is_our_link(&root.gate_module(role)) {
         return write_plugin_xml(
             root,
@@ -246,8 +243,7 @@ pub fn sync_builtin_xml(root: &MgrRoot, role: &str, builtin: Builtin) -> Result<
     }
     let xml_path = root.plugin_xml(role);
     if is_our_plugin_xml(&xml_path) {
-        fs::remove_file(&xml_path)
-            .map_err(|e| format!("cannot remove {}: {e}", xml_path.display()))?;
+        fs::remove_file(&xml_path).map_err(|e| CliError::io("remove", &xml_path, e))?;
         say!("removed {}", xml_path.display());
     }
     Ok(true)
@@ -255,11 +251,10 @@ pub fn sync_builtin_xml(root: &MgrRoot, role: &str, builtin: Builtin) -> Result<
 
 /// Links `link` to the binary unless something is there; false when that something is
 /// not ours.
-fn ensure_link(role: &str, link: &Path) -> Result<bool, String> {
+fn ensure_link(role: &str, link: &Path) -> Result<bool, CliError> {
     match link.symlink_metadata() {
         Err(_) => {
-            symlink(LINK_TARGET, link)
-                .map_err(|e| format!("cannot create {}: {e}", link.display()))?;
+            symlink(LINK_TARGET, link).map_err(|e| CliError::io("create", link, e))?;
             say!("linked {} -> {LINK_TARGET}", link.display());
             Ok(true)
         }

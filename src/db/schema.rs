@@ -19,7 +19,10 @@
 //! Rows are read with the non-panicking conversions only ([`typed`]): a value of an
 //! unexpected type is an error about that row, never a crash.
 //!
-//! mgrnotify never alters these tables. The retry schedule lives in `err_info`, as a
+//! - mgrnotify's own table for client-area notifications (ntinternal,
+//!   [`create_internal_table`]): created when missing, named in `mgrnotify.conf`.
+//!
+//! mgrnotify never alters BILLmanager's tables. The retry schedule lives in `err_info`, as a
 //! suffix an operator can read: `<reason> [attempt 3/10, retry after 2026-11-27
 //! 18:14:00 UTC]`; the timestamp is compared in SQL (it sorts lexically).
 
@@ -27,7 +30,7 @@ use mysql::prelude::{FromRow, Queryable};
 use mysql::{PooledConn, Row, Transaction, TxOpts, Value};
 
 use crate::db::column::{Charset, TextColumn};
-use crate::db::{DbError, StatementError};
+use crate::db::{DbError, DbErrorKind, StatementError};
 use crate::xml::Params;
 
 /// The queue table.
@@ -113,7 +116,12 @@ impl ClaimMode {
 /// `from_row` panics on a value of an unexpected type (a negative number for an
 /// unsigned one, NULL for a string), `from_row_opt` does not.
 pub fn typed<T: FromRow>(row: Row, what: &str) -> Result<T, DbError> {
-    T::from_row_opt(row).map_err(|e| DbError(format!("{what}: unexpected values in {:?}", e.0)))
+    T::from_row_opt(row).map_err(|e| {
+        DbError::new(
+            DbErrorKind::Schema,
+            format!("{what}: unexpected values in {:?}", e.0),
+        )
+    })
 }
 
 /// The server's `VERSION()` text.
@@ -121,7 +129,7 @@ pub fn server_version(conn: &mut PooledConn) -> Result<String, DbError> {
     const WHAT: &str = "cannot read the server version";
     let row: Option<Row> = conn
         .query_first("SELECT VERSION()")
-        .map_err(|e| DbError::query(WHAT, &e))?;
+        .map_err(|e| DbError::query(WHAT, e))?;
     let version: Option<Option<String>> = row.map(|r| typed(r, WHAT)).transpose()?;
     Ok(version.flatten().unwrap_or_default())
 }
@@ -157,15 +165,16 @@ pub fn check_tables(conn: &mut PooledConn) -> Result<TableFacts, DbError> {
                  WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
                 (table,),
             )
-            .map_err(|e| DbError::query(&what, &e))?;
+            .map_err(|e| DbError::query(&what, e))?;
         let columns = rows
             .into_iter()
             .map(|r| typed(r, &what))
             .collect::<Result<Vec<(String, Option<u64>, Option<u64>, Option<String>)>, _>>()?;
         if columns.is_empty() {
-            return Err(DbError(format!(
-                "the database has no table {table}: is this BILLmanager's database?"
-            )));
+            return Err(DbError::new(
+                DbErrorKind::Schema,
+                format!("the database has no table {table}: is this BILLmanager's database?"),
+            ));
         }
         let missing: Vec<&str> = needed
             .iter()
@@ -173,11 +182,14 @@ pub fn check_tables(conn: &mut PooledConn) -> Result<TableFacts, DbError> {
             .filter(|n| !columns.iter().any(|(c, ..)| c.eq_ignore_ascii_case(n)))
             .collect();
         if !missing.is_empty() {
-            return Err(DbError(format!(
-                "table {table} lacks the column(s) {}: this BILLmanager schema is not the one \
+            return Err(DbError::new(
+                DbErrorKind::Schema,
+                format!(
+                    "table {table} lacks the column(s) {}: this BILLmanager schema is not the one \
                  mgrnotify expects (see src/db/schema.rs)",
-                missing.join(", ")
-            )));
+                    missing.join(", ")
+                ),
+            ));
         }
         if table == NOTIFYTASK {
             if let Some((_, chars, bytes, charset)) = columns
@@ -281,7 +293,7 @@ pub fn ready_page(
     const WHAT: &str = "cannot read the notifytask queue";
     let rows: Vec<Row> = conn
         .exec(sql, params)
-        .map_err(|e| DbError::query(WHAT, &e))?;
+        .map_err(|e| DbError::query(WHAT, e))?;
     rows.into_iter()
         .map(|r| {
             let (id, priority, created) = typed(r, WHAT)?;
@@ -314,7 +326,7 @@ pub fn claim<'c>(
     id: i64,
 ) -> Result<Option<(Transaction<'c>, Task)>, StatementError> {
     let what = format!("cannot claim notifytask row {id}");
-    let fail = |e: mysql::Error| StatementError::new(&what, &e);
+    let fail = |e: mysql::Error| StatementError::new(&what, e);
     let lock = match mode {
         ClaimMode::SkipLocked => " FOR UPDATE SKIP LOCKED",
         ClaimMode::NamedLocks => {
@@ -367,7 +379,7 @@ pub fn release(conn: &mut PooledConn, mode: ClaimMode, id: i64) -> Result<(), St
             "DO RELEASE_LOCK(CONCAT('mgrnotify.', MD5(DATABASE()), '.', ?))",
             (id,),
         )
-        .map_err(|e| StatementError::new(&format!("cannot release notifytask row {id}"), &e))?;
+        .map_err(|e| StatementError::new(&format!("cannot release notifytask row {id}"), e))?;
     }
     Ok(())
 }
@@ -375,7 +387,7 @@ pub fn release(conn: &mut PooledConn, mode: ClaimMode, id: i64) -> Result<(), St
 /// The message went out: the row leaves the queue (commit to make it final).
 pub fn delete_task(tx: &mut Transaction<'_>, id: i64) -> Result<(), StatementError> {
     tx.exec_drop(format!("DELETE FROM {NOTIFYTASK} WHERE id = ?"), (id,))
-        .map_err(|e| StatementError::new(&format!("cannot delete notifytask row {id}"), &e))
+        .map_err(|e| StatementError::new(&format!("cannot delete notifytask row {id}"), e))
 }
 
 /// The attempt failed: one more error, and why (with the retry marker; fitted to the
@@ -392,7 +404,7 @@ pub fn record_failure(
     .map_err(|e| {
         StatementError::new(
             &format!("cannot record the failure of notifytask row {id}"),
-            &e,
+            e,
         )
     })
 }
@@ -400,7 +412,7 @@ pub fn record_failure(
 /// Commits a claim's transaction.
 pub fn commit(tx: Transaction<'_>, id: i64) -> Result<(), StatementError> {
     tx.commit()
-        .map_err(|e| StatementError::new(&format!("cannot commit notifytask row {id}"), &e))
+        .map_err(|e| StatementError::new(&format!("cannot commit notifytask row {id}"), e))
 }
 
 /// `err_info`'s suffix for a transient failure: when it will be tried again, or that
@@ -465,7 +477,7 @@ pub fn gateways(conn: &mut PooledConn, notify_module: &str) -> Result<Vec<Gatewa
             format!("SELECT * FROM {GATEWAY} WHERE notify_module = ? ORDER BY id"),
             (notify_module,),
         )
-        .map_err(|e| DbError::query("cannot read the gateway table", &e))?;
+        .map_err(|e| DbError::query("cannot read the gateway table", e))?;
     Ok(rows.iter().map(gateway_row).collect())
 }
 
@@ -473,7 +485,7 @@ pub fn gateways(conn: &mut PooledConn, notify_module: &str) -> Result<Vec<Gatewa
 pub fn all_gateways(conn: &mut PooledConn) -> Result<Vec<GatewayRow>, DbError> {
     let rows: Vec<mysql::Row> = conn
         .query(format!("SELECT * FROM {GATEWAY} ORDER BY id"))
-        .map_err(|e| DbError::query("cannot read the gateway table", &e))?;
+        .map_err(|e| DbError::query("cannot read the gateway table", e))?;
     Ok(rows.iter().map(gateway_row).collect())
 }
 
@@ -520,7 +532,7 @@ pub fn user_columns(conn: &mut PooledConn, wanted: &[String]) -> Result<Vec<Stri
              WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (USER,),
         )
-        .map_err(|e| DbError::query(&what, &e))?;
+        .map_err(|e| DbError::query(&what, e))?;
     let present = rows
         .into_iter()
         .map(|r| typed::<(String,)>(r, &what).map(|(c,)| c))
@@ -585,9 +597,10 @@ pub fn users_by_contact(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
-        return Err(DbError(format!(
-            "'{column}' is not a column name of {USER}"
-        )));
+        return Err(DbError::new(
+            crate::db::DbErrorKind::Schema,
+            format!("'{column}' is not a column name of {USER}"),
+        ));
     }
     let what = format!("cannot look up a user by {column}");
     let rows: Vec<Row> = conn
@@ -598,7 +611,7 @@ pub fn users_by_contact(
             ),
             (value,),
         )
-        .map_err(|e| DbError::query(&what, &e))?;
+        .map_err(|e| DbError::query(&what, e))?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -620,7 +633,7 @@ pub fn ticket_account(conn: &mut impl Queryable, id: &str) -> Result<Option<Stri
             format!("SELECT account_client FROM `{TICKET}` WHERE id = ?"),
             (id,),
         )
-        .map_err(|e| DbError::query(&what, &e))?;
+        .map_err(|e| DbError::query(&what, e))?;
     Ok(row.map(|r| r.as_ref(0).map(value_text).unwrap_or_default()))
 }
 
@@ -692,7 +705,7 @@ pub fn queue_overview(
     conn: &mut PooledConn,
     filter: &ReadyFilter,
 ) -> Result<Vec<ModuleQueue>, DbError> {
-    let fail = |e| DbError::query("cannot read the notifytask queue", &e);
+    let fail = |e| DbError::query("cannot read the notifytask queue", e);
     let modules: Vec<(Option<String>, u64, u64, Option<String>)> = conn
         .query(format!(
             "SELECT modulename, COUNT(*), SUM({ERRORS} > 0), \
@@ -761,7 +774,7 @@ pub fn failing_rows(conn: &mut PooledConn, limit: usize) -> Result<Vec<FailingRo
             created,
         },
     )
-    .map_err(|e| DbError::query("cannot read the notifytask queue", &e))
+    .map_err(|e| DbError::query("cannot read the notifytask queue", e))
 }
 
 /// The module and file of row `id`, whatever its state; `None` when there is no such row.
@@ -771,7 +784,7 @@ pub fn task_file(conn: &mut PooledConn, id: u64) -> Result<Option<(String, Strin
             format!("SELECT modulename, filename FROM {NOTIFYTASK} WHERE id = ?"),
             (id,),
         )
-        .map_err(|e| DbError::query("cannot read the notifytask queue", &e))?;
+        .map_err(|e| DbError::query("cannot read the notifytask queue", e))?;
     Ok(row.map(|(module, filename)| {
         (
             module.unwrap_or_default(),
@@ -792,13 +805,94 @@ pub fn clear_backoff(conn: &mut PooledConn, ids: &[u64]) -> Result<u64, DbError>
     conn.query_drop(format!(
         "UPDATE {NOTIFYTASK} SET error_count = 0 WHERE {ERRORS} <> 0{which}"
     ))
-    .map_err(|e| DbError::query("cannot reset the failed rows", &e))?;
+    .map_err(|e| DbError::query("cannot reset the failed rows", e))?;
     Ok(conn.affected_rows())
+}
+
+/// The default name of mgrnotify's table of client-area notifications.
+pub const INTERNAL_TABLE: &str = "mgrnotify_internal";
+
+/// A name usable as a table name as it is: letters, digits and `_`, not starting with a
+/// digit, at most 64 characters (MariaDB's limit).
+pub fn is_table_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Creates mgrnotify's table of client-area notifications when it is missing: one row
+/// a message, for the client area to show (`user_id`, `project_id`, `subject`, `text`,
+/// `html`, `createdate`). DDL commits at once, so it is never run inside a claim.
+pub fn create_internal_table(conn: &mut PooledConn, table: &str) -> Result<(), DbError> {
+    debug_assert!(is_table_name(table));
+    conn.query_drop(format!(
+        "CREATE TABLE IF NOT EXISTS `{table}` (\
+           id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+           user_id BIGINT NOT NULL, \
+           project_id BIGINT NULL, \
+           subject VARCHAR(1024) NOT NULL DEFAULT '', \
+           text MEDIUMTEXT NOT NULL, \
+           html MEDIUMTEXT NULL, \
+           createdate DATETIME NOT NULL, \
+           KEY user_createdate (user_id, createdate)\
+         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    ))
+    .map_err(|e| DbError::query(&format!("cannot create the table {table}"), e))
+}
+
+/// One client-area notification as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalMessage {
+    pub user_id: i64,
+    pub project_id: Option<i64>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// Stores the messages of one queue row in the claim's transaction, in one statement:
+/// they are all stored, or none, and only when the row's delete commits with them.
+pub fn insert_internal(
+    tx: &mut Transaction<'_>,
+    table: &str,
+    messages: &[InternalMessage],
+) -> Result<(), StatementError> {
+    debug_assert!(is_table_name(table));
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let tuples = vec!["(?, ?, ?, ?, ?, NOW())"; messages.len()].join(", ");
+    let mut values: Vec<Value> = Vec::with_capacity(messages.len() * 5);
+    for m in messages {
+        values.push(m.user_id.into());
+        values.push(m.project_id.into());
+        values.push(m.subject.as_str().into());
+        values.push(m.text.as_str().into());
+        values.push(m.html.as_deref().into());
+    }
+    tx.exec_drop(
+        format!(
+            "INSERT INTO `{table}` (user_id, project_id, subject, text, html, createdate) \
+             VALUES {tuples}"
+        ),
+        values,
+    )
+    .map_err(|e| StatementError::new(&format!("cannot store the message in {table}"), e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_names() {
+        for good in ["mgrnotify_internal", "T1", "_x"] {
+            assert!(is_table_name(good), "{good}");
+        }
+        for bad in ["", "1t", "a-b", "a`b", "a b", "x;drop", &"a".repeat(65)] {
+            assert!(!is_table_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn claim_mode_by_server_version() {

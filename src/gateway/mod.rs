@@ -18,6 +18,7 @@ use std::sync::Arc;
 pub use input::{Attachment, GatewaySettings, OutgoingInput};
 pub use messages::{messages_xml, parse_messages};
 
+use crate::error::BillmgrError;
 use crate::root::MgrRoot;
 use crate::script::Metadata;
 use crate::xml;
@@ -80,7 +81,21 @@ impl GatewayError {
     }
 
     pub fn to_xml(&self) -> String {
-        xml::error_doc(&self.kind, &self.object, &self.msg)
+        crate::error::to_xml(self)
+    }
+}
+
+impl BillmgrError for GatewayError {
+    fn error_type(&self) -> &str {
+        &self.kind
+    }
+
+    fn object(&self) -> &str {
+        &self.object
+    }
+
+    fn message(&self) -> String {
+        self.msg.clone()
     }
 }
 
@@ -477,9 +492,7 @@ pub const NOT_AVAILABLE: &str = "is not available yet in this version of mgrnoti
 /// gwsmtp, gwimap, gwpop3 until they are built: every command a clear error.
 pub fn serve_not_available(role: &str) -> ExitCode {
     let e = GatewayError::new("unsupported", role, format!("{role} {NOT_AVAILABLE}"));
-    eprintln!("{role}: {}", e.msg);
-    print!("{}", e.to_xml());
-    ExitCode::FAILURE
+    crate::error::fail(role, "", &e, ExitCode::FAILURE)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use crate::db::{schema, DbError, DbSettings};
 use crate::gateway::GatewaySettings;
 use crate::notify::{NotifyError, NotifyFeatures, NotifyModule};
-use crate::queue::send::Channel;
+use crate::queue::send::{Channel, Destination};
 use crate::roles::{Build, RoleSpec};
 use crate::root::MgrRoot;
 use crate::script::{Contact, Metadata};
@@ -102,9 +102,13 @@ impl DeclaredType {
     }
 
     fn channel(&self) -> Channel {
+        // Chat channels carry the rendered text alone.
         Channel {
             role: self.declaration.role.clone(),
             contact_field: self.declaration.contact.field.clone(),
+            html: false,
+            attachments: false,
+            destination: Destination::Gateways,
         }
     }
 }
@@ -112,8 +116,8 @@ impl DeclaredType {
 impl NotifyModule for DeclaredType {
     fn features(&self) -> NotifyFeatures {
         NotifyFeatures {
-            features: Vec::new(),
-            contact_type: self.declaration.contact.field.clone(),
+            features: &[],
+            contact_type: Some(self.declaration.contact.field.clone()),
         }
     }
 
@@ -122,7 +126,7 @@ impl NotifyModule for DeclaredType {
     fn get_message(&self, gate: &str) -> Result<(), NotifyError> {
         let role = &self.declaration.role;
         let rows = ingoing_gateways(&self.root, role)
-            .map_err(|e| NotifyError(e.to_string()))?
+            .map_err(|e| NotifyError::Ingoing(e.to_string()))?
             .into_iter()
             .filter(|g| gate == "all" || g.id.trim() == gate.trim())
             .collect::<Vec<_>>();
@@ -132,7 +136,7 @@ impl NotifyModule for DeclaredType {
         }
         let own_exe = crate::gateway::own_exe();
         let timeout = crate::queue::config::QueueConfig::load(&self.root)
-            .map_err(|e| NotifyError(e.to_string()))?
+            .map_err(|e| NotifyError::Ingoing(e.to_string()))?
             .gateway_timeout;
         let mut failed = Vec::new();
         for g in rows {
@@ -153,14 +157,13 @@ impl NotifyModule for DeclaredType {
         if failed.is_empty() {
             Ok(())
         } else {
-            Err(NotifyError(failed.join("; ")))
+            Err(NotifyError::Ingoing(failed.join("; ")))
         }
     }
 
     fn process_queue(&self) -> Result<(), NotifyError> {
-        crate::queue::process(&self.root, &self.channel())
-            .map(|_| ())
-            .map_err(|e| NotifyError(e.0))
+        crate::queue::process(&self.root, &self.channel())?;
+        Ok(())
     }
 }
 
@@ -169,7 +172,7 @@ fn ingoing_gateways(root: &MgrRoot, role: &str) -> Result<Vec<schema::GatewayRow
     let mut conn = DbSettings::load(root)?
         .connect(1, crate::db::TOOL_TIMEOUT)?
         .get_conn()
-        .map_err(|e| DbError::query("cannot get a database connection", &e))?;
+        .map_err(|e| DbError::query("cannot get a database connection", e))?;
     Ok(schema::gateways(&mut conn, role)?
         .into_iter()
         .filter(schema::GatewayRow::is_active_ingoing)

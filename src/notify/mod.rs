@@ -3,11 +3,15 @@
 //! `--command` (features, process, getmessage).
 
 pub mod declared;
+pub mod ntemail;
+pub mod ntinternal;
 pub mod ntsms;
 
 use std::fmt;
 use std::process::ExitCode;
 
+use crate::error::BillmgrError;
+use crate::queue::QueueError;
 use crate::root::MgrRoot;
 use crate::xml;
 
@@ -41,21 +45,80 @@ impl Kind {
 }
 
 /// A notification module's failure, with the context an operator needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotifyError(pub String);
+#[derive(Debug)]
+pub enum NotifyError {
+    /// The queue run failed.
+    Queue(QueueError),
+    /// No `--command` was given.
+    NoCommand,
+    /// A `--command` the notification modules do not have.
+    UnknownCommand(String),
+    /// `getmessage` without `--gate`.
+    NoGate,
+    /// A notification role a later version brings.
+    NotAvailable(&'static str),
+    /// `getmessage`: ingoing gateways of a declared type failed.
+    Ingoing(String),
+}
 
 impl fmt::Display for NotifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::log::redact(&self.0))
+        match self {
+            NotifyError::Queue(e) => e.fmt(f),
+            NotifyError::NoCommand => {
+                f.write_str("no --command given: use features, process or getmessage")
+            }
+            NotifyError::UnknownCommand(command) => write!(
+                f,
+                "unknown command '{command}': use features, process or getmessage"
+            ),
+            NotifyError::NoGate => f.write_str("getmessage needs --gate ID or --gate all"),
+            NotifyError::Ingoing(msg) => f.write_str(msg),
+            NotifyError::NotAvailable(role) => {
+                write!(
+                    f,
+                    "{role} is not available yet in this version of mgrnotify"
+                )
+            }
+        }
     }
 }
 
-impl std::error::Error for NotifyError {}
+impl std::error::Error for NotifyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NotifyError::Queue(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<QueueError> for NotifyError {
+    fn from(e: QueueError) -> Self {
+        Self::Queue(e)
+    }
+}
+
+impl BillmgrError for NotifyError {
+    fn error_type(&self) -> &str {
+        match self {
+            NotifyError::NoCommand => "missed",
+            NotifyError::UnknownCommand(_) => "unknown",
+            NotifyError::NotAvailable(_) => "unsupported",
+            NotifyError::Queue(_) | NotifyError::NoGate | NotifyError::Ingoing(_) => "notify",
+        }
+    }
+
+    fn object(&self) -> &str {
+        ""
+    }
+}
 
 /// What `--command features` reports.
 pub struct NotifyFeatures {
-    pub features: Vec<String>,
-    pub contact_type: String,
+    pub features: &'static [&'static str],
+    /// The user field a message goes to; none for a module every user can receive.
+    pub contact_type: Option<String>,
 }
 
 impl NotifyFeatures {
@@ -63,14 +126,16 @@ impl NotifyFeatures {
         let mut w = xml::Writer::new();
         w.start("doc");
         w.start("features");
-        for f in &self.features {
+        for f in self.features {
             w.start("feature");
-            w.attr("name", f.as_str());
+            w.attr("name", f);
             w.end();
         }
         w.end();
-        w.start("contact_type");
-        w.text(&self.contact_type);
+        if let Some(contact_type) = &self.contact_type {
+            w.start("contact_type");
+            w.text(contact_type);
+        }
         w.finish() + "\n"
     }
 }
@@ -84,30 +149,23 @@ pub trait NotifyModule {
     fn process_queue(&self) -> Result<(), NotifyError>;
 }
 
-/// Every failure of a notification role, alike: logged, said on stderr, and as error
-/// XML on stdout for BILLmanager; exit 1.
-fn fail(role: &str, command: &str, kind: &str, msg: &str) -> ExitCode {
-    crate::error!("--command {command}: {msg}");
-    eprintln!("{role}: {}", crate::log::redact(msg));
-    print!("{}", xml::error_doc(kind, role, msg));
-    ExitCode::FAILURE
-}
-
-/// Runs one command of a built-in notification role.
+/// Runs one command of a notification role. Every failure is alike: logged, said on
+/// stderr, and as error XML on stdout for BILLmanager; exit 1.
 pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> ExitCode {
-    let module: Box<dyn NotifyModule> = match kind {
-        Kind::Sms => Box::new(ntsms::Ntsms::new(root.clone())),
-        Kind::Email | Kind::Internal => {
-            let role = kind.role();
-            return fail(
-                role,
-                command,
-                "unsupported",
-                &format!("{role} is not available yet in this version of mgrnotify"),
-            );
-        }
+    let result = match kind {
+        Kind::Sms => run(&ntsms::Ntsms::new(root.clone()), command, gate),
+        Kind::Email => run(&ntemail::Ntemail::new(root.clone()), command, gate),
+        Kind::Internal => run(&ntinternal::Ntinternal::new(root.clone()), command, gate),
     };
-    serve_module(&*module, kind.role(), command, gate)
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => crate::error::fail(
+            kind.role(),
+            &format!("--command {command}: "),
+            &e,
+            ExitCode::FAILURE,
+        ),
+    }
 }
 
 /// Runs one command of a declared notification type.
@@ -119,7 +177,15 @@ pub fn serve_declared(
 ) -> ExitCode {
     let role = declaration.role.clone();
     let module = declared::DeclaredType::new(root.clone(), declaration);
-    serve_module(&module, &role, command, gate)
+    match run(&module, command, gate) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => crate::error::fail(
+            &role,
+            &format!("--command {command}: "),
+            &e,
+            ExitCode::FAILURE,
+        ),
+    }
 }
 
 /// A `nt<name>` that no installed gateway declares: the role table's error, exit 2.
@@ -134,14 +200,8 @@ pub fn unknown_type(root: &MgrRoot, role: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Runs one command of a notification module.
-fn serve_module(
-    module: &dyn NotifyModule,
-    role: &str,
-    command: &str,
-    gate: Option<&str>,
-) -> ExitCode {
-    let result = match command {
+fn run(module: &dyn NotifyModule, command: &str, gate: Option<&str>) -> Result<(), NotifyError> {
+    match command {
         "features" => {
             print!("{}", module.features().to_xml());
             Ok(())
@@ -149,26 +209,43 @@ fn serve_module(
         "process" => module.process_queue(),
         "getmessage" => match gate {
             Some(g) => module.get_message(g),
-            None => Err(NotifyError(
-                "getmessage needs --gate ID or --gate all".into(),
-            )),
+            None => Err(NotifyError::NoGate),
         },
-        "" => Err(NotifyError(
-            "no --command given: use features, process or getmessage".into(),
-        )),
-        other => Err(NotifyError(format!(
-            "unknown command '{other}': use features, process or getmessage"
-        ))),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let kind_of_error = match command {
-                "" => "missed",
-                "features" | "process" | "getmessage" => "notify",
-                _ => "unknown",
-            };
-            fail(role, command, kind_of_error, &e.to_string())
-        }
+        "" => Err(NotifyError::NoCommand),
+        other => Err(NotifyError::UnknownCommand(other.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kind of a failure decides the `type` BILLmanager sees.
+    #[test]
+    fn error_xml_type_by_kind() {
+        let xml_of = |e: NotifyError| crate::error::to_xml(&e);
+        assert!(xml_of(NotifyError::NoCommand).contains(r#"type="missed""#));
+        assert!(xml_of(NotifyError::UnknownCommand("x".into())).contains(r#"type="unknown""#));
+        assert!(xml_of(NotifyError::NotAvailable("ntemail")).contains(r#"type="unsupported""#));
+        assert!(xml_of(NotifyError::NoGate).contains(r#"type="notify""#));
+        let stopped = QueueError::WorkersGone { pending: 2 };
+        let doc = xml_of(stopped.into());
+        assert!(doc.contains(r#"type="notify""#), "{doc}");
+        assert!(doc.contains("2 row(s) not yet handled"), "{doc}");
+    }
+
+    /// An unknown command fails before anything else is done, with its own type.
+    #[test]
+    fn unknown_and_missing_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let module = ntsms::Ntsms::new(MgrRoot::new(dir.path()));
+        assert!(matches!(
+            run(&module, "frobnicate", None),
+            Err(NotifyError::UnknownCommand(c)) if c == "frobnicate"
+        ));
+        assert!(matches!(
+            run(&module, "", None),
+            Err(NotifyError::NoCommand)
+        ));
     }
 }

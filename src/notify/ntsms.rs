@@ -19,8 +19,8 @@ impl Ntsms {
 impl NotifyModule for Ntsms {
     fn features(&self) -> NotifyFeatures {
         NotifyFeatures {
-            features: vec!["sms".to_owned()],
-            contact_type: KIND.contact_field().to_owned(),
+            features: &["sms"],
+            contact_type: Some(KIND.contact_field().to_owned()),
         }
     }
 
@@ -32,8 +32,7 @@ impl NotifyModule for Ntsms {
     }
 
     fn process_queue(&self) -> Result<(), NotifyError> {
-        queue::process(&self.root, &KIND.into())
-            .map(|_| ())
-            .map_err(|e| NotifyError(e.0))
+        queue::process(&self.root, &KIND.into())?;
+        Ok(())
     }
 }

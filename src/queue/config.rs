@@ -1,6 +1,8 @@
 //! The queue's settings: `Queue*` lines of `etc/mgrnotify/mgrnotify.conf` (`Key Value`,
-//! like BILLmanager's own conf files). Other keys belong to other parts and are left
-//! alone; a bad value of ours is an error naming the file, line and key.
+//! like BILLmanager's own conf files), and `AttachmentDirs` and `InternalTable` for what
+//! it sends. Other
+//! keys belong to other parts and are left alone; a bad value of ours is an error
+//! naming the file, line and key.
 
 use std::fmt;
 use std::time::Duration;
@@ -36,6 +38,12 @@ pub struct QueueConfig {
     /// User table columns a notice may take besides the standard ones
     /// (`QueueUserFields`, comma-separated, none by default).
     pub user_fields: Vec<String>,
+    /// Folders besides the mgr root that email attachments may come from
+    /// (`AttachmentDirs`, absolute paths separated by spaces or commas).
+    pub attachment_dirs: Vec<std::path::PathBuf>,
+    /// mgrnotify's table of client-area messages (`InternalTable`, default
+    /// `mgrnotify_internal`).
+    pub internal_table: String,
 }
 
 impl Default for QueueConfig {
@@ -52,17 +60,39 @@ impl Default for QueueConfig {
             db_timeout: Duration::from_secs(60),
             max_file_size: 4 << 20,
             user_fields: Vec::new(),
+            attachment_dirs: Vec::new(),
+            internal_table: crate::db::schema::INTERNAL_TABLE.to_owned(),
         }
     }
 }
 
-/// A bad configuration line.
+/// Why the queue's settings cannot be used; the sentence names the file and line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+pub struct ConfigError {
+    pub kind: ConfigErrorKind,
+    msg: String,
+}
+
+/// What is wrong with the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigErrorKind {
+    /// The file exists but cannot be read.
+    Unreadable,
+    /// A key we do not know, or a value out of its range.
+    BadLine,
+    /// Two values that contradict each other.
+    Inconsistent,
+}
+
+impl ConfigError {
+    fn new(kind: ConfigErrorKind, msg: String) -> Self {
+        Self { kind, msg }
+    }
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.msg)
     }
 }
 
@@ -75,19 +105,45 @@ impl QueueConfig {
         match std::fs::read_to_string(&path) {
             Ok(text) => Self::parse(&text, &path.display().to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(ConfigError(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(ConfigError::new(
+                ConfigErrorKind::Unreadable,
+                format!("cannot read {}: {e}", path.display()),
+            )),
         }
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
         let mut c = Self::default();
         for crate::conf::Entry { line, key, value } in crate::conf::entries(text) {
+            let bad = |what: &str| {
+                ConfigError::new(
+                    ConfigErrorKind::BadLine,
+                    format!("{file} line {line}: {key} '{value}' is not {what}"),
+                )
+            };
+            if key == "AttachmentDirs" {
+                for dir in value
+                    .split(|ch: char| ch == ',' || ch.is_whitespace())
+                    .filter(|d| !d.is_empty())
+                {
+                    if !std::path::Path::new(dir).is_absolute() {
+                        return Err(bad("a list of absolute paths"));
+                    }
+                    c.attachment_dirs.push(dir.into());
+                }
+            }
+            if key == "InternalTable" {
+                if !crate::db::schema::is_table_name(value) {
+                    return Err(bad(
+                        "a table name (letters, digits and _, not starting with a digit, \
+                         at most 64)",
+                    ));
+                }
+                value.clone_into(&mut c.internal_table);
+            }
             if !key.starts_with("Queue") {
                 continue;
             }
-            let bad = |what: &str| {
-                ConfigError(format!("{file} line {line}: {key} '{value}' is not {what}"))
-            };
             match key {
                 "QueueWorkers" => {
                     c.workers =
@@ -151,21 +207,27 @@ impl QueueConfig {
                         .ok_or_else(|| bad("a comma-separated list of column names"))?
                 }
                 _ => {
-                    return Err(ConfigError(format!(
+                    return Err(ConfigError::new(
+                        ConfigErrorKind::BadLine,
+                        format!(
                         "{file} line {line}: unknown key {key}: the queue keys are QueueWorkers, \
                          QueueMaxAttempts, QueueRetryBase, QueueRetryCap, QueueTimeBudget, \
                          QueueGatewayTimeout, QueueBatchSize, QueueClaim, QueueDbTimeout, \
                          QueueMaxFileSize, QueueUserFields"
-                    )))
+                    ),
+                    ))
                 }
             }
         }
         if c.retry_cap < c.retry_base {
-            return Err(ConfigError(format!(
-                "{file}: QueueRetryCap ({}s) is shorter than QueueRetryBase ({}s)",
-                c.retry_cap.as_secs(),
-                c.retry_base.as_secs()
-            )));
+            return Err(ConfigError::new(
+                ConfigErrorKind::Inconsistent,
+                format!(
+                    "{file}: QueueRetryCap ({}s) is shorter than QueueRetryBase ({}s)",
+                    c.retry_cap.as_secs(),
+                    c.retry_base.as_secs()
+                ),
+            ));
         }
         Ok(c)
     }
@@ -234,6 +296,15 @@ mod tests {
         assert_eq!(c.db_timeout, Duration::from_secs(5));
         assert_eq!(c.max_file_size, 64 * 1024);
         assert_eq!(c.user_fields, ["account", "tg_id", "telegram"]);
+        let c = QueueConfig::parse("AttachmentDirs /var/docs, /srv/invoices\n", "f").unwrap();
+        let dirs = [
+            std::path::PathBuf::from("/var/docs"),
+            std::path::PathBuf::from("/srv/invoices"),
+        ];
+        assert_eq!(c.attachment_dirs, dirs);
+        assert_eq!(c.internal_table, "mgrnotify_internal");
+        let c = QueueConfig::parse("InternalTable client_notes\n", "f").unwrap();
+        assert_eq!(c.internal_table, "client_notes");
         assert_eq!(
             QueueConfig::parse("QueueMaxFileSize 2M", "f")
                 .unwrap()
@@ -245,8 +316,9 @@ mod tests {
     #[test]
     fn bad_values_name_file_line_and_key() {
         let e = QueueConfig::parse("\nQueueWorkers 0\n", "mgrnotify.conf").unwrap_err();
+        assert_eq!(e.kind, ConfigErrorKind::BadLine);
         assert_eq!(
-            e.0,
+            e.to_string(),
             "mgrnotify.conf line 2: QueueWorkers '0' is not a number from 1 to 256"
         );
         assert!(QueueConfig::parse("QueueRetryBase 5 days", "f").is_err());
@@ -255,15 +327,19 @@ mod tests {
         assert!(QueueConfig::parse("QueueMaxFileSize 2G", "f").is_err());
         assert!(QueueConfig::parse("QueueMaxFileSize 10", "f").is_err());
         assert!(QueueConfig::parse("QueueUserFields a,`b`", "f").is_err());
+        let e = QueueConfig::parse("AttachmentDirs /ok var/docs", "f").unwrap_err();
+        assert!(
+            e.to_string().contains("not a list of absolute paths"),
+            "{e}"
+        );
+        let e = QueueConfig::parse("\nInternalTable notes;drop", "f").unwrap_err();
+        assert!(e.to_string().contains("line 2: InternalTable"), "{e}");
         assert!(QueueConfig::parse("QueueWorkrs 3", "f")
             .unwrap_err()
-            .0
+            .to_string()
             .contains("unknown key QueueWorkrs"));
-        assert!(
-            QueueConfig::parse("QueueRetryBase 2h\nQueueRetryCap 1h", "f")
-                .unwrap_err()
-                .0
-                .contains("shorter")
-        );
+        let e = QueueConfig::parse("QueueRetryBase 2h\nQueueRetryCap 1h", "f").unwrap_err();
+        assert_eq!(e.kind, ConfigErrorKind::Inconsistent);
+        assert!(e.to_string().contains("shorter"));
     }
 }

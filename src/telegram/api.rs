@@ -172,7 +172,7 @@ impl<'a> BotApi<'a> {
         let reply = self
             .http
             .send(&request, self.bot.timeouts)
-            .map_err(|e| ApiError::Transport(crate::log::redact(&e.0)))?;
+            .map_err(|e| ApiError::Transport(crate::log::redact(&e.to_string())))?;
         let answer: Value = serde_json::from_str(&reply.body).map_err(|e| {
             ApiError::BadReply(format!(
                 "{method}: HTTP {} with a body that is not JSON ({e}): {}",

@@ -71,9 +71,9 @@ impl Bot {
             .filter(|u| !u.trim().is_empty())
             .map(ApiUrl::parse)
             .transpose()
-            .map_err(|e| GatewayError::value("api_url", e))?;
+            .map_err(|e| GatewayError::value("api_url", e.to_string()))?;
         let timeouts = Timeouts::from_param(params.get("timeout"))
-            .map_err(|e| GatewayError::value("timeout", e))?;
+            .map_err(|e| GatewayError::value("timeout", e.to_string()))?;
         Ok(Self {
             id: id.to_owned(),
             token: token.to_owned(),
@@ -90,7 +90,7 @@ impl Bot {
             None => Ok(url),
             Some(api) => api
                 .rewrite(&url)
-                .map_err(|e| GatewayError::value("api_url", e)),
+                .map_err(|e| GatewayError::value("api_url", e.to_string())),
         }
     }
 }

@@ -75,7 +75,7 @@ pub fn poll_bot(root: &MgrRoot, bot: &Bot, http: &HttpClient) -> Result<Polled, 
     let mut conn = DbSettings::load(root)?
         .connect(1, crate::db::TOOL_TIMEOUT)?
         .get_conn()
-        .map_err(|e| DbError::query("cannot get a database connection", &e))?;
+        .map_err(|e| DbError::query("cannot get a database connection", e))?;
     let api = BotApi::new(bot, http);
     let mut handler = Handler {
         state: &state,
