@@ -86,10 +86,6 @@ impl MgrRoot {
     pub fn user_addon(&self, field: &str) -> PathBuf {
         self.path.join("etc/sql/billmgr.user.addon").join(field)
     }
-    /// The contact fields whose addon file `mgrnotify sync` wrote, one a line.
-    pub fn user_addons_written(&self) -> PathBuf {
-        self.path.join("etc/mgrnotify/user-addons")
-    }
     pub fn db_conf(&self) -> PathBuf {
         self.path.join("etc/billmgr.conf.d/db.conf")
     }

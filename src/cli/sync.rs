@@ -192,24 +192,8 @@ fn write_user_addon(root: &MgrRoot, role: &str, contact: &Contact) -> Result<boo
     fs::write(&tmp, text)
         .and_then(|()| fs::rename(&tmp, &path))
         .map_err(|e| CliError::io("write", &path, e))?;
-    record_user_addon(root, &contact.field)
-        .map_err(|e| CliError::io("write", &root.user_addons_written(), e))?;
     say!("wrote {}", path.display());
     Ok(true)
-}
-
-/// Notes that `sync` wrote the addon file of `field`: `install.sh --uninstall` removes
-/// exactly those.
-fn record_user_addon(root: &MgrRoot, field: &str) -> io::Result<()> {
-    let list = root.user_addons_written();
-    let text = fs::read_to_string(&list).unwrap_or_default();
-    if text.lines().any(|l| l == field) {
-        return Ok(());
-    }
-    if let Some(dir) = list.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    fs::write(&list, format!("{text}{field}\n"))
 }
 
 /// Writes `role`'s plugin XML when it differs; false when the file is someone else's.
