@@ -105,26 +105,35 @@ fn receiver_log(w: &World) -> String {
 #[test]
 fn queued_ntjabber_rows_reach_the_customer() {
     let w = world();
+    w.root
+        .write("etc/mgrnotify/mgrnotify.conf", "QueueWorkers 2\n");
     let mut alice = Client::connect(&w.prosody, "alice", "alice-pw");
-    for (file, text) in [("j1", "Your invoice is ready"), ("j2", "Your server is up")] {
+    let texts: Vec<String> = (1..=6).map(|n| format!("Your server {n} is up")).collect();
+    for (n, text) in texts.iter().enumerate() {
         w.root
-            .write(&format!("var/notify/{file}"), &notice_file(text, None, 1));
+            .write(&format!("var/notify/j{n}"), &notice_file(text, None, 1));
         w.db.exec(&format!(
-            "INSERT INTO notifytask (modulename, filename, createdate) VALUES ('ntjabber', '{file}', '2026-01-01 00:00:00')"
+            "INSERT INTO notifytask (modulename, filename, createdate) VALUES ('ntjabber', 'j{n}', '2026-01-01 00:00:00')"
         ));
     }
     let out = ntjabber(&w, &["--command", "process"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(w.db.tasks().is_empty(), "{:?}", w.db.tasks());
-    let mut got = alice.receive(2, Duration::from_secs(10));
+    let mut got = alice.receive(texts.len(), Duration::from_secs(10));
     got.sort();
-    assert_eq!(
-        got,
-        [
-            (BOT.to_owned(), "Subj\n\nYour invoice is ready".to_owned()),
-            (BOT.to_owned(), "Subj\n\nYour server is up".to_owned()),
-        ]
-    );
+    let mut want: Vec<_> = texts
+        .iter()
+        .map(|t| (BOT.to_owned(), format!("Subj\n\n{t}")))
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
+    // One session a worker, reused: a login check and a login each, not one a message.
+    let logins = w
+        .prosody
+        .log()
+        .matches("Authenticated as bot@localhost")
+        .count();
+    assert!((2..=4).contains(&logins), "{logins} logins of the bot");
     assert!(!w.root.read("var/ntjabber.log").contains(BOT_PASSWORD));
 }
 
@@ -151,6 +160,22 @@ fn check_connection_logs_in_and_says_why_it_cannot() {
         .root
         .read("var/gwjabber.log")
         .contains("not-the-password-1"));
+
+    // The ticket format is offered as a list, as the seed's example does.
+    let out = w.root.run(
+        "gate/gwjabber",
+        &["--command", "formtune"],
+        "<doc><jabber/><ticket_format/></doc>",
+    );
+    assert!(out.status.success(), "{}", stdout(&out));
+    let form = stdout(&out);
+    let doc = roxmltree::Document::parse(&form).expect("the tuned form");
+    let values: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("slist") && n.attribute("name") == Some("ticket_format"))
+        .flat_map(|n| n.children().filter_map(|v| v.text()))
+        .collect();
+    assert_eq!(values, ["#id", "@id"], "{form}");
 
     // Without the test CA the server's certificate is not trusted, and it says so.
     let out = check(xmlparams(&w.prosody, BOT_PASSWORD, false));
