@@ -10,8 +10,11 @@
 //! - [`queue`]: the notifytask queue; [`db`]: BILLmanager's database; [`stats`]: what
 //!   the queue did;
 //! - [`tickets`]: incoming messages into support tickets (mgrctl);
-//! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`]: the install layout,
-//!   logging with redaction, the bounded XML parser and the writer;
+//! - [`xmpp`]: the XMPP channel (sessions, the receiver of a bot account); [`tls`]:
+//!   what the TLS clients share; [`lockfile`]: one holder at a time;
+//! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`], [`files`]: the install
+//!   layout, logging with redaction, the bounded XML parser and the writer, bounded
+//!   reads of files named by input;
 //! - [`error`](mod@error): where every layer's typed error leaves the process (log, stderr,
 //!   BILLmanager's error XML), redacted there and nowhere else;
 //! - [`cli`]: the operator's `mgrnotify` command.
@@ -20,8 +23,10 @@ pub mod cli;
 pub mod conf;
 pub mod db;
 pub mod error;
+pub mod files;
 pub mod gateway;
 pub mod http;
+pub mod lockfile;
 pub mod log;
 pub mod mail;
 pub mod notice;
@@ -35,7 +40,9 @@ pub mod stats;
 pub mod telegram;
 pub mod template;
 pub mod tickets;
+pub mod tls;
 pub mod xml;
+pub mod xmpp;
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -143,7 +150,11 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
             let command = parsed.command.unwrap_or_default();
             match role.build {
                 Build::PlannedGateway => return gateway::serve_not_available(name),
-                Build::Builtin(builtin) => return gateway::serve(&*builtin.open(&root), &command),
+                Build::Builtin(builtin) => {
+                    return builtin
+                        .serve_own(&root, &command)
+                        .unwrap_or_else(|| gateway::serve(&*builtin.open(&root), &command))
+                }
                 _ => {}
             }
             match gateway::script::ScriptGateway::open(&root, name) {

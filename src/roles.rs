@@ -76,13 +76,13 @@ pub const ROLES: &[RoleSpec] = &[
         name: "ntemail",
         folder: Folder::Notify,
         build: Build::Notify(crate::notify::Kind::Email),
-        about: "email notifications (not available yet)",
+        about: "email notifications through the email gateways: HTML and attachments",
     },
     RoleSpec {
         name: "ntinternal",
         folder: Folder::Notify,
         build: Build::Notify(crate::notify::Kind::Internal),
-        about: "client-area notifications (not available yet)",
+        about: "client-area notifications, stored in mgrnotify's own table",
     },
     RoleSpec {
         name: "gwsmtp",
@@ -95,6 +95,12 @@ pub const ROLES: &[RoleSpec] = &[
         folder: Folder::Gate,
         build: Build::Builtin(crate::gateway::Builtin::Telegram),
         about: "a Telegram bot (outgoing and ingoing)",
+    },
+    RoleSpec {
+        name: "gwjabber",
+        folder: Folder::Gate,
+        build: Build::Builtin(crate::gateway::Builtin::Jabber),
+        about: "an XMPP (Jabber) bot account (outgoing and ingoing)",
     },
     RoleSpec {
         name: "gwimap",

@@ -52,7 +52,7 @@ fn install(root: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// A root as a real BILLmanager leaves it: its own ntsms, gwsmtp (a binary) and
-/// gwpop3 (a link elsewhere), and a third party's gwjabber.
+/// gwpop3 (a link elsewhere), and a third party's gwicq.
 fn billmanager_root() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
@@ -77,12 +77,8 @@ fn billmanager_root() -> tempfile::TempDir {
     )
     .unwrap();
     symlink("/usr/local/mgr5/libexec/gwpop3", p.join("gate/gwpop3")).unwrap();
-    std::fs::write(p.join("gate/gwjabber"), "#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(
-        p.join("gate/gwjabber"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::write(p.join("gate/gwicq"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(p.join("gate/gwicq"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(p.join("etc/billmgr.conf"), "DBHost localhost\n").unwrap();
     dir
 }
@@ -143,8 +139,8 @@ fn uninstall_removes_the_folders_install_made() {
     assert!(root.join("gate/gwepochta").symlink_metadata().is_ok());
     let out = install(&root, &["--uninstall"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    // Only the user-table addon file of gwtelegram's nttelegram stays, so BILLmanager
-    // keeps the customers' Telegram usernames.
+    // Only the user-table addon files of the built-in gateways' types stay, so
+    // BILLmanager keeps the customers' addresses.
     let left: Vec<String> = snapshot(&root, &[]).into_keys().collect();
     assert_eq!(
         left,
@@ -152,6 +148,7 @@ fn uninstall_removes_the_folders_install_made() {
             "etc",
             "etc/sql",
             "etc/sql/billmgr.user.addon",
+            "etc/sql/billmgr.user.addon/jabber",
             "etc/sql/billmgr.user.addon/telegram"
         ],
         "left after --uninstall"
@@ -217,7 +214,7 @@ fn doctor_tells_whose_each_module_is_and_checks_the_database_and_gateway_rows() 
     };
     assert!(line("notify/ntsms").contains("update put its own back"));
     assert!(line("gate/gwsmtp").contains("BILLmanager's"));
-    assert!(line("gate/gwjabber").contains("third party"));
+    assert!(line("gate/gwicq").contains("third party"));
     assert!(line("notify/ntemail").contains("mgrnotify's"));
     assert!(line("reachable").contains(&db.name));
     assert!(line(" gwepochta for").starts_with("  ok"), "{text}");
@@ -333,7 +330,7 @@ fn notification_roles_answer_every_failure_alike() {
     for (role, args) in [
         ("notify/ntsms", &["--command", "nonsense"][..]),
         ("notify/ntsms", &[]),
-        ("notify/ntemail", &["--command", "features"]),
+        ("notify/ntemail", &["--command", "getmessage"]),
     ] {
         let out = root.run(role, args, "");
         assert_eq!(out.status.code(), Some(1), "{role} {args:?}");

@@ -21,6 +21,8 @@ command -v python3 >/dev/null || need+=(python3)
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 command -v openssl >/dev/null || need+=(openssl)
 command -v valgrind >/dev/null || need+=(valgrind)
+# The XMPP server of the Jabber tests (tests/common/prosody.rs starts a private one).
+command -v prosody >/dev/null || need+=(prosody)
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${need[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi

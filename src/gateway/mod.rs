@@ -3,6 +3,7 @@
 //! on stdout. Errors are mapped to BILLmanager's error XML here and nowhere else.
 
 pub mod input;
+pub mod jabber;
 pub mod messages;
 pub mod program;
 pub mod script;
@@ -300,7 +301,7 @@ pub fn answer(
     }
 }
 
-fn read_input(stdin: &mut dyn Read) -> Result<String, GatewayError> {
+pub fn read_input(stdin: &mut dyn Read) -> Result<String, GatewayError> {
     let mut buf = Vec::new();
     stdin
         .take(MAX_INPUT + 1)
@@ -373,6 +374,18 @@ pub fn parse_reply(module: &str, stdout: &str, exited_ok: bool) -> Result<Delive
     Ok(Delivery { id })
 }
 
+/// A chat message's text: the subject on a line of its own above the message, unless
+/// the message already starts with it.
+pub fn subject_and_text(subject: &str, message: &str) -> String {
+    let subject = subject.trim();
+    let message = message.trim();
+    if subject.is_empty() || message.starts_with(subject) {
+        message.to_owned()
+    } else {
+        format!("{subject}\n\n{message}")
+    }
+}
+
 /// The first 300 characters of a text, for error messages (redacted).
 pub fn excerpt(text: &str) -> String {
     crate::log::excerpt(text, 300, "…")
@@ -385,6 +398,8 @@ pub enum Builtin {
     Smtp,
     /// `gwtelegram`: a Telegram bot.
     Telegram,
+    /// `gwjabber`: an XMPP bot account.
+    Jabber,
 }
 
 impl Builtin {
@@ -394,6 +409,16 @@ impl Builtin {
         match self {
             Builtin::Smtp => Arc::new(smtp::SmtpGateway::new(root)),
             Builtin::Telegram => Arc::new(telegram::TelegramGateway::new(root)),
+            Builtin::Jabber => Arc::new(jabber::JabberGateway::new(root)),
+        }
+    }
+
+    /// Runs a command of the role's own that BILLmanager never sends (the Jabber
+    /// receiver); `None` for every other command.
+    pub fn serve_own(self, root: &MgrRoot, command: &str) -> Option<ExitCode> {
+        match (self, command) {
+            (Builtin::Jabber, jabber::RECEIVE) => Some(jabber::serve_receive(root)),
+            _ => None,
         }
     }
 
@@ -402,6 +427,7 @@ impl Builtin {
         match self {
             Builtin::Smtp => smtp::metadata(),
             Builtin::Telegram => telegram::metadata(),
+            Builtin::Jabber => jabber::metadata(),
         }
     }
 }
@@ -472,6 +498,16 @@ pub fn serve_not_available(role: &str) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_subject_heads_the_message_once() {
+        assert_eq!(subject_and_text("Invoice", "Paid."), "Invoice\n\nPaid.");
+        assert_eq!(subject_and_text("", "Paid."), "Paid.");
+        assert_eq!(
+            subject_and_text("Invoice", "Invoice 5 paid."),
+            "Invoice 5 paid."
+        );
+    }
 
     #[test]
     fn replies() {

@@ -113,7 +113,7 @@ impl GatewayModule for TelegramGateway {
             )
             .into_permanent());
         };
-        let text = compose(&input.subject, &input.message);
+        let text = crate::gateway::subject_and_text(&input.subject, &input.message);
         let id = BotApi::new(&bot, &self.http)
             .send_message(link.chat_id, &text, false)
             .map_err(|e| e.into_gateway_error())?;
@@ -150,18 +150,6 @@ impl GatewayModule for TelegramGateway {
 
     fn password_fields(&self) -> Vec<String> {
         metadata().password_fields()
-    }
-}
-
-/// The text sent: the subject on a line of its own above the message, unless the
-/// message already starts with it.
-fn compose(subject: &str, message: &str) -> String {
-    let subject = subject.trim();
-    let message = message.trim();
-    if subject.is_empty() || message.starts_with(subject) {
-        message.to_owned()
-    } else {
-        format!("{subject}\n\n{message}")
     }
 }
 
@@ -232,13 +220,6 @@ pub fn metadata() -> &'static Metadata {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_subject_heads_the_message_once() {
-        assert_eq!(compose("Invoice", "Paid."), "Invoice\n\nPaid.");
-        assert_eq!(compose("", "Paid."), "Paid.");
-        assert_eq!(compose("Invoice", "Invoice 5 paid."), "Invoice 5 paid.");
-    }
 
     #[test]
     fn the_token_is_a_password() {

@@ -26,8 +26,6 @@ use crate::gateway::GatewayError;
 use crate::mail::message::Mail;
 use crate::xml::Params;
 
-/// Largest `ca_file` read: a bundle of a few CAs is kilobytes.
-const MAX_CA_FILE: u64 = 1024 * 1024;
 /// Connections kept at most; more are closed after their message.
 const MAX_IDLE: usize = 32;
 /// How long a goodbye (QUIT) to a kept connection may take.
@@ -376,9 +374,31 @@ fn transaction(
     }
     conn.command(Data)
         .map_err(|e| refused(format!("{server} refused DATA"), "DATA", e))?;
-    conn.message(&mail.source)
-        .map_err(|e| refused(format!("{server} refused the message"), "the message", e))?;
+    let sent = match String::from_utf8(data_block(&mail.source)) {
+        Ok(block) => conn.command(block),
+        Err(_) => conn.message(&mail.source),
+    };
+    sent.map_err(|e| refused(format!("{server} refused the message"), "the message", e))?;
     Ok(())
+}
+
+/// The message as DATA sends it, in one piece: dot-stuffed (a line's leading `.`
+/// doubled) and ended with `CRLF . CRLF`, as lettre's own `message` does. lettre writes
+/// the final dot separately; with Nagle's algorithm that small write then waits for the
+/// server's delayed ACK of the message (40 ms on Linux), which caps a kept connection at
+/// about 25 mails a second.
+fn data_block(source: &[u8]) -> Vec<u8> {
+    let mut block = Vec::with_capacity(source.len() + source.len() / 64 + 5);
+    let mut line_start = true;
+    for (i, &b) in source.iter().enumerate() {
+        if line_start && b == b'.' {
+            block.push(b'.');
+        }
+        block.push(b);
+        line_start = b == b'\n' && i > 0 && source[i - 1] == b'\r';
+    }
+    block.extend_from_slice(b"\r\n.\r\n");
+    block
 }
 
 /// What an SMTP error says, for the operator: the server's reply (code and text)
@@ -441,27 +461,8 @@ fn tls_parameters(settings: &SmtpSettings) -> Result<TlsParameters, GatewayError
 }
 
 fn read_ca_file(path: &Path) -> Result<Certificate, GatewayError> {
-    use std::io::Read;
     let bad = |msg: String| GatewayError::value("ca_file", msg);
-    let mut pem = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_CA_FILE + 1).read_to_end(&mut pem))
-        .map_err(|e| bad(format!("cannot read ca_file {}: {e}", path.display())))?;
-    if pem.len() as u64 > MAX_CA_FILE {
-        return Err(bad(format!(
-            "ca_file {} is larger than 1 MiB: not a CA bundle",
-            path.display()
-        )));
-    }
-    let holds_certificate = pem
-        .windows(b"-----BEGIN CERTIFICATE-----".len())
-        .any(|w| w == b"-----BEGIN CERTIFICATE-----");
-    if !holds_certificate {
-        return Err(bad(format!(
-            "ca_file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
-        )));
-    }
+    let pem = crate::tls::read_ca_file(path).map_err(bad)?;
     Certificate::from_pem(&pem).map_err(|e| bad(format!("ca_file {}: {e}", path.display())))
 }
 
@@ -475,6 +476,15 @@ mod tests {
             p.set(k, v);
         }
         p
+    }
+
+    #[test]
+    fn the_data_block_is_dot_stuffed_and_ended() {
+        assert_eq!(
+            data_block(b".a\r\n.b\r\nc.\n.d\r\n"),
+            b"..a\r\n..b\r\nc.\n.d\r\n\r\n.\r\n"
+        );
+        assert_eq!(data_block(b""), b"\r\n.\r\n");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use crate::db::{schema, DbError, DbSettings};
 use crate::gateway::GatewaySettings;
 use crate::notify::{NotifyError, NotifyFeatures, NotifyModule};
-use crate::queue::send::Channel;
+use crate::queue::send::{Channel, Destination};
 use crate::roles::{Build, RoleSpec};
 use crate::root::MgrRoot;
 use crate::script::{Contact, Metadata};
@@ -102,9 +102,13 @@ impl DeclaredType {
     }
 
     fn channel(&self) -> Channel {
+        // Chat channels carry the rendered text alone.
         Channel {
             role: self.declaration.role.clone(),
             contact_field: self.declaration.contact.field.clone(),
+            html: false,
+            attachments: false,
+            destination: Destination::Gateways,
         }
     }
 }
@@ -112,8 +116,8 @@ impl DeclaredType {
 impl NotifyModule for DeclaredType {
     fn features(&self) -> NotifyFeatures {
         NotifyFeatures {
-            features: Vec::new(),
-            contact_type: self.declaration.contact.field.clone(),
+            features: &[],
+            contact_type: Some(self.declaration.contact.field.clone()),
         }
     }
 
@@ -121,7 +125,8 @@ impl NotifyModule for DeclaredType {
     /// the gateway handles what it receives (answers, tickets) itself.
     fn get_message(&self, gate: &str) -> Result<(), NotifyError> {
         let role = &self.declaration.role;
-        let rows = ingoing_gateways(&self.root, role)?
+        let rows = ingoing_gateways(&self.root, role)
+            .map_err(|e| NotifyError::Ingoing(e.to_string()))?
             .into_iter()
             .filter(|g| gate == "all" || g.id.trim() == gate.trim())
             .collect::<Vec<_>>();
@@ -130,7 +135,9 @@ impl NotifyModule for DeclaredType {
             return Ok(());
         }
         let own_exe = crate::gateway::own_exe();
-        let timeout = crate::queue::config::QueueConfig::load(&self.root)?.gateway_timeout;
+        let timeout = crate::queue::config::QueueConfig::load(&self.root)
+            .map_err(|e| NotifyError::Ingoing(e.to_string()))?
+            .gateway_timeout;
         let mut failed = Vec::new();
         for g in rows {
             let result = GatewaySettings::new(g.columns.clone(), &g.xmlparams).and_then(|s| {

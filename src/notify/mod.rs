@@ -3,14 +3,14 @@
 //! `--command` (features, process, getmessage).
 
 pub mod declared;
+pub mod ntemail;
+pub mod ntinternal;
 pub mod ntsms;
 
 use std::fmt;
 use std::process::ExitCode;
 
-use crate::db::DbError;
 use crate::error::BillmgrError;
-use crate::queue::config::ConfigError;
 use crate::queue::QueueError;
 use crate::root::MgrRoot;
 use crate::xml;
@@ -57,11 +57,7 @@ pub enum NotifyError {
     NoGate,
     /// A notification role a later version brings.
     NotAvailable(&'static str),
-    /// The database could not be asked (which gateways to fetch from).
-    Db(DbError),
-    /// `mgrnotify.conf` is wrong.
-    Config(ConfigError),
-    /// Ingoing gateways failed: each one's reason.
+    /// `getmessage`: ingoing gateways of a declared type failed.
     Ingoing(String),
 }
 
@@ -77,9 +73,7 @@ impl fmt::Display for NotifyError {
                 "unknown command '{command}': use features, process or getmessage"
             ),
             NotifyError::NoGate => f.write_str("getmessage needs --gate ID or --gate all"),
-            NotifyError::Db(e) => e.fmt(f),
-            NotifyError::Config(e) => e.fmt(f),
-            NotifyError::Ingoing(reasons) => write!(f, "getmessage: {reasons}"),
+            NotifyError::Ingoing(msg) => f.write_str(msg),
             NotifyError::NotAvailable(role) => {
                 write!(
                     f,
@@ -94,8 +88,6 @@ impl std::error::Error for NotifyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             NotifyError::Queue(e) => Some(e),
-            NotifyError::Db(e) => Some(e),
-            NotifyError::Config(e) => Some(e),
             _ => None,
         }
     }
@@ -107,29 +99,13 @@ impl From<QueueError> for NotifyError {
     }
 }
 
-impl From<DbError> for NotifyError {
-    fn from(e: DbError) -> Self {
-        Self::Db(e)
-    }
-}
-
-impl From<ConfigError> for NotifyError {
-    fn from(e: ConfigError) -> Self {
-        Self::Config(e)
-    }
-}
-
 impl BillmgrError for NotifyError {
     fn error_type(&self) -> &str {
         match self {
             NotifyError::NoCommand => "missed",
             NotifyError::UnknownCommand(_) => "unknown",
             NotifyError::NotAvailable(_) => "unsupported",
-            NotifyError::Queue(_)
-            | NotifyError::NoGate
-            | NotifyError::Db(_)
-            | NotifyError::Config(_)
-            | NotifyError::Ingoing(_) => "notify",
+            NotifyError::Queue(_) | NotifyError::NoGate | NotifyError::Ingoing(_) => "notify",
         }
     }
 
@@ -140,8 +116,9 @@ impl BillmgrError for NotifyError {
 
 /// What `--command features` reports.
 pub struct NotifyFeatures {
-    pub features: Vec<String>,
-    pub contact_type: String,
+    pub features: &'static [&'static str],
+    /// The user field a message goes to; none for a module every user can receive.
+    pub contact_type: Option<String>,
 }
 
 impl NotifyFeatures {
@@ -149,14 +126,16 @@ impl NotifyFeatures {
         let mut w = xml::Writer::new();
         w.start("doc");
         w.start("features");
-        for f in &self.features {
+        for f in self.features {
             w.start("feature");
-            w.attr("name", f.as_str());
+            w.attr("name", f);
             w.end();
         }
         w.end();
-        w.start("contact_type");
-        w.text(&self.contact_type);
+        if let Some(contact_type) = &self.contact_type {
+            w.start("contact_type");
+            w.text(contact_type);
+        }
         w.finish() + "\n"
     }
 }
@@ -170,17 +149,26 @@ pub trait NotifyModule {
     fn process_queue(&self) -> Result<(), NotifyError>;
 }
 
-/// Runs one command of a built-in notification role. Every failure is alike: logged,
-/// said on stderr, and as error XML on stdout for BILLmanager; exit 1.
+/// Runs one command of a notification role. Every failure is alike: logged, said on
+/// stderr, and as error XML on stdout for BILLmanager; exit 1.
 pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> ExitCode {
     let result = match kind {
         Kind::Sms => run(&ntsms::Ntsms::new(root.clone()), command, gate),
-        Kind::Email | Kind::Internal => Err(NotifyError::NotAvailable(kind.role())),
+        Kind::Email => run(&ntemail::Ntemail::new(root.clone()), command, gate),
+        Kind::Internal => run(&ntinternal::Ntinternal::new(root.clone()), command, gate),
     };
-    finish(kind.role(), command, result)
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => crate::error::fail(
+            kind.role(),
+            &format!("--command {command}: "),
+            &e,
+            ExitCode::FAILURE,
+        ),
+    }
 }
 
-/// Runs one command of a declared notification type, as [`serve`] does.
+/// Runs one command of a declared notification type.
 pub fn serve_declared(
     root: &MgrRoot,
     declaration: declared::Declaration,
@@ -189,14 +177,10 @@ pub fn serve_declared(
 ) -> ExitCode {
     let role = declaration.role.clone();
     let module = declared::DeclaredType::new(root.clone(), declaration);
-    finish(&role, command, run(&module, command, gate))
-}
-
-fn finish(role: &str, command: &str, result: Result<(), NotifyError>) -> ExitCode {
-    match result {
+    match run(&module, command, gate) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => crate::error::fail(
-            role,
+            &role,
             &format!("--command {command}: "),
             &e,
             ExitCode::FAILURE,

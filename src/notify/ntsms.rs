@@ -19,8 +19,8 @@ impl Ntsms {
 impl NotifyModule for Ntsms {
     fn features(&self) -> NotifyFeatures {
         NotifyFeatures {
-            features: vec!["sms".to_owned()],
-            contact_type: KIND.contact_field().to_owned(),
+            features: &["sms"],
+            contact_type: Some(KIND.contact_field().to_owned()),
         }
     }
 

@@ -7,11 +7,11 @@
 //! Files are replaced whole (written aside, synced, renamed), so a crash leaves the old
 //! or the new content, never a torn one. The token is never written here.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use crate::lockfile::Lock;
 use crate::root::MgrRoot;
 
 /// Largest state file read (a link or an offset is a line).
@@ -31,7 +31,7 @@ pub struct BotState {
 }
 
 /// Held while a run polls the bot; released when dropped (or when the run dies).
-pub struct PollLock(#[allow(dead_code)] File);
+pub type PollLock = Lock;
 
 impl BotState {
     pub fn new(root: &MgrRoot, bot_id: &str) -> Self {
@@ -94,22 +94,7 @@ impl BotState {
 
     /// The poll lock, or `None` when another run holds it.
     pub fn try_lock(&self) -> io::Result<Option<PollLock>> {
-        fs::create_dir_all(&self.dir)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join("poll.lock"))?;
-        // SAFETY: flock on a descriptor we own; it is released when the file is closed.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(Some(PollLock(file)));
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::WouldBlock {
-            Ok(None)
-        } else {
-            Err(e)
-        }
+        Lock::try_take(&self.dir.join("poll.lock"))
     }
 
     fn link_path(&self, user_id: &str) -> Option<PathBuf> {
