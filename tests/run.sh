@@ -20,6 +20,8 @@ command -v python3 >/dev/null || need+=(python3)
 # The SMTP server of the email tests (tests/smtp_server.py) and its test certificates.
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 command -v openssl >/dev/null || need+=(openssl)
+[ -x /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)
+[ -x /usr/lib/dovecot/pop3 ] || need+=(dovecot-pop3d)
 command -v valgrind >/dev/null || need+=(valgrind)
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${need[*]}"

@@ -449,6 +449,13 @@ impl GatewayRow {
         self.active.trim().eq_ignore_ascii_case("on")
             && (kind.eq_ignore_ascii_case("outgoing") || kind == "1")
     }
+
+    /// Active ('on' in any case) and ingoing ('ingoing' or 2): it receives mail.
+    pub fn is_active_ingoing(&self) -> bool {
+        let kind = self.gateway_type.trim();
+        self.active.trim().eq_ignore_ascii_case("on")
+            && (kind.eq_ignore_ascii_case("ingoing") || kind == "2")
+    }
 }
 
 /// The gateways of one notification module, in id order (the failover order).

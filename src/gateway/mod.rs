@@ -3,6 +3,7 @@
 //! on stdout. Errors are mapped to BILLmanager's error XML here and nowhere else.
 
 pub mod input;
+pub mod mailbox;
 pub mod messages;
 pub mod program;
 pub mod script;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 pub use input::{Attachment, GatewaySettings, OutgoingInput};
 pub use messages::{messages_xml, parse_messages};
 
+use crate::mail::mailbox::Protocol;
 use crate::root::MgrRoot;
 use crate::script::Metadata;
 use crate::xml;
@@ -367,6 +369,10 @@ pub fn excerpt(text: &str) -> String {
 pub enum Builtin {
     /// `gwsmtp`: outgoing email over SMTP.
     Smtp,
+    /// `gwimap`: incoming email over IMAP.
+    Imap,
+    /// `gwpop3`: incoming email over POP3.
+    Pop3,
 }
 
 impl Builtin {
@@ -375,6 +381,8 @@ impl Builtin {
     pub fn open(self, root: &MgrRoot) -> Arc<dyn GatewayModule + Send + Sync> {
         match self {
             Builtin::Smtp => Arc::new(smtp::SmtpGateway::new(root)),
+            Builtin::Imap => Arc::new(mailbox::MailboxGateway::new(root, Protocol::Imap)),
+            Builtin::Pop3 => Arc::new(mailbox::MailboxGateway::new(root, Protocol::Pop3)),
         }
     }
 
@@ -382,19 +390,19 @@ impl Builtin {
     pub fn metadata(self) -> &'static Metadata {
         match self {
             Builtin::Smtp => smtp::metadata(),
+            Builtin::Imap => mailbox::metadata(Protocol::Imap),
+            Builtin::Pop3 => mailbox::metadata(Protocol::Pop3),
         }
     }
-}
 
-/// Message of the built-in gateway roles that a later version brings.
-pub const NOT_AVAILABLE: &str = "is not available yet in this version of mgrnotify";
-
-/// gwsmtp, gwimap, gwpop3 until they are built: every command a clear error.
-pub fn serve_not_available(role: &str) -> ExitCode {
-    let e = GatewayError::new("unsupported", role, format!("{role} {NOT_AVAILABLE}"));
-    eprintln!("{role}: {}", e.msg);
-    print!("{}", e.to_xml());
-    ExitCode::FAILURE
+    /// The mail protocol of an incoming mail gateway.
+    pub fn mailbox_protocol(self) -> Option<Protocol> {
+        match self {
+            Builtin::Smtp => None,
+            Builtin::Imap => Some(Protocol::Imap),
+            Builtin::Pop3 => Some(Protocol::Pop3),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,10 @@
 //! Email: building a mail from the outgoing request ([`message`]) and sending it over
-//! SMTP ([`smtp`]).
+//! SMTP ([`smtp`]); reading incoming mail from a [`mailbox`] over [`imap`] or
+//! [`pop3`], on a bounded connection ([`wire`]).
 
+pub mod imap;
+pub mod mailbox;
 pub mod message;
+pub mod pop3;
 pub mod smtp;
+pub mod wire;

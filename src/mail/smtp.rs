@@ -49,7 +49,7 @@ pub enum Security {
 impl Security {
     pub const CHOICES: [&'static str; 3] = ["starttls", "tls", "none"];
 
-    fn parse(text: &str) -> Result<Self, GatewayError> {
+    pub fn parse(text: &str) -> Result<Self, GatewayError> {
         match text.trim().to_ascii_lowercase().as_str() {
             "" | "starttls" => Ok(Security::StartTls),
             "tls" => Ok(Security::Tls),

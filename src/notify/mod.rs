@@ -2,6 +2,7 @@
 //! the trait every notification role implements and `serve`, which runs one
 //! `--command` (features, process, getmessage).
 
+pub mod ntemail;
 pub mod ntsms;
 
 use std::fmt;
@@ -96,7 +97,8 @@ fn fail(role: &str, command: &str, kind: &str, msg: &str) -> ExitCode {
 pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> ExitCode {
     let module: Box<dyn NotifyModule> = match kind {
         Kind::Sms => Box::new(ntsms::Ntsms::new(root.clone())),
-        Kind::Email | Kind::Internal => {
+        Kind::Email => Box::new(ntemail::Ntemail::new(root.clone())),
+        Kind::Internal => {
             let role = kind.role();
             return fail(
                 role,

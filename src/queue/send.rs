@@ -382,9 +382,6 @@ impl Courier {
         match crate::roles::lookup(module).map(|spec| spec.build) {
             Some(Build::Script) => Ok(Arc::new(ScriptGateway::open(&self.root, module)?)),
             Some(Build::Builtin(builtin)) => Ok(builtin.open(&self.root)),
-            Some(Build::PlannedGateway) => {
-                unusable(format!("{module} {}", crate::gateway::NOT_AVAILABLE))
-            }
             _ => unusable(format!(
                 "gate/{module} is mgrnotify itself, but {module} is none of its gateways"
             )),
@@ -476,12 +473,11 @@ mod tests {
         let root = MgrRoot::new(dir.path());
         std::fs::create_dir_all(root.gate_dir()).unwrap();
         let own = std::env::current_exe().unwrap();
-        for module in ["gwimap", "gwnoscript", "mgrnotify"] {
+        for module in ["gwnoscript", "mgrnotify"] {
             std::os::unix::fs::symlink(&own, root.gate_module(module)).unwrap();
         }
         let c = courier(&root, "ntsms", "phone");
         for (module, why) in [
-            ("gwimap", "not available yet"),
             ("gwnoscript", "no provider script"),
             ("mgrnotify", "none of its gateways"),
         ] {

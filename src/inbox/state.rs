@@ -1,0 +1,253 @@
+//! What incoming mail keeps between runs, under `var/mgrnotify/` of the mgr root,
+//! per gateway id: a lock (one fetch of a gateway at a time), the POP3 UIDLs handed
+//! on, the failed attempts per message, and the mails kept for an operator
+//! (`unmatched/<gateway>/`, `failed/<gateway>/`). Files holding mail are the owner's
+//! only (0600 in 0700 folders): they are customer data.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::root::MgrRoot;
+
+/// Largest attempts file read; a line a failing message.
+const MAX_ATTEMPTS_FILE: u64 = 1024 * 1024;
+
+/// Why a mail is kept for an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// Nobody in the user table has the sender's address.
+    Unmatched,
+    /// It could not be posted (or read) three times, or never can be.
+    Failed,
+}
+
+impl Kept {
+    fn folder(self) -> &'static str {
+        match self {
+            Kept::Unmatched => "unmatched",
+            Kept::Failed => "failed",
+        }
+    }
+}
+
+/// One gateway's state.
+pub struct GatewayState {
+    base: PathBuf,
+    gateway: String,
+}
+
+/// Held while a gateway's mailbox is read; dropping it (or the process dying) ends it.
+pub struct Lock {
+    _file: File,
+}
+
+impl GatewayState {
+    /// The state of gateway `id` (a gateway row id; any other text is hashed into a
+    /// safe file name).
+    pub fn new(root: &MgrRoot, id: &str) -> Self {
+        let safe = !id.is_empty()
+            && id.len() <= 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        Self {
+            base: root.path().join("var/mgrnotify"),
+            gateway: if safe {
+                id.to_owned()
+            } else {
+                key_of(id.as_bytes())
+            },
+        }
+    }
+
+    /// Takes the gateway's lock; `None` when another run holds it.
+    pub fn lock(&self) -> Result<Option<Lock>, String> {
+        let path = self.path("locks", "lock");
+        let file = create_private(&path, false)?;
+        // SAFETY: flock on a descriptor this function owns; it touches no memory.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            Ok(Some(Lock { _file: file }))
+        } else if std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock {
+            Ok(None)
+        } else {
+            Err(format!(
+                "cannot lock {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ))
+        }
+    }
+
+    /// The file of POP3 UIDLs handed on.
+    pub fn uidl_file(&self) -> PathBuf {
+        self.path("pop3", "uidl")
+    }
+
+    /// Records one more failed attempt for message `key` and returns the count.
+    pub fn add_failure(&self, key: &str) -> Result<u32, String> {
+        let mut counts = self.failures();
+        let n = counts.iter_mut().find(|(k, _)| k == key).map(|(_, n)| {
+            *n += 1;
+            *n
+        });
+        let n = n.unwrap_or_else(|| {
+            counts.push((key.to_owned(), 1));
+            1
+        });
+        self.save_failures(&counts)?;
+        Ok(n)
+    }
+
+    /// Forgets the failed attempts of message `key` (posted or kept now).
+    pub fn clear_failures(&self, key: &str) -> Result<(), String> {
+        let mut counts = self.failures();
+        let before = counts.len();
+        counts.retain(|(k, _)| k != key);
+        if counts.len() == before {
+            return Ok(());
+        }
+        self.save_failures(&counts)
+    }
+
+    fn failures(&self) -> Vec<(String, u32)> {
+        let mut text = String::new();
+        if let Ok(f) = File::open(self.path("attempts", "txt")) {
+            let _ = f.take(MAX_ATTEMPTS_FILE).read_to_string(&mut text);
+        }
+        text.lines()
+            .filter_map(|l| {
+                let (k, n) = l.split_once(' ')?;
+                Some((k.to_owned(), n.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    fn save_failures(&self, counts: &[(String, u32)]) -> Result<(), String> {
+        let text: String = counts.iter().map(|(k, n)| format!("{k} {n}\n")).collect();
+        write_atomically(&self.path("attempts", "txt"), text.as_bytes())
+            .map_err(|e| format!("cannot record the failed attempts: {e}"))
+    }
+
+    /// Keeps a mail's source (when there is one) as `<key>.eml` and the reason as
+    /// `<key>.txt` in `<why>/<gateway>/`; the same mail kept twice is one file.
+    pub fn keep(
+        &self,
+        why: Kept,
+        key: &str,
+        source: Option<&[u8]>,
+        reason: &str,
+    ) -> Result<PathBuf, String> {
+        let dir = self.base.join(why.folder()).join(&self.gateway);
+        let eml = dir.join(format!("{key}.eml"));
+        if let Some(source) = source {
+            write_atomically(&eml, source)
+                .map_err(|e| format!("cannot keep the mail as {}: {e}", eml.display()))?;
+        }
+        let note = dir.join(format!("{key}.txt"));
+        let stamp = time::OffsetDateTime::now_utc()
+            .format(crate::db::schema::RETRY_STAMP)
+            .unwrap_or_default();
+        write_atomically(&note, format!("{stamp} UTC\n{reason}\n").as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", note.display()))?;
+        Ok(if source.is_some() { eml } else { note })
+    }
+
+    /// `var/mgrnotify/<folder>/<gateway>.<ext>`.
+    fn path(&self, folder: &str, ext: &str) -> PathBuf {
+        self.base
+            .join(folder)
+            .join(format!("{}.{ext}", self.gateway))
+    }
+}
+
+/// A short stable name for a mail: the first 128 bits of its SHA-256, in hex.
+pub fn key_of(source: &[u8]) -> String {
+    Sha256::digest(source)[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a crash leaves
+/// the old content or the new; private to the owner.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = create_private(&tmp, true).map_err(std::io::Error::other)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Opens (creating, with its folders) a file only the owner may read.
+fn create_private(path: &Path, truncate: bool) -> Result<File, String> {
+    if let Some(dir) = path.parent() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_count_per_message_and_survive_a_new_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = MgrRoot::new(dir.path());
+        let s = GatewayState::new(&root, "3");
+        assert_eq!(s.add_failure("aa").unwrap(), 1);
+        assert_eq!(s.add_failure("bb").unwrap(), 1);
+        assert_eq!(GatewayState::new(&root, "3").add_failure("aa").unwrap(), 2);
+        assert_eq!(GatewayState::new(&root, "4").add_failure("aa").unwrap(), 1);
+        s.clear_failures("aa").unwrap();
+        assert_eq!(s.add_failure("aa").unwrap(), 1);
+    }
+
+    #[test]
+    fn one_lock_at_a_time_and_odd_ids_are_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = MgrRoot::new(dir.path());
+        let s = GatewayState::new(&root, "7");
+        let held = s.lock().unwrap().expect("free");
+        assert!(s.lock().unwrap().is_none());
+        drop(held);
+        assert!(s.lock().unwrap().is_some());
+        let odd = GatewayState::new(&root, "../../etc");
+        assert!(!odd.uidl_file().to_string_lossy().contains(".."));
+    }
+
+    #[test]
+    fn kept_mail_is_private_and_named_by_its_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let s = GatewayState::new(&MgrRoot::new(dir.path()), "5");
+        let key = key_of(b"mail");
+        let path = s.keep(Kept::Unmatched, &key, Some(b"mail"), "why").unwrap();
+        assert_eq!(
+            path,
+            dir.path()
+                .join(format!("var/mgrnotify/unmatched/5/{key}.eml"))
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"mail");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let note = std::fs::read_to_string(path.with_extension("txt")).unwrap();
+        assert!(note.ends_with("UTC\nwhy\n"), "{note}");
+    }
+}
