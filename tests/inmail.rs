@@ -466,3 +466,72 @@ fn wrong_password_and_server_down_are_clear_errors_without_the_password() {
             .run("gate/gwpop3", &["--command", "check_connection"], &ok),
     );
 }
+
+#[test]
+fn sync_writes_the_forms_of_gwimap_and_gwpop3() {
+    let root = MgrRoot::new();
+    let out = root.run("sbin/mgrnotify", &["sync"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (role, own, port) in [("gwimap", "folder", "993"), ("gwpop3", "delete", "995")] {
+        let xml = root.read(&format!("etc/xml/billmgr_mod_{role}.xml"));
+        let doc = roxmltree::Document::parse(&xml).expect("XML");
+        let input_type = |name: &str| {
+            doc.descendants()
+                .find(|n| {
+                    (n.has_tag_name("input") || n.has_tag_name("select"))
+                        && n.attribute("name") == Some(name)
+                })
+                .map(|n| n.attribute("type").unwrap_or(n.tag_name().name()).to_owned())
+        };
+        for name in ["host", "port", "login", "ticket_pattern", "ca_file", "timeout"] {
+            assert_eq!(input_type(name).as_deref(), Some("text"), "{role} {name}");
+        }
+        assert_eq!(input_type("password").as_deref(), Some("password"), "{role}");
+        assert_eq!(input_type("security").as_deref(), Some("select"), "{role}");
+        assert!(input_type(own).is_some(), "{role} {own}");
+        let msg = |lang: &str, name: &str| {
+            doc.descendants()
+                .filter(|n| n.has_tag_name("lang") && n.attribute("name") == Some(lang))
+                .flat_map(|l| l.descendants())
+                .find(|m| m.has_tag_name("msg") && m.attribute("name") == Some(name))
+                .and_then(|m| m.text())
+                .map(str::to_owned)
+                .unwrap_or_default()
+        };
+        assert_eq!(msg("en", "host"), "Mail server");
+        assert_eq!(msg("ru", "host"), "Почтовый сервер");
+        assert!(msg("en", "hint_port").contains(port), "{role}");
+        assert!(msg("ru", "hint_ticket_pattern").contains("тикета"), "{role}");
+    }
+}
+
+#[test]
+fn a_third_party_ingoing_program_is_read_through_its_xml() {
+    let s = setup();
+    // A gateway program in gate/ that prints the seed's <messages>: one mail as text
+    // (CRLF as &#13;), one as base64, after checking that it got its settings.
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(cp1251_new_ticket());
+    common::mariadb::add_program(
+        &s.root,
+        "gwmymail",
+        &format!(
+            "#!/bin/sh\n[ \"$2\" = ingoing ] || exit 2\n\
+             grep -q '&lt;login&gt;{MAILBOX}' || exit 3\n\
+             printf '<doc><messages><message>From: olga@example.com&#13;\\nSubject: [#66] via program&#13;\\n&#13;\\nHello&#13;\\n</message>\
+             <message encoding=\"base64\">{b64}</message></messages></doc>'\n"
+        ),
+    );
+    let gw = s.gateway("gwmymail", "");
+    assert_ok(&s.getmessage(&gw.to_string()));
+    let calls = s.mgrctl.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    let reply = calls.iter().find(|c| Mgrctl::arg(c, "elid").is_some()).unwrap();
+    assert_eq!((arg(reply, "elid"), arg(reply, "message")), ("66", "Hello"));
+    assert!(calls.iter().any(|c| Mgrctl::arg(c, "subject") == Some("Не работает почта")));
+    // The program handed its mail on when it printed it: a mail mgrctl refuses is kept
+    // at once.
+    s.mgrctl.answer(Answer::Fails);
+    assert_ok(&s.getmessage(&gw.to_string()));
+    assert_eq!(s.kept("failed", gw).len(), 4);
+}

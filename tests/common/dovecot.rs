@@ -72,6 +72,7 @@ impl Dovecot {
              ssl_key = <{p}/server.key\n\
              disable_plaintext_auth = no\n\
              auth_mechanisms = plain login\n\
+             auth_failure_delay = 0\n\
              mail_location = maildir:{p}/mail/%u\n\
              first_valid_uid = {uid}\n\
              first_valid_gid = {gid}\n\
