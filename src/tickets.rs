@@ -33,6 +33,8 @@ const LOG_EXCERPT: usize = 80;
 pub struct Tickets {
     mgrctl: PathBuf,
     timeout: Duration,
+    /// mgrctl's working directory: the mgr root, as BILLmanager starts its tools.
+    cwd: Option<PathBuf>,
 }
 
 /// Why a message could not be posted.
@@ -85,7 +87,11 @@ pub enum Posted {
 
 impl Tickets {
     pub fn new(mgrctl: PathBuf, timeout: Duration) -> Self {
-        Self { mgrctl, timeout }
+        Self {
+            mgrctl,
+            timeout,
+            cwd: None,
+        }
     }
 
     /// The settings of `root`: its `sbin/mgrctl`, or `Mgrctl` and `MgrctlTimeout` of
@@ -103,6 +109,7 @@ impl Tickets {
             }
         };
         let mut tickets = Self::new(root.path().join("sbin/mgrctl"), Duration::from_secs(60));
+        tickets.cwd = Some(root.path().to_owned());
         for crate::conf::Entry { line, key, value } in crate::conf::entries(&text) {
             let bad = |what: &str| {
                 TicketError::Config(format!(
@@ -215,13 +222,13 @@ impl Tickets {
         Ok(posted)
     }
 
-    /// Runs mgrctl with `args`, cwd = the directory above its `sbin/`.
+    /// Runs mgrctl with `args`.
     fn run(&self, args: &[String]) -> Result<(), TicketError> {
         let path = self.mgrctl.display();
         let mut command = Command::new(&self.mgrctl);
         command.args(args);
-        if let Some(root) = self.mgrctl.parent().and_then(|sbin| sbin.parent()) {
-            command.current_dir(root);
+        if let Some(cwd) = &self.cwd {
+            command.current_dir(cwd);
         }
         let run = crate::gateway::program::run_bounded(&mut command, b"", self.timeout, MAX_OUTPUT)
             .map_err(|e| TicketError::Mgrctl(format!("cannot run {path}: {e}")))?;

@@ -174,6 +174,10 @@ const UNKNOWN_SENDER: &[u8] =
 
 const MALFORMED: &[u8] = b"this is not a mail at all\r\n\r\n";
 
+/// An out-of-office reply of a known customer to a ticket notification.
+const AUTO_REPLY: &[u8] = b"From: ivan.petrov@example.com\r\nSubject: Auto: [#55] Server down\r\n\
+Auto-Submitted: auto-replied\r\n\r\nI am on vacation.\r\n";
+
 #[test]
 fn imap_mail_becomes_replies_and_tickets_once() {
     let s = setup();
@@ -183,6 +187,7 @@ fn imap_mail_becomes_replies_and_tickets_once() {
         HTML_ONLY,
         UNKNOWN_SENDER,
         MALFORMED,
+        AUTO_REPLY,
     ] {
         s.dovecot.deliver(MAILBOX, mail);
     }
@@ -220,20 +225,27 @@ fn imap_mail_becomes_replies_and_tickets_once() {
     assert_eq!(Mgrctl::arg(html, "elid"), None);
     assert_eq!(arg(html, "su"), "olga");
     assert_eq!(arg(html, "message").trim(), "Привет & hello");
-    // The unknown sender and the malformed mail are kept, everything is seen.
-    let unmatched = s.kept("unmatched", gw);
-    assert_eq!(unmatched.len(), 2, "{unmatched:?}");
-    let eml = unmatched.iter().find(|n| n.ends_with(".eml")).unwrap();
-    let kept = std::fs::read(
-        s.root
-            .path()
-            .join(format!("var/mgrnotify/unmatched/{gw}/{eml}")),
-    )
-    .unwrap();
-    assert_eq!(kept, UNKNOWN_SENDER);
+    // The unknown sender, the automatic reply and the malformed mail are kept, byte for
+    // byte; everything is seen.
+    let unmatched: Vec<Vec<u8>> = s
+        .kept("unmatched", gw)
+        .iter()
+        .filter(|n| n.ends_with(".eml"))
+        .map(|n| {
+            std::fs::read(
+                s.root
+                    .path()
+                    .join(format!("var/mgrnotify/unmatched/{gw}/{n}")),
+            )
+            .unwrap()
+        })
+        .collect();
+    assert_eq!(unmatched.len(), 2);
+    assert!(unmatched.iter().any(|m| m == UNKNOWN_SENDER));
+    assert!(unmatched.iter().any(|m| m == AUTO_REPLY));
     let failed = s.kept("failed", gw);
     assert_eq!(failed.len(), 2, "{failed:?}");
-    assert_eq!(s.seen(), [true; 5]);
+    assert_eq!(s.seen(), [true; 6]);
     // A second run finds nothing new and posts nothing twice.
     assert_ok(&s.getmessage(&gw.to_string()));
     assert_eq!(s.mgrctl.calls().len(), 3);
@@ -481,12 +493,27 @@ fn sync_writes_the_forms_of_gwimap_and_gwpop3() {
                     (n.has_tag_name("input") || n.has_tag_name("select"))
                         && n.attribute("name") == Some(name)
                 })
-                .map(|n| n.attribute("type").unwrap_or(n.tag_name().name()).to_owned())
+                .map(|n| {
+                    n.attribute("type")
+                        .unwrap_or(n.tag_name().name())
+                        .to_owned()
+                })
         };
-        for name in ["host", "port", "login", "ticket_pattern", "ca_file", "timeout"] {
+        for name in [
+            "host",
+            "port",
+            "login",
+            "ticket_pattern",
+            "ca_file",
+            "timeout",
+        ] {
             assert_eq!(input_type(name).as_deref(), Some("text"), "{role} {name}");
         }
-        assert_eq!(input_type("password").as_deref(), Some("password"), "{role}");
+        assert_eq!(
+            input_type("password").as_deref(),
+            Some("password"),
+            "{role}"
+        );
         assert_eq!(input_type("security").as_deref(), Some("select"), "{role}");
         assert!(input_type(own).is_some(), "{role} {own}");
         let msg = |lang: &str, name: &str| {
@@ -501,7 +528,10 @@ fn sync_writes_the_forms_of_gwimap_and_gwpop3() {
         assert_eq!(msg("en", "host"), "Mail server");
         assert_eq!(msg("ru", "host"), "Почтовый сервер");
         assert!(msg("en", "hint_port").contains(port), "{role}");
-        assert!(msg("ru", "hint_ticket_pattern").contains("тикета"), "{role}");
+        assert!(
+            msg("ru", "hint_ticket_pattern").contains("тикета"),
+            "{role}"
+        );
     }
 }
 
@@ -526,9 +556,14 @@ fn a_third_party_ingoing_program_is_read_through_its_xml() {
     assert_ok(&s.getmessage(&gw.to_string()));
     let calls = s.mgrctl.calls();
     assert_eq!(calls.len(), 2, "{calls:?}");
-    let reply = calls.iter().find(|c| Mgrctl::arg(c, "elid").is_some()).unwrap();
+    let reply = calls
+        .iter()
+        .find(|c| Mgrctl::arg(c, "elid").is_some())
+        .unwrap();
     assert_eq!((arg(reply, "elid"), arg(reply, "message")), ("66", "Hello"));
-    assert!(calls.iter().any(|c| Mgrctl::arg(c, "subject") == Some("Не работает почта")));
+    assert!(calls
+        .iter()
+        .any(|c| Mgrctl::arg(c, "subject") == Some("Не работает почта")));
     // The program handed its mail on when it printed it: a mail mgrctl refuses is kept
     // at once.
     s.mgrctl.answer(Answer::Fails);

@@ -5,7 +5,9 @@
 //!
 //! - a known sender (`user.email`, case-insensitively) → a reply to the ticket its
 //!   subject names (`ticket_pattern`, default `\[#(\d+)\]`), or a new ticket;
-//! - an unknown (or ambiguous) sender → kept under `var/mgrnotify/unmatched/<gateway>/`;
+//! - an unknown (or ambiguous) sender, or an automatic mail (`Auto-Submitted`,
+//!   `Precedence: bulk`: an out-of-office reply to a ticket notification would otherwise
+//!   start a mail loop) → kept under `var/mgrnotify/unmatched/<gateway>/`;
 //! - a mail that cannot be read → kept under `var/mgrnotify/failed/<gateway>/`;
 //! - mgrctl failing → left unread and tried again next run; the third failed run keeps
 //!   it under `failed/` with the reason.
@@ -213,6 +215,12 @@ impl Run<'_> {
                 return Ok(Outcome::Done);
             }
         };
+        if let Some(why) = &mail.automatic {
+            let reason = format!("an automatic mail ({why}) from {}: not posted", mail.from);
+            let path = state.keep(Kept::Unmatched, &key, Some(source), &reason)?;
+            crate::warn!("getmessage: {reason}: kept as {}", path.display());
+            return Ok(Outcome::Done);
+        }
         let customer = match self
             .tickets
             .sender(conn, CONTACT, &mail.from)

@@ -17,6 +17,9 @@ pub struct Incoming {
     pub from: String,
     pub subject: String,
     pub text: String,
+    /// Why it is an automatic mail (an out-of-office reply, a bounce), when it is one:
+    /// posting it could start a mail loop with the ticket notifications.
+    pub automatic: Option<String>,
 }
 
 /// Reads a mail's source; `Err` says why it is not a mail that can be posted.
@@ -46,10 +49,23 @@ pub fn read(source: &[u8]) -> Result<Incoming, String> {
     if text.trim().is_empty() {
         return Err("the mail has no text".into());
     }
+    let header = |name: &'static str| {
+        message
+            .header_raw(name)
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    let automatic = match (header("Auto-Submitted"), header("Precedence")) {
+        (Some(a), _) if a != "no" => Some(format!("Auto-Submitted: {a}")),
+        (_, Some(p)) if ["bulk", "junk", "auto_reply"].contains(&p.as_str()) => {
+            Some(format!("Precedence: {p}"))
+        }
+        _ => None,
+    };
     Ok(Incoming {
         from,
         subject,
         text,
+        automatic,
     })
 }
 
@@ -182,5 +198,13 @@ mod tests {
             (ok.from.as_str(), ok.subject.as_str(), ok.text.as_str()),
             ("A@B.C", "Привет", "hi")
         );
+        assert_eq!(ok.automatic, None);
+        let away = read(b"From: a@b.c\r\nAuto-Submitted: auto-replied\r\n\r\naway\r\n").unwrap();
+        assert_eq!(
+            away.automatic.as_deref(),
+            Some("Auto-Submitted: auto-replied")
+        );
+        let bulk = read(b"From: a@b.c\r\nPrecedence: Bulk\r\n\r\nnews\r\n").unwrap();
+        assert_eq!(bulk.automatic.as_deref(), Some("Precedence: bulk"));
     }
 }
