@@ -96,11 +96,21 @@ impl Imap {
         line.extend_from_slice(b"\r\n");
         self.wire.send(&line)?;
         let mut untagged = Vec::new();
+        // What one command's answer may bring in all: one message and some lines.
+        let mut budget = MAX_MESSAGE + 8 * MAX_LINE;
         loop {
-            let r = self.response(MAX_MESSAGE)?;
-            if let Some(rest) = r.text.strip_prefix(&tag) {
+            let r = self.response(budget)?;
+            let size = r.text.len() + r.literals.iter().map(Vec::len).sum::<usize>();
+            budget = budget
+                .checked_sub(size)
+                .ok_or("the server sent more than one command can bring")?;
+            if let Some(rest) = r.text.strip_prefix(&format!("{tag} ")) {
                 let rest = rest.trim();
-                return if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case("OK") {
+                let ok = rest
+                    .as_bytes()
+                    .get(..2)
+                    .is_some_and(|b| b.eq_ignore_ascii_case(b"OK"));
+                return if ok {
                     Ok(untagged)
                 } else {
                     Err(format!("the server answered: {rest}"))
@@ -117,21 +127,24 @@ impl Imap {
     }
 
     /// One response: a line, and after each line that ends with a literal `{n}`, the
-    /// literal (at most `max_literal` bytes) and the line that goes on after it.
-    fn response(&mut self, max_literal: usize) -> Result<Response, WireError> {
+    /// literal and the line that goes on after it; its literals at most `max_literals`
+    /// bytes in all.
+    fn response(&mut self, max_literals: usize) -> Result<Response, WireError> {
         let mut text = String::new();
         let mut literals = Vec::new();
+        let mut left = max_literals;
         loop {
             let line = self.wire.line(MAX_LINE)?;
             let line = String::from_utf8_lossy(&line).into_owned();
             let trimmed = line.trim_end_matches(['\r', '\n']);
             match literal_size(trimmed) {
-                Some(n) if n > max_literal => {
+                Some(n) if n > left => {
                     return Err(format!(
                         "the server announced {n} bytes, more than expected"
                     ))
                 }
                 Some(n) => {
+                    left -= n;
                     text.push_str(trimmed);
                     literals.push(self.wire.exact(n)?);
                     if literals.len() > 16 {
@@ -239,6 +252,49 @@ fn number_after(text: &str, key: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mail::wire::testing::{connect, scripted};
+
+    #[test]
+    fn a_server_announcing_a_huge_literal_is_refused_unread() {
+        let (port, server) = scripted(
+            "* OK ready",
+            &[
+                "A1 OK logged in\r\n",
+                "A2 OK [READ-WRITE] selected\r\n",
+                "* SEARCH 3 1\r\nA3 OK\r\n",
+                "* 1 FETCH (UID 1 RFC822.SIZE 10)\r\nA4 OK\r\n",
+                "* 1 FETCH (UID 1 BODY[] {999999999999}\r\n",
+            ],
+        );
+        let mut imap = Imap::login(connect(port), false, "u", "p\"w", "INBOX").unwrap();
+        assert_eq!(imap.unread().unwrap(), ["1", "3"]);
+        let e = imap.fetch("1").unwrap_err();
+        assert!(e.contains("more than expected"), "{e}");
+        drop(imap);
+        let got = server.join().unwrap();
+        assert_eq!(got[0], "A1 LOGIN \"u\" \"p\\\"w\"");
+        assert_eq!(got[1], "A2 SELECT \"INBOX\"");
+        assert_eq!(got[4], "A5 UID FETCH 1 BODY.PEEK[]");
+    }
+
+    #[test]
+    fn refusals_carry_the_servers_words_and_odd_bytes_do_no_harm() {
+        let (port, _server) = scripted(
+            "* OK ready",
+            &["A1 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"],
+        );
+        let e = Imap::login(connect(port), false, "u", "p", "INBOX")
+            .err()
+            .unwrap();
+        assert!(
+            e.contains("login as 'u' refused") && e.contains("AUTHENTICATIONFAILED"),
+            "{e}"
+        );
+        let (port, _server) = scripted("* OK ready", &["A1 \u{fffd}\u{fffd} weird\r\n"]);
+        assert!(Imap::login(connect(port), false, "u", "p", "INBOX").is_err());
+        let (port, _server) = scripted("* OK ready", &["A10 OK not ours\r\n"]);
+        assert!(Imap::login(connect(port), false, "u", "p", "INBOX").is_err());
+    }
 
     #[test]
     fn responses_are_read_by_their_parts() {

@@ -175,3 +175,72 @@ impl Mailbox for Pop3 {
         self.command("QUIT").map(|_| ())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::wire::testing::{connect, scripted};
+
+    #[test]
+    fn dot_stuffing_uidls_and_deletion() {
+        let (port, server) = scripted(
+            "+OK POP3 ready",
+            &[
+                "+OK\r\n",
+                "+OK logged in\r\n",
+                "+OK\r\n1 aaa\r\n2 bbb\r\n.\r\n",
+                "+OK 1 40\r\n",
+                "+OK\r\nSubject: x\r\n\r\n..dot line\r\nend\r\n.\r\n",
+                "+OK deleted\r\n",
+                "+OK bye\r\n",
+            ],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("uidl");
+        std::fs::write(&store, "bbb\ngone\n").unwrap();
+        let mut pop = Pop3::login(connect(port), false, "u", "p", true, store.clone()).unwrap();
+        assert_eq!(pop.unread().unwrap(), ["aaa"]);
+        assert_eq!(
+            pop.fetch("aaa").unwrap().unwrap(),
+            b"Subject: x\r\n\r\n.dot line\r\nend\r\n"
+        );
+        pop.handed_on("aaa").unwrap();
+        pop.close().unwrap();
+        // The UIDLs no longer on the server are forgotten.
+        assert_eq!(std::fs::read_to_string(&store).unwrap(), "aaa\nbbb\n");
+        let got = server.join().unwrap();
+        assert_eq!(
+            got,
+            ["USER u", "PASS p", "UIDL", "LIST 1", "RETR 1", "DELE 1", "QUIT"]
+        );
+    }
+
+    #[test]
+    fn refusals_and_oversized_messages() {
+        let (port, _server) = scripted(
+            "+OK",
+            &["+OK\r\n", "-ERR [AUTH] Authentication failed.\r\n"],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("uidl");
+        let e = Pop3::login(connect(port), false, "u", "p", false, store.clone())
+            .err()
+            .unwrap();
+        assert!(
+            e.contains("login as 'u' refused") && e.contains("[AUTH]"),
+            "{e}"
+        );
+        let (port, _server) = scripted(
+            "+OK",
+            &[
+                "+OK\r\n",
+                "+OK\r\n",
+                "+OK\r\n1 big\r\n.\r\n",
+                "+OK 1 999999999999\r\n",
+            ],
+        );
+        let mut pop = Pop3::login(connect(port), false, "u", "p", false, store).unwrap();
+        assert_eq!(pop.unread().unwrap(), ["big"]);
+        assert_eq!(pop.fetch("big").unwrap(), Err(999_999_999_999));
+    }
+}

@@ -263,3 +263,49 @@ fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, WireError> {
         .with_no_client_auth();
     Ok(Arc::new(config))
 }
+
+/// A scripted server for the protocol clients' tests.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+
+    /// A server on a free port that sends `greeting`, then answers each command line
+    /// with the next of `answers`; joined, it returns the lines it got.
+    pub fn scripted(
+        greeting: &'static str,
+        answers: &'static [&'static str],
+    ) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.write_all(format!("{greeting}\r\n").as_bytes())
+                .unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut got = Vec::new();
+            for answer in answers {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                got.push(line.trim_end().to_owned());
+                if conn.write_all(answer.as_bytes()).is_err() {
+                    break;
+                }
+            }
+            got
+        });
+        (port, server)
+    }
+
+    /// A plain connection to `port` on 127.0.0.1.
+    pub fn connect(port: u16) -> Wire {
+        let endpoint = Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+            ca_file: None,
+            timeout: Duration::from_secs(5),
+        };
+        Wire::connect(&endpoint, Duration::from_secs(30)).unwrap()
+    }
+}
