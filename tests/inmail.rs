@@ -324,6 +324,19 @@ fn pop3_remembers_what_it_handed_on_and_deletes_only_when_asked() {
     // A new mail, and a gateway that deletes: only what it handed on goes.
     s.db.exec("UPDATE gateway SET active = 'off'");
     let delete = s.gateway("gwpop3", "<delete>on</delete>");
+    // BILLmanager may write the type as a number and `active` in any case.
+    s.db.exec(&format!(
+        "UPDATE gateway SET gateway_type = '2', active = 'On' WHERE id = {delete}"
+    ));
+    let out = s.getmessage(&keep.to_string());
+    assert!(!out.status.success());
+    let (_, _, msg) = error_of(&out);
+    assert!(
+        msg.contains(&format!(
+            "no active ingoing gateway of ntemail with id '{keep}'"
+        )),
+        "{msg}"
+    );
     s.mgrctl.answer(Answer::Fails);
     assert_ok(&s.getmessage(&delete.to_string()));
     // This gateway has handed nothing on yet: both mails are new to it. The unknown

@@ -172,6 +172,20 @@ mod tests {
     }
 
     #[test]
+    fn deeply_nested_mail_is_read_without_harm() {
+        let mut mail = String::from("From: a@b.c\r\nSubject: deep\r\n");
+        for i in 0..20_000 {
+            mail.push_str(&format!(
+                "Content-Type: multipart/mixed; boundary=\"b{i}\"\r\n\r\n--b{i}\r\n"
+            ));
+        }
+        mail.push_str("Content-Type: text/plain\r\n\r\nbottom\r\n");
+        let started = std::time::Instant::now();
+        let _ = read(mail.as_bytes());
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
     fn ticket_numbers_come_from_the_first_group() {
         let default = Regex::new(r"\[#(\d+)\]").unwrap();
         assert_eq!(
