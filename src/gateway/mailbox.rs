@@ -17,6 +17,10 @@ use crate::mail::mailbox::{MailboxSettings, Protocol};
 use crate::root::MgrRoot;
 use crate::script::{Field, FieldKind, Metadata};
 
+/// Bytes of mail one `--command ingoing` reply carries at most (the last message may
+/// go past it); the rest stays unread for the next call.
+const MAX_REPLY_SOURCES: usize = 64 * 1024 * 1024;
+
 pub struct MailboxGateway {
     root: MgrRoot,
     protocol: Protocol,
@@ -91,9 +95,17 @@ impl GatewayModule for MailboxGateway {
         let mut session = mailbox.open(state.uidl_file())?;
         let mut taken = Vec::new();
         let mut sources = Vec::new();
+        let mut total = 0;
         for id in session.unread().map_err(|e| self.error(e))? {
+            if total >= MAX_REPLY_SOURCES {
+                // The rest waits for the next call: one reply is held in memory whole.
+                break;
+            }
             match session.fetch(&id).map_err(|e| self.error(e))? {
-                Ok(source) => sources.push(source),
+                Ok(source) => {
+                    total += source.len();
+                    sources.push(source);
+                }
                 Err(size) => {
                     let reason = format!("message {id} of {size} bytes is too large to fetch");
                     crate::warn!("{reason}: left on the server");
