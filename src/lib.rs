@@ -11,12 +11,14 @@
 //! - [`inbox`]: incoming mail into tickets; [`tickets`]: incoming messages into
 //!   support tickets (mgrctl);
 //! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`]: the install layout,
-//!   logging with redaction, the bounded XML parser and the writer;
+//!   logging with redaction, the bounded XML parser and the writer; [`files`]: files
+//!   written whole, and locks;
 //! - [`cli`]: the operator's `mgrnotify` command.
 
 pub mod cli;
 pub mod conf;
 pub mod db;
+pub mod files;
 pub mod gateway;
 pub mod http;
 pub mod inbox;

@@ -4,14 +4,13 @@
 //! (`unmatched/<gateway>/`, `failed/<gateway>/`). Files holding mail are the owner's
 //! only (0600 in 0700 folders): they are customer data.
 
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::files::Access;
 use crate::root::MgrRoot;
 
 /// Largest attempts file read; a line a failing message.
@@ -68,20 +67,9 @@ impl GatewayState {
     /// Takes the gateway's lock; `None` when another run holds it.
     pub fn lock(&self) -> Result<Option<Lock>, String> {
         let path = self.path("locks", "lock");
-        let file = create_private(&path, false)?;
-        // SAFETY: flock on a descriptor this function owns; it touches no memory.
-        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if r == 0 {
-            Ok(Some(Lock { _file: file }))
-        } else if std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock {
-            Ok(None)
-        } else {
-            Err(format!(
-                "cannot lock {}: {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            ))
-        }
+        crate::files::lock(&path, false, Access::Private)
+            .map(|held| held.map(|file| Lock { _file: file }))
+            .map_err(|e| format!("cannot lock {}: {e}", path.display()))
     }
 
     /// The file of POP3 UIDLs handed on.
@@ -130,7 +118,7 @@ impl GatewayState {
 
     fn save_failures(&self, counts: &[(String, u32)]) -> Result<(), String> {
         let text: String = counts.iter().map(|(k, n)| format!("{k} {n}\n")).collect();
-        write_atomically(&self.path("attempts", "txt"), text.as_bytes())
+        write_private(&self.path("attempts", "txt"), text.as_bytes())
             .map_err(|e| format!("cannot record the failed attempts: {e}"))
     }
 
@@ -146,14 +134,14 @@ impl GatewayState {
         let dir = self.base.join(why.folder()).join(&self.gateway);
         let eml = dir.join(format!("{key}.eml"));
         if let Some(source) = source {
-            write_atomically(&eml, source)
+            write_private(&eml, source)
                 .map_err(|e| format!("cannot keep the mail as {}: {e}", eml.display()))?;
         }
         let note = dir.join(format!("{key}.txt"));
         let stamp = time::OffsetDateTime::now_utc()
             .format(crate::db::schema::RETRY_STAMP)
             .unwrap_or_default();
-        write_atomically(&note, format!("{stamp} UTC\n{reason}\n").as_bytes())
+        write_private(&note, format!("{stamp} UTC\n{reason}\n").as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", note.display()))?;
         Ok(if source.is_some() { eml } else { note })
     }
@@ -174,32 +162,9 @@ pub fn key_of(source: &[u8]) -> String {
         .collect()
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a crash leaves
-/// the old content or the new; private to the owner.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = create_private(&tmp, true).map_err(std::io::Error::other)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-/// Opens (creating, with its folders) a file only the owner may read.
-fn create_private(path: &Path, truncate: bool) -> Result<File, String> {
-    if let Some(dir) = path.parent() {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+/// Writes a file of mail or of what was done with it: whole, and private to the owner.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    crate::files::write_atomically(path, bytes, Access::Private)
 }
 
 #[cfg(test)]

@@ -117,7 +117,7 @@ impl Pop3 {
             text.push_str(uidl);
             text.push('\n');
         }
-        crate::inbox::state::write_atomically(&self.store, text.as_bytes())
+        crate::files::write_atomically(&self.store, text.as_bytes(), crate::files::Access::Private)
             .map_err(|e| format!("cannot record the messages handed on: {e}"))
     }
 }
