@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::gateway::GatewayError;
-use crate::mail::smtp::Security;
-use crate::mail::wire::{Endpoint, Wire};
+use crate::mail::server::{Endpoint, Security};
+use crate::mail::wire::Wire;
 use crate::xml::Params;
 
 /// Largest message fetched; a bigger one is not read (it is reported instead).
@@ -35,15 +35,23 @@ impl Protocol {
             Protocol::Pop3 => "gwpop3",
         }
     }
+}
 
-    /// The usual port: 143/110 plain or with STARTTLS, 993/995 with TLS.
-    pub fn default_port(self, security: Security) -> u16 {
-        match (self, security) {
-            (Protocol::Imap, Security::Tls) => 993,
-            (Protocol::Imap, _) => 143,
-            (Protocol::Pop3, Security::Tls) => 995,
-            (Protocol::Pop3, _) => 110,
-        }
+/// IMAP's usual port: 143 plain or with STARTTLS, 993 with TLS.
+fn imap_port(security: Security) -> u16 {
+    if security == Security::Tls {
+        993
+    } else {
+        143
+    }
+}
+
+/// POP3's usual port: 110 plain or with STLS, 995 with TLS.
+fn pop3_port(security: Security) -> u16 {
+    if security == Security::Tls {
+        995
+    } else {
+        110
     }
 }
 
@@ -70,26 +78,11 @@ impl MailboxSettings {
         params: &Params,
         base: &Path,
     ) -> Result<Self, GatewayError> {
-        let host = params
-            .get("host")
-            .map(str::trim)
-            .ok_or_else(|| GatewayError::missed("host"))?;
-        if host.contains(|c: char| c.is_whitespace() || c == '/') {
-            return Err(GatewayError::value(
-                "host",
-                format!("host '{host}' is not a host name or address"),
-            ));
-        }
-        let security = Security::parse(params.get("security").unwrap_or_default())?;
-        let port = match params.get("port").map(str::trim) {
-            None => protocol.default_port(security),
-            Some(text) => text.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                GatewayError::value("port", format!("port '{text}' is not a port number"))
-            })?,
+        let default_port = match protocol {
+            Protocol::Imap => imap_port,
+            Protocol::Pop3 => pop3_port,
         };
-        let timeout = crate::http::Timeouts::from_param(params.get("timeout"))
-            .map_err(|e| GatewayError::value("timeout", e))?
-            .total;
+        let (endpoint, security) = Endpoint::from_params(params, base, default_port)?;
         let login = params
             .get("login")
             .map(str::trim)
@@ -110,15 +103,7 @@ impl MailboxSettings {
         };
         Ok(Self {
             protocol,
-            endpoint: Endpoint {
-                host: host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned(),
-                port,
-                ca_file: params.get("ca_file").map(|f| base.join(f.trim())),
-                timeout,
-            },
+            endpoint,
             security,
             login: login.to_owned(),
             password: password.to_owned(),
@@ -173,4 +158,77 @@ pub trait Mailbox {
     fn handed_on(&mut self, id: &str) -> Result<(), String>;
     /// Ends the session (POP3's deletions take effect here).
     fn close(&mut self) -> Result<(), String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        let mut p = Params::new();
+        for (k, v) in [
+            ("host", "mail.example.com"),
+            ("login", "u"),
+            ("password", "p"),
+        ]
+        .iter()
+        .chain(pairs)
+        {
+            p.set(k, v);
+        }
+        p
+    }
+
+    #[test]
+    fn ports_default_by_protocol_and_security() {
+        let base = Path::new("/m");
+        for (protocol, security, port) in [
+            (Protocol::Imap, "starttls", 143),
+            (Protocol::Imap, "tls", 993),
+            (Protocol::Imap, "none", 143),
+            (Protocol::Pop3, "starttls", 110),
+            (Protocol::Pop3, "tls", 995),
+        ] {
+            let s =
+                MailboxSettings::from_params(protocol, &params(&[("security", security)]), base)
+                    .unwrap();
+            assert_eq!(s.endpoint.port, port, "{protocol:?} {security}");
+        }
+        let s = MailboxSettings::from_params(Protocol::Imap, &params(&[]), base).unwrap();
+        assert_eq!(
+            (s.security, s.folder.as_str(), s.delete),
+            (Security::StartTls, "INBOX", false)
+        );
+        let s = MailboxSettings::from_params(
+            Protocol::Pop3,
+            &params(&[("delete", "on"), ("ca_file", "etc/ca.pem")]),
+            base,
+        )
+        .unwrap();
+        assert!(s.delete);
+        assert_eq!(
+            s.endpoint.ca_file.as_deref(),
+            Some(Path::new("/m/etc/ca.pem"))
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_their_parameter() {
+        let base = Path::new("/m");
+        let bad = |pairs: &[(&str, &str)]| {
+            MailboxSettings::from_params(Protocol::Imap, &params(pairs), base)
+                .err()
+                .map(|e| e.object)
+        };
+        assert_eq!(bad(&[("delete", "yes")]).as_deref(), Some("delete"));
+        assert_eq!(bad(&[("port", "99999")]).as_deref(), Some("port"));
+        assert_eq!(bad(&[("security", "ssl")]).as_deref(), Some("security"));
+        let mut no_password = Params::new();
+        no_password.set("host", "h");
+        no_password.set("login", "u");
+        let e = MailboxSettings::from_params(Protocol::Imap, &no_password, base)
+            .err()
+            .unwrap();
+        assert_eq!(e.object, "password");
+    }
 }

@@ -6,13 +6,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+pub use crate::mail::server::Endpoint;
 
 /// Largest `ca_file` read: a bundle of a few CAs is kilobytes.
 const MAX_CA_FILE: u64 = 1024 * 1024;
@@ -50,28 +52,6 @@ impl Write for Stream {
             Stream::Plain(s) => s.flush(),
             Stream::Tls(s) => s.flush(),
             Stream::Gone => Ok(()),
-        }
-    }
-}
-
-/// Where to connect and how.
-#[derive(Clone)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-    /// A PEM file of CAs trusted besides the system's.
-    pub ca_file: Option<PathBuf>,
-    /// The longest wait for any one answer.
-    pub timeout: Duration,
-}
-
-impl Endpoint {
-    /// `host:port`, for messages.
-    pub fn server(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
         }
     }
 }
