@@ -77,13 +77,37 @@ pub struct HttpReply {
     pub body: String,
 }
 
-/// A transport failure: the provider could not be reached or did not answer.
+/// A request that could not be made or answered, or a setting it cannot use.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpError(pub String);
+pub struct HttpError {
+    pub kind: HttpErrorKind,
+    msg: String,
+}
+
+/// What kind of HTTP failure an [`HttpError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpErrorKind {
+    /// A gateway parameter (`timeout`, `api_url`) or a URL that cannot be used.
+    Setting,
+    /// The request cannot be built (a bad header name or value).
+    Request,
+    /// The provider cannot be reached: refused, host not found, no connection in time.
+    Connect,
+    /// The provider did not answer in time.
+    Timeout,
+    /// The reply broke off, was too large, or the connection failed otherwise.
+    Reply,
+}
+
+impl HttpError {
+    fn new(kind: HttpErrorKind, msg: String) -> Self {
+        Self { kind, msg }
+    }
+}
 
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.msg)
     }
 }
 
@@ -111,7 +135,7 @@ impl Timeouts {
     }
 
     /// The gateway parameter `timeout`: seconds, fractions allowed, up to 300.
-    pub fn from_param(value: Option<&str>) -> Result<Self, String> {
+    pub fn from_param(value: Option<&str>) -> Result<Self, HttpError> {
         let Some(text) = value.map(str::trim).filter(|v| !v.is_empty()) else {
             return Ok(Self::default());
         };
@@ -119,8 +143,12 @@ impl Timeouts {
             Ok(secs) if secs > 0.0 && secs <= MAX_TIMEOUT_SECS => {
                 Ok(Self::from_total(Duration::from_secs_f64(secs)))
             }
-            _ => Err(format!(
-                "timeout must be a number of seconds between 0 and {MAX_TIMEOUT_SECS}, not '{text}'"
+            _ => Err(HttpError::new(
+                HttpErrorKind::Setting,
+                format!(
+                    "timeout must be a number of seconds between 0 and {MAX_TIMEOUT_SECS}, \
+                     not '{text}'"
+                ),
             )),
         }
     }
@@ -136,10 +164,15 @@ pub struct ApiUrl {
 
 impl ApiUrl {
     /// Accepts `scheme://host[:port]` with an optional trailing `/`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, HttpError> {
         let text = text.trim();
         let bad = || {
-            format!("api_url must look like https://host[:port] (no path or query), not '{text}'")
+            HttpError::new(
+                HttpErrorKind::Setting,
+                format!(
+                    "api_url must look like https://host[:port] (no path or query), not '{text}'"
+                ),
+            )
         };
         let (scheme, rest) = split_scheme(text).ok_or_else(bad)?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -153,9 +186,13 @@ impl ApiUrl {
     }
 
     /// `url` with its scheme, host and port replaced.
-    pub fn rewrite(&self, url: &str) -> Result<String, String> {
-        let (_, rest) = split_scheme(url)
-            .ok_or_else(|| format!("'{url}' is not an http:// or https:// URL"))?;
+    pub fn rewrite(&self, url: &str) -> Result<String, HttpError> {
+        let (_, rest) = split_scheme(url).ok_or_else(|| {
+            HttpError::new(
+                HttpErrorKind::Setting,
+                format!("'{url}' is not an http:// or https:// URL"),
+            )
+        })?;
         let path_start = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         Ok(format!(
             "{}://{}{}",
@@ -221,7 +258,11 @@ impl HttpClient {
         if crate::log::enabled(crate::log::DEBUG) {
             crate::debug!("http request:\n{}", excerpt(&req.describe()));
         }
-        let fail = |what: String| HttpError(format!("{} {}: {what}", req.method, req.url));
+        let fail = |(kind, what): (HttpErrorKind, String)| {
+            HttpError::new(kind, format!("{} {}: {what}", req.method, req.url))
+        };
+        let bad_request =
+            |e: ureq::http::Error| (HttpErrorKind::Request, format!("bad request: {e}"));
         let mut builder = ureq::http::Request::builder()
             .method(req.method.as_str())
             .uri(req.url.as_str());
@@ -229,14 +270,12 @@ impl HttpClient {
             builder = builder.header(name.as_str(), value.as_str());
         }
         let result = if req.body.is_empty() && matches!(req.method.as_str(), "GET" | "HEAD") {
-            let request = builder
-                .body(())
-                .map_err(|e| fail(format!("bad request: {e}")))?;
+            let request = builder.body(()).map_err(|e| fail(bad_request(e)))?;
             self.run(request, timeouts)
         } else {
             let request = builder
                 .body(req.body.as_bytes().to_vec())
-                .map_err(|e| fail(format!("bad request: {e}")))?;
+                .map_err(|e| fail(bad_request(e)))?;
             self.run(request, timeouts)
         };
         let mut response = result.map_err(|e| fail(describe_error(&e, timeouts)))?;
@@ -286,26 +325,35 @@ impl HttpClient {
     }
 }
 
-/// An operator-readable reason for a transport failure.
-fn describe_error(e: &ureq::Error, timeouts: Timeouts) -> String {
+/// The kind of a transport failure and an operator-readable reason.
+fn describe_error(e: &ureq::Error, timeouts: Timeouts) -> (HttpErrorKind, String) {
+    use HttpErrorKind::*;
     match e {
-        ureq::Error::Timeout(ureq::Timeout::Connect) => format!(
-            "could not connect within {} s",
-            timeouts.connect.as_secs_f64()
+        ureq::Error::Timeout(ureq::Timeout::Connect) => (
+            Connect,
+            format!(
+                "could not connect within {} s",
+                timeouts.connect.as_secs_f64()
+            ),
         ),
-        ureq::Error::Timeout(_) => format!(
-            "no complete reply within {} s (timeout)",
-            timeouts.total.as_secs_f64()
+        ureq::Error::Timeout(_) => (
+            Timeout,
+            format!(
+                "no complete reply within {} s (timeout)",
+                timeouts.total.as_secs_f64()
+            ),
         ),
         ureq::Error::Io(io) if io.kind() == ErrorKind::ConnectionRefused => {
-            "connection refused".to_owned()
+            (Connect, "connection refused".to_owned())
         }
-        ureq::Error::Io(io) if io.kind() == ErrorKind::TimedOut => "timed out".to_owned(),
-        ureq::Error::HostNotFound => "host not found".to_owned(),
+        ureq::Error::Io(io) if io.kind() == ErrorKind::TimedOut => {
+            (Timeout, "timed out".to_owned())
+        }
+        ureq::Error::HostNotFound => (Connect, "host not found".to_owned()),
         ureq::Error::BodyExceedsLimit(limit) => {
-            format!("the reply is larger than {limit} bytes")
+            (Reply, format!("the reply is larger than {limit} bytes"))
         }
-        other => other.to_string(),
+        other => (Reply, other.to_string()),
     }
 }
 
@@ -317,6 +365,30 @@ fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A setting that cannot work and a provider that cannot be reached are different
+    /// kinds; the sentence names the request.
+    #[test]
+    fn error_kinds() {
+        let e = Timeouts::from_param(Some("forever")).unwrap_err();
+        assert_eq!(e.kind, HttpErrorKind::Setting);
+        assert_eq!(ApiUrl::parse("x").unwrap_err().kind, HttpErrorKind::Setting);
+        // Port 1 on loopback: nothing listens there.
+        let req = HttpRequest {
+            method: "GET".into(),
+            url: "http://127.0.0.1:1/x".into(),
+            headers: Vec::new(),
+            body: String::new(),
+        };
+        let e = HttpClient::new()
+            .send(&req, Timeouts::from_total(Duration::from_secs(5)))
+            .unwrap_err();
+        assert_eq!(e.kind, HttpErrorKind::Connect, "{e}");
+        assert!(
+            e.to_string().starts_with("GET http://127.0.0.1:1/x: "),
+            "{e}"
+        );
+    }
 
     #[test]
     fn api_url_replaces_scheme_host_and_port_only() {

@@ -13,11 +13,14 @@
 //! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`]: the install layout,
 //!   logging with redaction, the bounded XML parser and the writer; [`files`]: files
 //!   written whole, and locks;
+//! - [`error`](mod@error): where every layer's typed error leaves the process (log, stderr,
+//!   BILLmanager's error XML), redacted there and nowhere else;
 //! - [`cli`]: the operator's `mgrnotify` command.
 
 pub mod cli;
 pub mod conf;
 pub mod db;
+pub mod error;
 pub mod files;
 pub mod gateway;
 pub mod http;
@@ -128,12 +131,7 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
             }
             match gateway::script::ScriptGateway::open(&root, name) {
                 Ok(module) => gateway::serve(&module, &command),
-                Err(e) => {
-                    error!("{e}");
-                    eprintln!("{name}: {e}");
-                    print!("{}", e.to_xml());
-                    ExitCode::from(2)
-                }
+                Err(e) => crate::error::fail(name, "", &e, ExitCode::from(2)),
             }
         }
     }

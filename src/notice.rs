@@ -7,8 +7,10 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::PathBuf;
 
+use crate::error::Cause;
 use crate::root::MgrRoot;
 use crate::xml::{self, Params};
+use NoticeErrorKind::*;
 
 /// One `<notify>` block.
 #[derive(Debug, Clone, Default)]
@@ -25,15 +27,54 @@ pub struct Notice {
 
 /// Why a notification file cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NoticeError(pub String);
+pub struct NoticeError {
+    pub kind: NoticeErrorKind,
+    msg: String,
+    cause: Cause,
+}
 
-impl fmt::Display for NoticeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+/// What is wrong with a notification file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeErrorKind {
+    /// It does not exist (any more).
+    Missing,
+    /// It is outside `var/notify`, not a regular file, or too large: never read.
+    Refused,
+    /// The system would not let us resolve, open or read it.
+    Unreadable,
+    /// Its content is not a notification file: not UTF-8, empty, not XML, no block.
+    Malformed,
+}
+
+impl NoticeError {
+    fn new(kind: NoticeErrorKind, msg: String) -> Self {
+        Self {
+            kind,
+            msg,
+            cause: Cause::none(),
+        }
+    }
+
+    fn io(kind: NoticeErrorKind, msg: String, e: std::io::Error) -> Self {
+        Self {
+            kind,
+            msg,
+            cause: Cause::new(e),
+        }
     }
 }
 
-impl std::error::Error for NoticeError {}
+impl fmt::Display for NoticeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for NoticeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.get()
+    }
+}
 
 /// Where a queue row's notification file (`filename`, see [`MgrRoot::notify_file`])
 /// really is, every symlink resolved, when that is under the root's `var/notify`: a
@@ -42,29 +83,35 @@ pub fn queued_path(root: &MgrRoot, filename: &str) -> Result<PathBuf, NoticeErro
     let path = root.notify_file(filename);
     let dir = root.notify_files_dir();
     let dir = dir.canonicalize().map_err(|e| {
-        NoticeError(format!(
+        let msg = format!(
             "cannot resolve the notification folder {}: {e}",
             dir.display()
-        ))
+        );
+        NoticeError::io(Unreadable, msg, e)
     })?;
-    let real = path.canonicalize().map_err(|e| {
-        NoticeError(match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                format!("the notification file {} is missing", path.display())
-            }
-            _ => format!(
+    let real = path.canonicalize().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            let msg = format!("the notification file {} is missing", path.display());
+            NoticeError::io(Missing, msg, e)
+        }
+        _ => {
+            let msg = format!(
                 "cannot resolve the notification file {}: {e}",
                 path.display()
-            ),
-        })
+            );
+            NoticeError::io(Unreadable, msg, e)
+        }
     })?;
     if !real.starts_with(&dir) {
-        return Err(NoticeError(format!(
-            "refused: the notification file {} is {}, outside {}",
-            path.display(),
-            real.display(),
-            dir.display()
-        )));
+        return Err(NoticeError::new(
+            Refused,
+            format!(
+                "refused: the notification file {} is {}, outside {}",
+                path.display(),
+                real.display(),
+                dir.display()
+            ),
+        ));
     }
     Ok(real)
 }
@@ -75,10 +122,15 @@ pub fn queued_path(root: &MgrRoot, filename: &str) -> Result<PathBuf, NoticeErro
 pub fn read_queued(root: &MgrRoot, filename: &str, max_bytes: u64) -> Result<String, NoticeError> {
     let path = queued_path(root, filename)?;
     let shown = path.display();
-    let refuse =
-        |why: String| NoticeError(format!("refused: the notification file {shown} is {why}"));
+    let refuse = |why: String| {
+        NoticeError::new(
+            Refused,
+            format!("refused: the notification file {shown} is {why}"),
+        )
+    };
     let failed = |what: &str, e: std::io::Error| {
-        NoticeError(format!("cannot {what} the notification file {shown}: {e}"))
+        let msg = format!("cannot {what} the notification file {shown}: {e}");
+        NoticeError::io(Unreadable, msg, e)
     };
     let file = File::options()
         .read(true)
@@ -112,17 +164,25 @@ pub fn read_queued(root: &MgrRoot, filename: &str, max_bytes: u64) -> Result<Str
     if bytes.len() as u64 > max_bytes {
         return Err(too_large());
     }
-    String::from_utf8(bytes)
-        .map_err(|_| NoticeError(format!("the notification file {shown} is not UTF-8 text")))
+    String::from_utf8(bytes).map_err(|_| {
+        NoticeError::new(
+            Malformed,
+            format!("the notification file {shown} is not UTF-8 text"),
+        )
+    })
 }
 
 /// Parses a notification file's text into its notify blocks (at least one).
 pub fn parse_file(text: &str) -> Result<Vec<Notice>, NoticeError> {
     if text.trim().is_empty() {
-        return Err(NoticeError("the notification file is empty".into()));
+        return Err(NoticeError::new(
+            Malformed,
+            "the notification file is empty".into(),
+        ));
     }
-    let doc = xml::parse(text)
-        .map_err(|e| NoticeError(format!("the notification file is not XML: {e}")))?;
+    let doc = xml::parse(text).map_err(|e| {
+        NoticeError::new(Malformed, format!("the notification file is not XML: {e}"))
+    })?;
     let root = doc.root_element();
     let blocks: Vec<_> = if root.has_tag_name("notify") {
         vec![root]
@@ -132,7 +192,8 @@ pub fn parse_file(text: &str) -> Result<Vec<Notice>, NoticeError> {
             .collect()
     };
     if blocks.is_empty() {
-        return Err(NoticeError(
+        return Err(NoticeError::new(
+            Malformed,
             "the notification file has no <notify> block".into(),
         ));
     }
@@ -247,7 +308,9 @@ mod tests {
     fn bad_files() {
         assert!(parse_file("").is_err());
         assert!(parse_file("<doc>").is_err());
-        assert!(parse_file("<doc/>").unwrap_err().0.contains("notify"));
+        let e = parse_file("<doc/>").unwrap_err();
+        assert!(e.to_string().contains("notify"), "{e}");
+        assert_eq!(e.kind, Malformed);
     }
 }
 
@@ -264,37 +327,38 @@ mod file_tests {
         std::fs::write(dir.path().join("secret"), "s").unwrap();
         assert_eq!(read_queued(&root, "d/1", 4).unwrap(), "text");
         assert_eq!(read_queued(&root, "var/notify/d/1", 4).unwrap(), "text");
-        assert!(read_queued(&root, "d/1", 3)
-            .unwrap_err()
-            .0
-            .contains("larger than"));
-        assert!(read_queued(&root, "d/2", 4)
-            .unwrap_err()
-            .0
-            .contains("is missing"));
+        let e = read_queued(&root, "d/1", 3).unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
+        assert_eq!(e.kind, Refused);
+        let e = read_queued(&root, "d/2", 4).unwrap_err();
+        assert!(e.to_string().contains("is missing"), "{e}");
+        assert_eq!(e.kind, Missing);
+        assert!(std::error::Error::source(&e).is_some());
         for outside in [
             "../../secret",
             "d/../../../secret",
             "/dev/zero",
             "/etc/passwd",
         ] {
-            let e = read_queued(&root, outside, 100).unwrap_err().0;
+            let e = read_queued(&root, outside, 100).unwrap_err();
+            assert_eq!(e.kind, Refused, "{outside}: {e}");
+            let e = e.to_string();
             assert!(
                 e.contains("refused") && e.contains("outside"),
                 "{outside}: {e}"
             );
         }
-        let e = read_queued(&root, "d", 100).unwrap_err().0;
+        let e = read_queued(&root, "d", 100).unwrap_err().to_string();
         assert!(e.contains("not a regular file but a folder"), "{e}");
         std::os::unix::fs::symlink("/dev/null", dir.path().join("var/notify/null")).unwrap();
         assert!(read_queued(&root, "null", 100)
             .unwrap_err()
-            .0
+            .to_string()
             .contains("outside"));
         std::fs::write(dir.path().join("var/notify/bad"), [0xff, 0xfe]).unwrap();
         assert!(read_queued(&root, "bad", 100)
             .unwrap_err()
-            .0
+            .to_string()
             .contains("UTF-8"));
     }
 }

@@ -53,12 +53,19 @@ impl fmt::Display for TicketError {
         match self {
             TicketError::Config(msg) => f.write_str(msg),
             TicketError::Db(e) => write!(f, "{e}"),
-            TicketError::Mgrctl(msg) => f.write_str(&crate::log::redact(msg)),
+            TicketError::Mgrctl(msg) => f.write_str(msg),
         }
     }
 }
 
-impl std::error::Error for TicketError {}
+impl std::error::Error for TicketError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TicketError::Db(e) => Some(e),
+            TicketError::Config(_) | TicketError::Mgrctl(_) => None,
+        }
+    }
+}
 
 impl From<DbError> for TicketError {
     fn from(e: DbError) -> Self {

@@ -6,7 +6,7 @@ use mgrnotify::notice::Notice;
 use mgrnotify::template::{self, ejs};
 
 fn refused(template: &str) -> String {
-    let err = ejs::render(template, "{}").unwrap_err().0;
+    let err = ejs::render(template, "{}").unwrap_err().to_string();
     assert!(err.starts_with("EJS: "), "{err}");
     err
 }
@@ -114,7 +114,10 @@ fn half_an_emoji_becomes_a_replacement_character() {
         "Оплата \u{FFFD}|\u{FFFD}"
     );
     let err = ejs::render("<% throw new Error('cut ' + text.slice(0, 8)) %>", data).unwrap_err();
-    assert!(err.0.ends_with("Error: cut Оплата \u{FFFD}"), "{err}");
+    assert!(
+        err.to_string().ends_with("Error: cut Оплата \u{FFFD}"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -159,7 +162,7 @@ fn locale_options_that_are_not_implemented_are_refused() {
         ("(5).toLocaleString('ru', {notation: 'compact'})", "option notation"),
         ("(5).toLocaleString('en', {style: 'currency', currency: 'USD', currencyDisplay: 'name'})", "option currencyDisplay"),
     ] {
-        let err = ejs::render(&format!("<%= {call} %>"), "{}").unwrap_err().0;
+        let err = ejs::render(&format!("<%= {call} %>"), "{}").unwrap_err().to_string();
         assert!(
             err.contains("RangeError") && err.contains(option) && err.contains("not supported"),
             "{call}: {err}"
@@ -206,5 +209,5 @@ fn render_reports_a_bad_notice() {
         ..Notice::default()
     };
     let err = template::render(&notice).unwrap_err();
-    assert!(err.0.starts_with("EJS: the notice XML"), "{err}");
+    assert!(err.to_string().starts_with("EJS: the notice XML"), "{err}");
 }

@@ -37,7 +37,10 @@ fn ejs_fixture() {
 fn endless_loop_fixture_fails_with_a_clear_error() {
     let err = render_fixture("sms_ejs_endless_loop.xml").unwrap_err();
     assert!(
-        err.0.starts_with("EJS: the template ran longer than"),
+        err.to_string()
+            .starts_with("EJS: the template ran longer than"),
         "{err}"
     );
+    // The kind crosses the render process's socket.
+    assert_eq!(err.kind, mgrnotify::template::TemplateErrorKind::Limit);
 }

@@ -192,7 +192,7 @@ fn a_notification_file_or_notice_xml_nested_too_deep_is_an_error() {
             ..Notice::default()
         };
         assert_eq!(notice.provider_id(), None);
-        let err = template::render(&notice).unwrap_err().0;
+        let err = template::render(&notice).unwrap_err().to_string();
         assert!(err.contains("limit of 256 levels"), "{tmpl}: {err}");
     }
     // libxml2 is not given notice XML with a DTD either.
@@ -201,7 +201,7 @@ fn a_notification_file_or_notice_xml_nested_too_deep_is_an_error() {
         notice_xml: "<!DOCTYPE doc [<!ENTITY e \"x\">]><doc>&e;</doc>".into(),
         ..Notice::default()
     };
-    let err = template::render(&notice).unwrap_err().0;
+    let err = template::render(&notice).unwrap_err().to_string();
     assert!(err.contains("DTD"), "{err}");
 }
 
@@ -216,7 +216,7 @@ fn a_template_nested_too_deep_is_an_error() {
         notice_xml: "<doc/>".into(),
         ..Notice::default()
     };
-    let err = template::render(&notice).unwrap_err().0;
+    let err = template::render(&notice).unwrap_err().to_string();
     assert!(
         err.starts_with("XSLT: ") && err.contains("limit of 256 levels"),
         "{err}"
@@ -239,7 +239,7 @@ fn a_template_whose_entities_expand_quadratically_is_refused_before_any_parser_r
         ..Notice::default()
     };
     let started = Instant::now();
-    let err = template::render(&notice).unwrap_err().0;
+    let err = template::render(&notice).unwrap_err().to_string();
     assert!(started.elapsed() < SLOW, "took {:?}", started.elapsed());
     assert!(
         err.starts_with("XSLT: ") && err.contains("limit of 1048576 bytes"),

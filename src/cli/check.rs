@@ -33,7 +33,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         match Script::load(Path::new(file)) {
             Ok(script) => print_summary(file, &script),
             Err(e) => {
-                eprintln!("{file}: error: {}", e.located_msg());
+                crate::error::to_stderr(&format!("{file}: error"), &e.located_msg());
                 all_ok = false;
             }
         }

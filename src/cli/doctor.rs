@@ -4,6 +4,7 @@
 //! the database answers with db.conf, and whether every gateway row points at a module
 //! that exists.
 
+use super::CliError;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -16,7 +17,7 @@ use crate::roles::{self, Build, Folder, RoleSpec};
 use crate::root::MgrRoot;
 
 /// Prints the report; false when anything needs the operator.
-pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
+pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, CliError> {
     say!("mgr root: {}", root.path().display());
     let mut ok = true;
 
@@ -24,7 +25,8 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
     for role in roles::linked(table).filter(|r| r.build != Build::Script) {
         ok &= report_role(root, role.folder, role.name, true);
     }
-    let scripts = sync::scripts(root, table).map_err(|e| format!("cannot read scripts: {e}"))?;
+    let scripts =
+        sync::scripts(root, table).map_err(|e| CliError::io("read", &root.scripts_dir(), e))?;
     for (name, _) in &scripts {
         ok &= report_role(root, Folder::Gate, name, true);
     }
@@ -54,7 +56,7 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
         .connect(1, crate::db::TOOL_TIMEOUT)
         .and_then(|pool| {
             pool.get_conn()
-                .map_err(|e| crate::db::DbError::query("cannot get a connection", &e))
+                .map_err(|e| crate::db::DbError::query("cannot get a connection", e))
         }) {
         Ok(c) => c,
         Err(e) => {
@@ -62,7 +64,7 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
             return Ok(false);
         }
     };
-    let version = schema::server_version(&mut conn).map_err(|e| e.to_string())?;
+    let version = schema::server_version(&mut conn)?;
     say!("  reachable: {} (server {version})", settings.describe());
     if let Err(e) = schema::check_tables(&mut conn) {
         say!("  PROBLEM {e}");
@@ -71,7 +73,7 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
     say!("  tables notifytask and gateway: as expected");
 
     say!("\ngateway rows:");
-    let rows = schema::all_gateways(&mut conn).map_err(|e| e.to_string())?;
+    let rows = schema::all_gateways(&mut conn)?;
     if rows.is_empty() {
         say!("  none");
     }

@@ -1,5 +1,6 @@
 //! `mgrnotify list`: the roles this binary plays and the provider scripts it has.
 
+use super::CliError;
 use std::fmt::Write;
 
 use crate::cli::sync;
@@ -7,13 +8,14 @@ use crate::roles::{self, RoleSpec};
 use crate::root::MgrRoot;
 
 /// The listing, as text.
-pub fn report(root: &MgrRoot, table: &[RoleSpec]) -> Result<String, String> {
+pub fn report(root: &MgrRoot, table: &[RoleSpec]) -> Result<String, CliError> {
     let mut out = String::new();
     macro_rules! say {
         ($($arg:tt)*) => { { let _ = writeln!(out, $($arg)*); } };
     }
     say!("mgr root: {}", root.path().display());
-    let scripts = sync::scripts(root, table).map_err(|e| format!("cannot read scripts: {e}"))?;
+    let scripts =
+        sync::scripts(root, table).map_err(|e| CliError::io("read", &root.scripts_dir(), e))?;
     // One name column for roles and providers, as wide as the longest name.
     let width = roles::linked(table)
         .map(|r| r.name.len())

@@ -10,14 +10,17 @@ use crate::root::MgrRoot;
 
 mod check;
 mod doctor;
+mod error;
+pub use error::CliError;
 mod list;
 mod queue;
 mod send;
 pub mod sync;
 mod takeover;
 
-/// Prints a line on stdout. A reader that went away (`mgrnotify list | head -1`) ends
-/// the command quietly; any other write error ends it with a message.
+/// Prints a line on stdout, redacted (the tools show err_info, rendered notices and
+/// errors). A reader that went away (`mgrnotify list | head -1`) ends the command
+/// quietly; any other write error ends it with a message.
 macro_rules! say {
     ($($arg:tt)*) => { $crate::cli::emit(&format!($($arg)*)) };
 }
@@ -25,6 +28,7 @@ pub(crate) use say;
 
 pub fn emit(line: &str) {
     let mut out = std::io::stdout().lock();
+    let line = crate::log::redact(line);
     if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("mgrnotify: cannot write to stdout: {e}");
@@ -151,49 +155,52 @@ pub fn run(argv0: &OsStr, args: Vec<OsString>) -> ExitCode {
 }
 
 /// `mgrnotify stats [--reset]`.
-fn stats(root: &MgrRoot, args: &[OsString]) -> Result<bool, String> {
+fn stats(root: &MgrRoot, args: &[OsString]) -> Result<bool, CliError> {
     let file = crate::stats::state_file(root);
-    let fail = |e: std::io::Error| format!("{}: {e}", file.display());
+    let fail = |what: &'static str| {
+        let file = &file;
+        move |e: std::io::Error| CliError::io(what, file, e)
+    };
     match args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>()[..] {
         [] => {
             emit(
                 crate::stats::load(root)
-                    .map_err(fail)?
+                    .map_err(fail("read"))?
                     .to_prometheus()
                     .trim_end(),
             );
             Ok(true)
         }
         [ref a] if a == "--reset" => {
-            crate::stats::reset(root).map_err(fail)?;
+            crate::stats::reset(root).map_err(fail("reset"))?;
             say!("counting afresh from now");
             Ok(true)
         }
-        _ => Err("usage: mgrnotify stats [--reset]".into()),
+        _ => Err(CliError::Usage("usage: mgrnotify stats [--reset]".into())),
     }
 }
 
 /// The root the tools work on; they never make one up.
-fn existing_root(argv0: &OsStr) -> Result<MgrRoot, String> {
+fn existing_root(argv0: &OsStr) -> Result<MgrRoot, CliError> {
     let root = MgrRoot::discover(argv0);
     if root.path().is_dir() {
         Ok(root)
     } else {
-        Err(format!(
+        Err(CliError::Refused(format!(
             "the mgr root {} does not exist: set MGR_ROOT, or run the mgrnotify in its sbin/",
             root.path().display()
-        ))
+        )))
     }
 }
 
 /// Exit status of a tool: 0 when it fully worked, 1 when it did not (it said why, on
 /// stderr, or per item as it went).
-fn report(result: Result<bool, String>) -> ExitCode {
+fn report(result: Result<bool, CliError>) -> ExitCode {
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("mgrnotify: {e}");
+            crate::error::to_stderr("mgrnotify", &e);
             ExitCode::FAILURE
         }
     }

@@ -3,6 +3,7 @@
 //! clears the backoff of rows so the next run takes them at once; `queue show` renders
 //! a row's notification as it would be sent.
 
+use super::CliError;
 use std::ffi::OsString;
 
 use serde_json::json;
@@ -25,7 +26,7 @@ Usage: mgrnotify queue [--json]           what waits, per module, and the failin
                                          (a dry run: nothing is sent or changed)
 ";
 
-pub fn run(root: &MgrRoot, args: &[OsString]) -> Result<bool, String> {
+pub fn run(root: &MgrRoot, args: &[OsString]) -> Result<bool, CliError> {
     let words: Vec<String> = args
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
@@ -35,32 +36,34 @@ pub fn run(root: &MgrRoot, args: &[OsString]) -> Result<bool, String> {
         Some("--json") if words.len() == 1 => overview(root, true),
         Some("retry") => retry(root, &words[1..]),
         Some("show") if words.len() == 2 => show(root, &words[1]),
-        Some("show") => Err(format!("queue show needs one row id\n\n{USAGE}")),
+        Some("show") => Err(CliError::Usage(format!(
+            "queue show needs one row id\n\n{USAGE}"
+        ))),
         Some("--help" | "-h") => {
             say!("{}", USAGE.trim_end());
             Ok(true)
         }
-        Some(other) => Err(format!("queue: unknown argument '{other}'\n\n{USAGE}")),
+        Some(other) => Err(CliError::Usage(format!(
+            "queue: unknown argument '{other}'\n\n{USAGE}"
+        ))),
     }
 }
 
-fn connect(root: &MgrRoot) -> Result<mysql::PooledConn, String> {
-    let settings = DbSettings::load(root).map_err(|e| e.to_string())?;
-    let pool = settings
-        .connect(1, crate::db::TOOL_TIMEOUT)
-        .map_err(|e| e.to_string())?;
-    let mut conn = pool.get_conn().map_err(|e| {
-        crate::db::DbError::query("cannot get a database connection", &e).to_string()
-    })?;
+fn connect(root: &MgrRoot) -> Result<mysql::PooledConn, CliError> {
+    let settings = DbSettings::load(root)?;
+    let pool = settings.connect(1, crate::db::TOOL_TIMEOUT)?;
+    let mut conn = pool
+        .get_conn()
+        .map_err(|e| crate::db::DbError::query("cannot get a database connection", e))?;
     // Every gateway's secrets, so that an err_info that quotes one shows it masked.
-    for row in schema::all_gateways(&mut conn).map_err(|e| e.to_string())? {
+    for row in schema::all_gateways(&mut conn)? {
         let _ = GatewaySettings::new(row.columns.clone(), &row.xmlparams);
     }
     Ok(conn)
 }
 
-fn overview(root: &MgrRoot, as_json: bool) -> Result<bool, String> {
-    let config = QueueConfig::load(root).map_err(|e| e.to_string())?;
+fn overview(root: &MgrRoot, as_json: bool) -> Result<bool, CliError> {
+    let config = QueueConfig::load(root)?;
     let mut conn = connect(root)?;
     let filter = ReadyFilter {
         module: String::new(),
@@ -70,8 +73,8 @@ fn overview(root: &MgrRoot, as_json: bool) -> Result<bool, String> {
             .format(schema::RETRY_STAMP)
             .unwrap_or_default(),
     };
-    let modules = schema::queue_overview(&mut conn, &filter).map_err(|e| e.to_string())?;
-    let failing = schema::failing_rows(&mut conn, FAILING_SHOWN).map_err(|e| e.to_string())?;
+    let modules = schema::queue_overview(&mut conn, &filter)?;
+    let failing = schema::failing_rows(&mut conn, FAILING_SHOWN)?;
     let rows: Vec<_> = failing
         .iter()
         .map(|r| {
@@ -91,7 +94,7 @@ fn overview(root: &MgrRoot, as_json: bool) -> Result<bool, String> {
                 }
                 _ => "next run".to_owned(),
             };
-            (r, kind, next, crate::log::redact(&r.err_info))
+            (r, kind, next)
         })
         .collect();
     if as_json {
@@ -100,10 +103,10 @@ fn overview(root: &MgrRoot, as_json: bool) -> Result<bool, String> {
                 "module": m.module, "rows": m.rows, "ready": m.ready,
                 "failing": m.failing, "oldest": m.oldest,
             })).collect::<Vec<_>>(),
-            "failing": rows.iter().map(|(r, kind, next, info)| json!({
+            "failing": rows.iter().map(|(r, kind, next)| json!({
                 "id": r.id, "module": r.module, "filename": r.filename,
                 "attempts": r.error_count, "kind": kind, "next_try": next,
-                "created": r.created, "err_info": info,
+                "created": r.created, "err_info": r.err_info,
             })).collect::<Vec<_>>(),
         });
         say!(
@@ -143,14 +146,15 @@ fn overview(root: &MgrRoot, as_json: bool) -> Result<bool, String> {
             "kind",
             "next try"
         );
-        for (r, kind, next, info) in &rows {
+        for (r, kind, next) in &rows {
             say!(
-                "{:>8} {:<10} {:>8}  {:<10} {:<23}  {info}",
+                "{:>8} {:<10} {:>8}  {:<10} {:<23}  {}",
                 r.id,
                 r.module,
                 r.error_count,
                 kind,
-                next
+                next,
+                r.err_info
             );
         }
         let total: u64 = modules.iter().map(|m| m.failing).sum();
@@ -161,60 +165,62 @@ fn overview(root: &MgrRoot, as_json: bool) -> Result<bool, String> {
     Ok(true)
 }
 
-fn retry(root: &MgrRoot, words: &[String]) -> Result<bool, String> {
+fn retry(root: &MgrRoot, words: &[String]) -> Result<bool, CliError> {
     let ids: Vec<u64> = if words == ["--failed"] {
         Vec::new()
     } else if words.is_empty() {
-        return Err(format!("queue retry needs row ids or --failed\n\n{USAGE}"));
+        return Err(CliError::Usage(format!(
+            "queue retry needs row ids or --failed\n\n{USAGE}"
+        )));
     } else {
         words
             .iter()
             .map(|w| {
                 w.parse::<u64>()
-                    .map_err(|_| format!("queue retry: '{w}' is not a row id"))
+                    .map_err(|_| CliError::Usage(format!("queue retry: '{w}' is not a row id")))
             })
             .collect::<Result<_, _>>()?
     };
     let mut conn = connect(root)?;
-    let changed = schema::clear_backoff(&mut conn, &ids).map_err(|e| e.to_string())?;
+    let changed = schema::clear_backoff(&mut conn, &ids)?;
     say!("{changed} row(s) will be tried on the next run");
     Ok(ids.is_empty() || changed as usize == ids.len())
 }
 
 /// The notification of row `id` as the queue would send it: template kind, subject,
 /// text, contact and the gateways in failover order. Nothing is sent or changed.
-fn show(root: &MgrRoot, id: &str) -> Result<bool, String> {
+fn show(root: &MgrRoot, id: &str) -> Result<bool, CliError> {
     let id: u64 = id
         .parse()
-        .map_err(|_| format!("queue show: '{id}' is not a row id"))?;
-    let config = QueueConfig::load(root).map_err(|e| e.to_string())?;
+        .map_err(|_| CliError::Usage(format!("queue show: '{id}' is not a row id")))?;
+    let config = QueueConfig::load(root)?;
     let mut conn = connect(root)?;
-    let Some((module, filename)) = schema::task_file(&mut conn, id).map_err(|e| e.to_string())?
-    else {
-        return Err(format!("queue show: there is no notifytask row {id}"));
+    let Some((module, filename)) = schema::task_file(&mut conn, id)? else {
+        return Err(CliError::Refused(format!(
+            "queue show: there is no notifytask row {id}"
+        )));
     };
     let kind = match crate::roles::lookup(&module).map(|r| r.build) {
         Some(crate::roles::Build::Notify(kind)) => kind,
         _ => {
-            return Err(format!(
+            return Err(CliError::Refused(format!(
                 "row {id} is for '{module}', which is not a module of mgrnotify"
-            ))
+            )))
         }
     };
-    let gateways = schema::gateways(&mut conn, &module).map_err(|e| e.to_string())?;
+    let gateways = schema::gateways(&mut conn, &module)?;
     let channel = Channel::from(kind);
     let columns = schema::user_columns(
         &mut conn,
         &crate::queue::user_fields(&config, &channel.contact_field),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let courier = Courier::new(root.clone(), channel, gateways, &config);
     say!("row {id}: {module}, file {filename}");
     let notices = courier
         .preview_file(&filename, &mut |user| {
             schema::user_fields(&mut conn, &columns, user)
         })
-        .map_err(|e| crate::log::redact(&format!("row {id}: {e}")))?;
+        .map_err(|e| CliError::Refused(format!("row {id}: {e}")))?;
     let mut sendable = true;
     for (index, notice) in notices.iter().enumerate() {
         say!("\nnotify block {} of {}", index + 1, notices.len());
@@ -226,7 +232,7 @@ fn show(root: &MgrRoot, id: &str) -> Result<bool, String> {
                 } else {
                     "transient"
                 };
-                say!("  cannot be sent ({kind}): {}", crate::log::redact(&e.msg));
+                say!("  cannot be sent ({kind}): {}", e.msg);
                 sendable = false;
                 continue;
             }
@@ -236,12 +242,8 @@ fn show(root: &MgrRoot, id: &str) -> Result<bool, String> {
             "  template: {}",
             crate::template::detect(&p.notice.tmpl).name()
         );
-        say!(
-            "  {}: {}",
-            courier.contact_field(),
-            crate::log::redact(contact)
-        );
-        say!("  subject: {}", crate::log::redact(&p.rendered.subject));
+        say!("  {}: {contact}", courier.contact_field());
+        say!("  subject: {}", p.rendered.subject);
         let gateways: Vec<String> = p
             .gateways
             .iter()
@@ -249,7 +251,7 @@ fn show(root: &MgrRoot, id: &str) -> Result<bool, String> {
             .collect();
         say!("  gateways in failover order: {}", gateways.join(", "));
         say!("  text:");
-        for line in crate::log::redact(&p.rendered.text).lines() {
+        for line in p.rendered.text.lines() {
             say!("    {line}");
         }
     }

@@ -1,6 +1,7 @@
 //! `mgrnotify send`: one message through a provider script, as BILLmanager would send
 //! it, or with `--dry-run` the HTTP requests it would make, without network.
 
+use super::CliError;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,19 +55,17 @@ pub fn run(argv0: &OsStr, args: Vec<OsString>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             crate::error!("mgrnotify send: {e}");
-            eprintln!("mgrnotify send: {}", crate::log::redact(&e));
+            crate::error::to_stderr("mgrnotify send", &e);
             ExitCode::FAILURE
         }
     }
 }
 
-fn send(argv0: &OsStr, args: &SendArgs) -> Result<(), String> {
+fn send(argv0: &OsStr, args: &SendArgs) -> Result<(), CliError> {
     let root = MgrRoot::discover(argv0);
     let (role, path) = script_location(&root, &args.gateway)?;
     crate::log::init(&root, &role);
-    let gateway = ScriptGateway::from_path(&role, &path)
-        .map_err(|e| e.to_string())?
-        .with_dry_run(args.dry_run);
+    let gateway = ScriptGateway::from_path(&role, &path)?.with_dry_run(args.dry_run);
     let metadata = gateway.metadata();
 
     let mut params = match &args.params {
@@ -76,7 +75,7 @@ fn send(argv0: &OsStr, args: &SendArgs) -> Result<(), String> {
     for pair in &args.param {
         let (name, value) = pair
             .split_once('=')
-            .ok_or_else(|| format!("--param '{pair}' is not name=value"))?;
+            .ok_or_else(|| CliError::Usage(format!("--param '{pair}' is not name=value")))?;
         params.set(name.trim(), value);
     }
     params.insert_if_absent("gateway_module", &role);
@@ -95,7 +94,7 @@ fn send(argv0: &OsStr, args: &SendArgs) -> Result<(), String> {
         }
     }
     let input = OutgoingInput {
-        settings: GatewaySettings::new(params, "").map_err(|e| e.to_string())?,
+        settings: GatewaySettings::new(params, "")?,
         message: args.text.clone(),
         subject: args.subject.clone().unwrap_or_default(),
         html: None,
@@ -106,7 +105,7 @@ fn send(argv0: &OsStr, args: &SendArgs) -> Result<(), String> {
     let result = gateway.outgoing(&input);
 
     if !args.dry_run {
-        let delivery = result.map_err(|e| e.to_string())?;
+        let delivery = result?;
         match delivery.id {
             Some(id) => say!("sent through {role}: provider id {id}"),
             None => say!("sent through {role}"),
@@ -119,7 +118,7 @@ fn send(argv0: &OsStr, args: &SendArgs) -> Result<(), String> {
         say!("{}", req.describe().trim_end());
     }
     match (requests.is_empty(), result) {
-        (true, Err(e)) => Err(e.to_string()),
+        (true, Err(e)) => Err(e.into()),
         (true, Ok(_)) => {
             say!("the script made no HTTP request");
             Ok(())
@@ -181,11 +180,11 @@ fn fill_placeholders(metadata: &Metadata, params: &mut Params) {
 
 /// `gw<name>` → its installed script; an existing file path → that file, named by
 /// its file stem.
-fn script_location(root: &MgrRoot, gateway: &str) -> Result<(String, PathBuf), String> {
+fn script_location(root: &MgrRoot, gateway: &str) -> Result<(String, PathBuf), CliError> {
     let as_path = Path::new(gateway);
     if gateway.ends_with(".rhai") || gateway.contains('/') {
         if !as_path.is_file() {
-            return Err(format!("no script file {gateway}"));
+            return Err(CliError::Refused(format!("no script file {gateway}")));
         }
         let role = as_path
             .file_stem()
@@ -194,20 +193,20 @@ fn script_location(root: &MgrRoot, gateway: &str) -> Result<(String, PathBuf), S
         return Ok((role, as_path.to_path_buf()));
     }
     if !gateway.starts_with("gw") || gateway.len() <= 2 {
-        return Err(format!(
+        return Err(CliError::Usage(format!(
             "'{gateway}' is not a gateway name like gwepochta, nor a .rhai file"
-        ));
+        )));
     }
     Ok((gateway.to_owned(), root.script(gateway)))
 }
 
 /// An xmlparams document, or `name=value` lines.
-fn read_params_file(path: &Path) -> Result<Params, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn read_params_file(path: &Path) -> Result<Params, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::io("read", path, e))?;
     if text.trim_start().starts_with('<') {
-        let doc = crate::xml::parse(&text)
-            .map_err(|e| format!("{} is not an XML document: {e}", path.display()))?;
+        let doc = crate::xml::parse(&text).map_err(|e| {
+            CliError::Refused(format!("{} is not an XML document: {e}", path.display()))
+        })?;
         return Ok(Params::from_children(doc.root_element()));
     }
     let mut params = Params::new();
@@ -216,9 +215,13 @@ fn read_params_file(path: &Path) -> Result<Params, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (name, value) = line
-            .split_once('=')
-            .ok_or_else(|| format!("{} line {}: expected name=value", path.display(), n + 1))?;
+        let (name, value) = line.split_once('=').ok_or_else(|| {
+            CliError::Refused(format!(
+                "{} line {}: expected name=value",
+                path.display(),
+                n + 1
+            ))
+        })?;
         params.set(name.trim(), value.trim());
     }
     Ok(params)

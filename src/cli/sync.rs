@@ -4,6 +4,7 @@
 //! those of scripts that are gone. Only files it made itself are ever removed; a file of someone else's where a
 //! link belongs is left alone (see `mgrnotify take-over`).
 
+use super::CliError;
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;
@@ -58,12 +59,11 @@ pub fn is_our_plugin_xml(path: &Path) -> bool {
 
 /// Runs the sync, printing one line per change; false when a script had errors or a
 /// role's place is taken by a file that is not ours.
-pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
-    let scripts = scripts(root, table)
-        .map_err(|e| format!("cannot read {}: {e}", root.scripts_dir().display()))?;
+pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, CliError> {
+    let scripts = scripts(root, table).map_err(|e| CliError::io("read", &root.scripts_dir(), e))?;
     let mut ok = true;
     for dir in [root.notify_dir(), root.gate_dir(), root.xml_dir()] {
-        fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        fs::create_dir_all(&dir).map_err(|e| CliError::io("create", &dir, e))?;
     }
     for role in roles::linked(table).filter(|r| r.build != Build::Script) {
         ok &= ensure_link(role.name, &root.role_path(role.folder, role.name))?;
@@ -76,7 +76,7 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
             Ok(m) => m,
             Err(e) => {
                 // Its earlier XML and symlink stay: a typo must not unplug a gateway.
-                eprintln!("{role}: skipped: {e}");
+                crate::error::to_stderr(&format!("{role}: skipped"), &e);
                 ok = false;
                 continue;
             }
@@ -97,8 +97,7 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
     {
         let role = entry.file_name().to_string_lossy().into_owned();
         if is_script_role(&role, table) && !has_script(&role) && is_our_link(&entry.path()) {
-            fs::remove_file(entry.path())
-                .map_err(|e| format!("cannot remove {}: {e}", entry.path().display()))?;
+            fs::remove_file(entry.path()).map_err(|e| CliError::io("remove", &entry.path(), e))?;
             say!("removed {}", entry.path().display());
         }
     }
@@ -111,8 +110,7 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
             continue;
         };
         if is_script_role(role, table) && !has_script(role) && is_our_plugin_xml(&entry.path()) {
-            fs::remove_file(entry.path())
-                .map_err(|e| format!("cannot remove {}: {e}", entry.path().display()))?;
+            fs::remove_file(entry.path()).map_err(|e| CliError::io("remove", &entry.path(), e))?;
             say!("removed {}", entry.path().display());
         }
     }
@@ -120,7 +118,7 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, String> {
 }
 
 /// Writes `role`'s plugin XML when it differs; false when the file is someone else's.
-fn write_plugin_xml(root: &MgrRoot, role: &str, xml: &str) -> Result<bool, String> {
+fn write_plugin_xml(root: &MgrRoot, role: &str, xml: &str) -> Result<bool, CliError> {
     let xml_path = root.plugin_xml(role);
     if fs::read_to_string(&xml_path).ok().as_deref() == Some(xml) {
         return Ok(true);
@@ -132,8 +130,7 @@ fn write_plugin_xml(root: &MgrRoot, role: &str, xml: &str) -> Result<bool, Strin
         );
         return Ok(false);
     }
-    write_atomic(&xml_path, xml)
-        .map_err(|e| format!("cannot write {}: {e}", xml_path.display()))?;
+    write_atomic(&xml_path, xml).map_err(|e| CliError::io("write", &xml_path, e))?;
     say!("wrote {}", xml_path.display());
     Ok(true)
 }
@@ -141,7 +138,7 @@ fn write_plugin_xml(root: &MgrRoot, role: &str, xml: &str) -> Result<bool, Strin
 /// A built-in gateway's plugin XML belongs with its `gate/` link: written while the
 /// link is mgrnotify's, removed (when it is ours) while BILLmanager's own module of
 /// that name is in place, whose form it would misdescribe.
-pub fn sync_builtin_xml(root: &MgrRoot, role: &str, builtin: Builtin) -> Result<bool, String> {
+pub fn sync_builtin_xml(root: &MgrRoot, role: &str, builtin: Builtin) -> Result<bool, CliError> {
     if is_our_link(&root.gate_module(role)) {
         return write_plugin_xml(
             root,
@@ -151,8 +148,7 @@ pub fn sync_builtin_xml(root: &MgrRoot, role: &str, builtin: Builtin) -> Result<
     }
     let xml_path = root.plugin_xml(role);
     if is_our_plugin_xml(&xml_path) {
-        fs::remove_file(&xml_path)
-            .map_err(|e| format!("cannot remove {}: {e}", xml_path.display()))?;
+        fs::remove_file(&xml_path).map_err(|e| CliError::io("remove", &xml_path, e))?;
         say!("removed {}", xml_path.display());
     }
     Ok(true)
@@ -160,11 +156,10 @@ pub fn sync_builtin_xml(root: &MgrRoot, role: &str, builtin: Builtin) -> Result<
 
 /// Links `link` to the binary unless something is there; false when that something is
 /// not ours.
-fn ensure_link(role: &str, link: &Path) -> Result<bool, String> {
+fn ensure_link(role: &str, link: &Path) -> Result<bool, CliError> {
     match link.symlink_metadata() {
         Err(_) => {
-            symlink(LINK_TARGET, link)
-                .map_err(|e| format!("cannot create {}: {e}", link.display()))?;
+            symlink(LINK_TARGET, link).map_err(|e| CliError::io("create", link, e))?;
             say!("linked {} -> {LINK_TARGET}", link.display());
             Ok(true)
         }

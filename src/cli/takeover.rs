@@ -4,6 +4,7 @@
 //! and links mgrnotify in its place; giving it back moves the original home again,
 //! byte for byte (a rename keeps content, mode and times).
 
+use super::CliError;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
@@ -21,20 +22,20 @@ struct Place {
 }
 
 /// The role `name` (of the table, or a script gateway with a script) as a place.
-fn place(root: &MgrRoot, table: &[RoleSpec], name: &str) -> Result<Place, String> {
+fn place(root: &MgrRoot, table: &[RoleSpec], name: &str) -> Result<Place, CliError> {
     let spec = roles::lookup_in(table, name)
         .filter(|r| r.folder != roles::Folder::Sbin)
         .ok_or_else(|| {
-            format!(
+            CliError::Usage(format!(
                 "'{name}' is not a role of mgrnotify: use {}",
                 roles::known_names(table)
-            )
+            ))
         })?;
     if spec.build == Build::Script && !root.script(name).is_file() {
-        return Err(format!(
+        return Err(CliError::Refused(format!(
             "{name}: no script {}: add it first",
             root.script(name).display()
-        ));
+        )));
     }
     Ok(Place {
         name: name.to_owned(),
@@ -54,10 +55,12 @@ fn names(args: &[String]) -> Vec<String> {
 }
 
 /// Takes over the named roles; false when one could not be.
-pub fn take_over(root: &MgrRoot, table: &[RoleSpec], args: &[String]) -> Result<bool, String> {
+pub fn take_over(root: &MgrRoot, table: &[RoleSpec], args: &[String]) -> Result<bool, CliError> {
     let names = names(args);
     if names.is_empty() {
-        return Err("take-over needs role names, e.g. `mgrnotify take-over ntsms,gwsmtp`".into());
+        return Err(CliError::Usage(
+            "take-over needs role names, e.g. `mgrnotify take-over ntsms,gwsmtp`".into(),
+        ));
     }
     let places = names
         .iter()
@@ -69,8 +72,11 @@ pub fn take_over(root: &MgrRoot, table: &[RoleSpec], args: &[String]) -> Result<
             continue;
         }
         if p.path.symlink_metadata().is_ok() {
-            let dir = p.kept.parent().ok_or("no folder for the kept original")?;
-            fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let dir = p
+                .kept
+                .parent()
+                .ok_or_else(|| CliError::Refused("no folder for the kept original".into()))?;
+            fs::create_dir_all(dir).map_err(|e| CliError::io("create", dir, e))?;
             if p.kept.symlink_metadata().is_ok() {
                 // A BILLmanager update put its own back: the newer one is what to restore.
                 say!(
@@ -79,19 +85,15 @@ pub fn take_over(root: &MgrRoot, table: &[RoleSpec], args: &[String]) -> Result<
                 );
             }
             fs::rename(&p.path, &p.kept).map_err(|e| {
-                format!(
-                    "cannot move {} to {}: {e}",
-                    p.path.display(),
-                    p.kept.display()
-                )
+                let doing = format!("move {} to {}", p.path.display(), p.kept.display());
+                CliError::doing(doing, e)
             })?;
             say!("kept {} as {}", p.path.display(), p.kept.display());
         }
         if let Some(dir) = p.path.parent() {
-            fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            fs::create_dir_all(dir).map_err(|e| CliError::io("create", dir, e))?;
         }
-        symlink(LINK_TARGET, &p.path)
-            .map_err(|e| format!("cannot link {}: {e}", p.path.display()))?;
+        symlink(LINK_TARGET, &p.path).map_err(|e| CliError::io("link", &p.path, e))?;
         say!("linked {} -> {LINK_TARGET}", p.path.display());
         builtin_xml(root, table, &p.name)?;
     }
@@ -99,13 +101,15 @@ pub fn take_over(root: &MgrRoot, table: &[RoleSpec], args: &[String]) -> Result<
 }
 
 /// Puts the kept originals of the named roles (or of all, with `--all`) back.
-pub fn give_back(root: &MgrRoot, table: &[RoleSpec], args: &[String]) -> Result<bool, String> {
+pub fn give_back(root: &MgrRoot, table: &[RoleSpec], args: &[String]) -> Result<bool, CliError> {
     let places = if args.iter().any(|a| a == "--all") {
         kept(root)
     } else {
         let names = names(args);
         if names.is_empty() {
-            return Err("give-back needs role names or --all".into());
+            return Err(CliError::Usage(
+                "give-back needs role names or --all".into(),
+            ));
         }
         names
             .iter()
@@ -130,15 +134,11 @@ pub fn give_back(root: &MgrRoot, table: &[RoleSpec], args: &[String]) -> Result<
             continue;
         }
         if is_our_link(&p.path) {
-            fs::remove_file(&p.path)
-                .map_err(|e| format!("cannot remove {}: {e}", p.path.display()))?;
+            fs::remove_file(&p.path).map_err(|e| CliError::io("remove", &p.path, e))?;
         }
         fs::rename(&p.kept, &p.path).map_err(|e| {
-            format!(
-                "cannot move {} back to {}: {e}",
-                p.kept.display(),
-                p.path.display()
-            )
+            let doing = format!("move {} back to {}", p.kept.display(), p.path.display());
+            CliError::doing(doing, e)
         })?;
         say!("restored {}", p.path.display());
         builtin_xml(root, table, &p.name)?;
@@ -153,7 +153,7 @@ pub fn give_back(root: &MgrRoot, table: &[RoleSpec], args: &[String]) -> Result<
 
 /// A built-in gateway's plugin XML follows whose module is in place (see
 /// [`crate::cli::sync::sync_builtin_xml`]).
-fn builtin_xml(root: &MgrRoot, table: &[RoleSpec], name: &str) -> Result<(), String> {
+fn builtin_xml(root: &MgrRoot, table: &[RoleSpec], name: &str) -> Result<(), CliError> {
     match roles::lookup_in(table, name).map(|r| r.build) {
         Some(Build::Builtin(builtin)) => {
             crate::cli::sync::sync_builtin_xml(root, name, builtin).map(|_| ())

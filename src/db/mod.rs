@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use mysql::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 
+use crate::error::Cause;
 use crate::root::MgrRoot;
 
 /// Environment variable that replaces the config files: `mysql://user:pass@host:port/db`.
@@ -21,22 +22,63 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the operator's tools (`doctor`, `queue`) wait for the database.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why the database cannot be used. The text never contains the password.
+/// Why the database cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbError(pub String);
+pub struct DbError {
+    pub kind: DbErrorKind,
+    /// The operator's sentence: what was being done, what went wrong, the next step.
+    msg: String,
+    cause: Cause,
+}
+
+/// What kind of database failure a [`DbError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbErrorKind {
+    /// The settings are missing, unreadable or wrong (`db.conf`, `MGRNOTIFY_DB_URL`).
+    Settings,
+    /// The server cannot be reached, or refuses us.
+    Connect,
+    /// The server did not answer in time.
+    Timeout,
+    /// The server refused a statement, or the connection broke during one.
+    Statement,
+    /// The tables or the values in them are not what BILLmanager's are.
+    Schema,
+}
 
 impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::log::redact(&self.0))
+        f.write_str(&self.msg)
     }
 }
 
-impl std::error::Error for DbError {}
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.get()
+    }
+}
 
 impl DbError {
+    pub fn new(kind: DbErrorKind, msg: impl Into<String>) -> Self {
+        Self {
+            kind,
+            msg: msg.into(),
+            cause: Cause::none(),
+        }
+    }
+
     /// Wraps a driver error with what was being done.
-    pub fn query(context: &str, e: &mysql::Error) -> Self {
-        Self(format!("{context}: {}", explain(e)))
+    pub fn query(context: &str, e: mysql::Error) -> Self {
+        let kind = if is_timeout(&e) {
+            DbErrorKind::Timeout
+        } else {
+            DbErrorKind::Statement
+        };
+        Self {
+            kind,
+            msg: format!("{context}: {}", explain(&e)),
+            cause: Cause::new(e),
+        }
     }
 }
 
@@ -111,10 +153,10 @@ pub struct StatementError {
 }
 
 impl StatementError {
-    pub fn new(context: &str, e: &mysql::Error) -> Self {
+    pub fn new(context: &str, e: mysql::Error) -> Self {
         /// Server errors that end the session: killed, shutting down.
         const ENDS_SESSION: &[u16] = &[1053, 1077, 1078, 1079, 1080, 1152, 1184, 1927];
-        let connection_lost = match e {
+        let connection_lost = match &e {
             mysql::Error::MySqlError(server) => ENDS_SESSION.contains(&server.code),
             mysql::Error::FromValueError(_) | mysql::Error::FromRowError(_) => false,
             _ => true,
@@ -185,10 +227,13 @@ impl DbSettings {
     pub fn from_url(url: &str) -> Result<Self, DbError> {
         let opts = Opts::from_url(url).map_err(|e| {
             // The URL holds the password: say what is wrong without repeating it.
-            DbError(format!(
-                "{URL_ENV} is not a valid mysql://user:password@host:port/database URL ({})",
-                url_error_kind(&e)
-            ))
+            DbError::new(
+                DbErrorKind::Settings,
+                format!(
+                    "{URL_ENV} is not a valid mysql://user:password@host:port/database URL ({})",
+                    url_error_kind(&e)
+                ),
+            )
         })?;
         Ok(Self {
             host: Some(opts.get_ip_or_hostname().into_owned()),
@@ -209,24 +254,35 @@ impl DbSettings {
             let text = match std::fs::read_to_string(&path) {
                 Ok(t) => t,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(DbError(format!("cannot read {}: {e}", path.display()))),
+                Err(e) => {
+                    return Err(DbError::new(
+                        DbErrorKind::Settings,
+                        format!("cannot read {}: {e}", path.display()),
+                    ))
+                }
             };
             sources.push(path.display().to_string());
             settings.fill_from_conf(&text, &path.display().to_string())?;
         }
         if sources.is_empty() {
-            return Err(DbError(format!(
-                "no database settings: neither {} nor {} exists, and {URL_ENV} is not set",
-                root.db_conf().display(),
-                root.billmgr_conf().display()
-            )));
+            return Err(DbError::new(
+                DbErrorKind::Settings,
+                format!(
+                    "no database settings: neither {} nor {} exists, and {URL_ENV} is not set",
+                    root.db_conf().display(),
+                    root.billmgr_conf().display()
+                ),
+            ));
         }
         settings.source = sources.join(", ");
         if settings.name.is_none() {
-            return Err(DbError(format!(
-                "no DBName in {}: which database is BILLmanager's?",
-                settings.source
-            )));
+            return Err(DbError::new(
+                DbErrorKind::Settings,
+                format!(
+                    "no DBName in {}: which database is BILLmanager's?",
+                    settings.source
+                ),
+            ));
         }
         Ok(settings)
     }
@@ -243,9 +299,12 @@ impl DbSettings {
                 "DBPort" => {
                     if self.port.is_none() && !value.is_empty() {
                         self.port = Some(value.parse().map_err(|_| {
-                            DbError(format!(
-                                "{file} line {line}: DBPort '{value}' is not a port number"
-                            ))
+                            DbError::new(
+                                DbErrorKind::Settings,
+                                format!(
+                                    "{file} line {line}: DBPort '{value}' is not a port number"
+                                ),
+                            )
                         })?);
                     }
                     continue;
@@ -321,13 +380,19 @@ impl DbSettings {
     /// `io_timeout`; fails now, with a clear message, when the server is down, hangs or
     /// refuses us.
     pub fn connect(&self, size: usize, io_timeout: Duration) -> Result<Pool, DbError> {
-        Pool::new(self.opts(size, io_timeout)).map_err(|e| {
-            DbError(format!(
+        Pool::new(self.opts(size, io_timeout)).map_err(|e| DbError {
+            kind: if is_timeout(&e) {
+                DbErrorKind::Timeout
+            } else {
+                DbErrorKind::Connect
+            },
+            msg: format!(
                 "cannot connect to the database {}: {}; {}",
                 self.describe(),
                 explain(&e),
                 next_step(&e, &self.source)
-            ))
+            ),
+            cause: Cause::new(e),
         })
     }
 }
@@ -411,6 +476,28 @@ mod tests {
         assert!(!text.contains("MySqlError"));
     }
 
+    /// A hanging server and a refused statement are told apart, and the driver's error
+    /// stays reachable as the cause.
+    #[test]
+    fn query_errors_carry_their_kind_and_cause() {
+        let hung = mysql::Error::IoError(std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            "Resource temporarily unavailable",
+        ));
+        let e = DbError::query("cannot claim row 7", hung);
+        assert_eq!(e.kind, DbErrorKind::Timeout);
+        assert!(e.to_string().starts_with("cannot claim row 7: "), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
+        let refused = mysql::Error::MySqlError(mysql::MySqlError {
+            state: "42S02".into(),
+            code: 1146,
+            message: "Table 'billmgr.notifytask' doesn't exist".into(),
+        });
+        let e = StatementError::new("cannot claim row 7", refused);
+        assert_eq!(e.error.kind, DbErrorKind::Statement);
+        assert!(!e.connection_lost);
+    }
+
     #[test]
     fn db_conf_wins_and_billmgr_conf_fills_gaps() {
         let dir = tempfile::tempdir().unwrap();
@@ -441,18 +528,18 @@ mod tests {
         let root = MgrRoot::new(dir.path());
         assert!(DbSettings::from_files(&root)
             .unwrap_err()
-            .0
+            .to_string()
             .contains("no database settings"));
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
         std::fs::write(root.billmgr_conf(), "DBHost x\nDBPort nope\n").unwrap();
         assert!(DbSettings::from_files(&root)
             .unwrap_err()
-            .0
+            .to_string()
             .contains("DBPort 'nope'"));
         std::fs::write(root.billmgr_conf(), "DBHost x\n").unwrap();
         assert!(DbSettings::from_files(&root)
             .unwrap_err()
-            .0
+            .to_string()
             .contains("no DBName"));
     }
 
@@ -462,6 +549,7 @@ mod tests {
         assert_eq!(s.describe(), "u@h:3310/billmgr");
         assert_eq!(s.password.as_deref(), Some("pw1"));
         let e = DbSettings::from_url("postgres://u:hunter2@h/db").unwrap_err();
-        assert!(!e.0.contains("hunter2"), "{e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert_eq!(e.kind, DbErrorKind::Settings);
     }
 }

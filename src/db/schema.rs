@@ -27,7 +27,7 @@ use mysql::prelude::{FromRow, Queryable};
 use mysql::{PooledConn, Row, Transaction, TxOpts, Value};
 
 use crate::db::column::{Charset, TextColumn};
-use crate::db::{DbError, StatementError};
+use crate::db::{DbError, DbErrorKind, StatementError};
 use crate::xml::Params;
 
 /// The queue table.
@@ -113,7 +113,12 @@ impl ClaimMode {
 /// `from_row` panics on a value of an unexpected type (a negative number for an
 /// unsigned one, NULL for a string), `from_row_opt` does not.
 pub fn typed<T: FromRow>(row: Row, what: &str) -> Result<T, DbError> {
-    T::from_row_opt(row).map_err(|e| DbError(format!("{what}: unexpected values in {:?}", e.0)))
+    T::from_row_opt(row).map_err(|e| {
+        DbError::new(
+            DbErrorKind::Schema,
+            format!("{what}: unexpected values in {:?}", e.0),
+        )
+    })
 }
 
 /// The server's `VERSION()` text.
@@ -121,7 +126,7 @@ pub fn server_version(conn: &mut PooledConn) -> Result<String, DbError> {
     const WHAT: &str = "cannot read the server version";
     let row: Option<Row> = conn
         .query_first("SELECT VERSION()")
-        .map_err(|e| DbError::query(WHAT, &e))?;
+        .map_err(|e| DbError::query(WHAT, e))?;
     let version: Option<Option<String>> = row.map(|r| typed(r, WHAT)).transpose()?;
     Ok(version.flatten().unwrap_or_default())
 }
@@ -157,15 +162,16 @@ pub fn check_tables(conn: &mut PooledConn) -> Result<TableFacts, DbError> {
                  WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
                 (table,),
             )
-            .map_err(|e| DbError::query(&what, &e))?;
+            .map_err(|e| DbError::query(&what, e))?;
         let columns = rows
             .into_iter()
             .map(|r| typed(r, &what))
             .collect::<Result<Vec<(String, Option<u64>, Option<u64>, Option<String>)>, _>>()?;
         if columns.is_empty() {
-            return Err(DbError(format!(
-                "the database has no table {table}: is this BILLmanager's database?"
-            )));
+            return Err(DbError::new(
+                DbErrorKind::Schema,
+                format!("the database has no table {table}: is this BILLmanager's database?"),
+            ));
         }
         let missing: Vec<&str> = needed
             .iter()
@@ -173,11 +179,14 @@ pub fn check_tables(conn: &mut PooledConn) -> Result<TableFacts, DbError> {
             .filter(|n| !columns.iter().any(|(c, ..)| c.eq_ignore_ascii_case(n)))
             .collect();
         if !missing.is_empty() {
-            return Err(DbError(format!(
-                "table {table} lacks the column(s) {}: this BILLmanager schema is not the one \
+            return Err(DbError::new(
+                DbErrorKind::Schema,
+                format!(
+                    "table {table} lacks the column(s) {}: this BILLmanager schema is not the one \
                  mgrnotify expects (see src/db/schema.rs)",
-                missing.join(", ")
-            )));
+                    missing.join(", ")
+                ),
+            ));
         }
         if table == NOTIFYTASK {
             if let Some((_, chars, bytes, charset)) = columns
@@ -281,7 +290,7 @@ pub fn ready_page(
     const WHAT: &str = "cannot read the notifytask queue";
     let rows: Vec<Row> = conn
         .exec(sql, params)
-        .map_err(|e| DbError::query(WHAT, &e))?;
+        .map_err(|e| DbError::query(WHAT, e))?;
     rows.into_iter()
         .map(|r| {
             let (id, priority, created) = typed(r, WHAT)?;
@@ -314,7 +323,7 @@ pub fn claim<'c>(
     id: i64,
 ) -> Result<Option<(Transaction<'c>, Task)>, StatementError> {
     let what = format!("cannot claim notifytask row {id}");
-    let fail = |e: mysql::Error| StatementError::new(&what, &e);
+    let fail = |e: mysql::Error| StatementError::new(&what, e);
     let lock = match mode {
         ClaimMode::SkipLocked => " FOR UPDATE SKIP LOCKED",
         ClaimMode::NamedLocks => {
@@ -367,7 +376,7 @@ pub fn release(conn: &mut PooledConn, mode: ClaimMode, id: i64) -> Result<(), St
             "DO RELEASE_LOCK(CONCAT('mgrnotify.', MD5(DATABASE()), '.', ?))",
             (id,),
         )
-        .map_err(|e| StatementError::new(&format!("cannot release notifytask row {id}"), &e))?;
+        .map_err(|e| StatementError::new(&format!("cannot release notifytask row {id}"), e))?;
     }
     Ok(())
 }
@@ -375,7 +384,7 @@ pub fn release(conn: &mut PooledConn, mode: ClaimMode, id: i64) -> Result<(), St
 /// The message went out: the row leaves the queue (commit to make it final).
 pub fn delete_task(tx: &mut Transaction<'_>, id: i64) -> Result<(), StatementError> {
     tx.exec_drop(format!("DELETE FROM {NOTIFYTASK} WHERE id = ?"), (id,))
-        .map_err(|e| StatementError::new(&format!("cannot delete notifytask row {id}"), &e))
+        .map_err(|e| StatementError::new(&format!("cannot delete notifytask row {id}"), e))
 }
 
 /// The attempt failed: one more error, and why (with the retry marker; fitted to the
@@ -392,7 +401,7 @@ pub fn record_failure(
     .map_err(|e| {
         StatementError::new(
             &format!("cannot record the failure of notifytask row {id}"),
-            &e,
+            e,
         )
     })
 }
@@ -400,7 +409,7 @@ pub fn record_failure(
 /// Commits a claim's transaction.
 pub fn commit(tx: Transaction<'_>, id: i64) -> Result<(), StatementError> {
     tx.commit()
-        .map_err(|e| StatementError::new(&format!("cannot commit notifytask row {id}"), &e))
+        .map_err(|e| StatementError::new(&format!("cannot commit notifytask row {id}"), e))
 }
 
 /// `err_info`'s suffix for a transient failure: when it will be tried again, or that
@@ -465,7 +474,7 @@ pub fn gateways(conn: &mut PooledConn, notify_module: &str) -> Result<Vec<Gatewa
             format!("SELECT * FROM {GATEWAY} WHERE notify_module = ? ORDER BY id"),
             (notify_module,),
         )
-        .map_err(|e| DbError::query("cannot read the gateway table", &e))?;
+        .map_err(|e| DbError::query("cannot read the gateway table", e))?;
     Ok(rows.iter().map(gateway_row).collect())
 }
 
@@ -473,7 +482,7 @@ pub fn gateways(conn: &mut PooledConn, notify_module: &str) -> Result<Vec<Gatewa
 pub fn all_gateways(conn: &mut PooledConn) -> Result<Vec<GatewayRow>, DbError> {
     let rows: Vec<mysql::Row> = conn
         .query(format!("SELECT * FROM {GATEWAY} ORDER BY id"))
-        .map_err(|e| DbError::query("cannot read the gateway table", &e))?;
+        .map_err(|e| DbError::query("cannot read the gateway table", e))?;
     Ok(rows.iter().map(gateway_row).collect())
 }
 
@@ -520,7 +529,7 @@ pub fn user_columns(conn: &mut PooledConn, wanted: &[String]) -> Result<Vec<Stri
              WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (USER,),
         )
-        .map_err(|e| DbError::query(&what, &e))?;
+        .map_err(|e| DbError::query(&what, e))?;
     let present = rows
         .into_iter()
         .map(|r| typed::<(String,)>(r, &what).map(|(c,)| c))
@@ -585,9 +594,10 @@ pub fn users_by_contact(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
-        return Err(DbError(format!(
-            "'{column}' is not a column name of {USER}"
-        )));
+        return Err(DbError::new(
+            DbErrorKind::Schema,
+            format!("'{column}' is not a column name of {USER}"),
+        ));
     }
     let what = format!("cannot look up a user by {column}");
     let rows: Vec<Row> = conn
@@ -598,7 +608,7 @@ pub fn users_by_contact(
             ),
             (value,),
         )
-        .map_err(|e| DbError::query(&what, &e))?;
+        .map_err(|e| DbError::query(&what, e))?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -620,7 +630,7 @@ pub fn ticket_account(conn: &mut impl Queryable, id: &str) -> Result<Option<Stri
             format!("SELECT account_client FROM `{TICKET}` WHERE id = ?"),
             (id,),
         )
-        .map_err(|e| DbError::query(&what, &e))?;
+        .map_err(|e| DbError::query(&what, e))?;
     Ok(row.map(|r| r.as_ref(0).map(value_text).unwrap_or_default()))
 }
 
@@ -692,7 +702,7 @@ pub fn queue_overview(
     conn: &mut PooledConn,
     filter: &ReadyFilter,
 ) -> Result<Vec<ModuleQueue>, DbError> {
-    let fail = |e| DbError::query("cannot read the notifytask queue", &e);
+    let fail = |e| DbError::query("cannot read the notifytask queue", e);
     let modules: Vec<(Option<String>, u64, u64, Option<String>)> = conn
         .query(format!(
             "SELECT modulename, COUNT(*), SUM({ERRORS} > 0), \
@@ -761,7 +771,7 @@ pub fn failing_rows(conn: &mut PooledConn, limit: usize) -> Result<Vec<FailingRo
             created,
         },
     )
-    .map_err(|e| DbError::query("cannot read the notifytask queue", &e))
+    .map_err(|e| DbError::query("cannot read the notifytask queue", e))
 }
 
 /// The module and file of row `id`, whatever its state; `None` when there is no such row.
@@ -771,7 +781,7 @@ pub fn task_file(conn: &mut PooledConn, id: u64) -> Result<Option<(String, Strin
             format!("SELECT modulename, filename FROM {NOTIFYTASK} WHERE id = ?"),
             (id,),
         )
-        .map_err(|e| DbError::query("cannot read the notifytask queue", &e))?;
+        .map_err(|e| DbError::query("cannot read the notifytask queue", e))?;
     Ok(row.map(|(module, filename)| {
         (
             module.unwrap_or_default(),
@@ -792,7 +802,7 @@ pub fn clear_backoff(conn: &mut PooledConn, ids: &[u64]) -> Result<u64, DbError>
     conn.query_drop(format!(
         "UPDATE {NOTIFYTASK} SET error_count = 0 WHERE {ERRORS} <> 0{which}"
     ))
-    .map_err(|e| DbError::query("cannot reset the failed rows", &e))?;
+    .map_err(|e| DbError::query("cannot reset the failed rows", e))?;
     Ok(conn.affected_rows())
 }
 

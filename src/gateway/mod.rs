@@ -17,6 +17,7 @@ use std::sync::Arc;
 pub use input::{Attachment, GatewaySettings, OutgoingInput};
 pub use messages::{messages_xml, parse_messages};
 
+use crate::error::BillmgrError;
 use crate::mail::mailbox::Protocol;
 use crate::root::MgrRoot;
 use crate::script::Metadata;
@@ -80,7 +81,21 @@ impl GatewayError {
     }
 
     pub fn to_xml(&self) -> String {
-        xml::error_doc(&self.kind, &self.object, &self.msg)
+        crate::error::to_xml(self)
+    }
+}
+
+impl BillmgrError for GatewayError {
+    fn error_type(&self) -> &str {
+        &self.kind
+    }
+
+    fn object(&self) -> &str {
+        &self.object
+    }
+
+    fn message(&self) -> String {
+        self.msg.clone()
     }
 }
 

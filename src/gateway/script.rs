@@ -103,9 +103,9 @@ impl ScriptGateway {
                 .get("api_url")
                 .map(ApiUrl::parse)
                 .transpose()
-                .map_err(|e| GatewayError::value("api_url", e))?,
+                .map_err(|e| GatewayError::value("api_url", e.to_string()))?,
             timeouts: Timeouts::from_param(params.get("timeout"))
-                .map_err(|e| GatewayError::value("timeout", e))?,
+                .map_err(|e| GatewayError::value("timeout", e.to_string()))?,
             dry_run: self.dry_run,
         };
         let engine = self.engine();

@@ -20,6 +20,8 @@
 pub mod state;
 pub mod text;
 
+use std::fmt;
+
 use mysql::PooledConn;
 use regex::{Regex, RegexBuilder};
 
@@ -29,7 +31,7 @@ use crate::gateway::mailbox::{mailbox_settings, state_of};
 use crate::gateway::program::ProgramGateway;
 use crate::gateway::{GatewayModule, GatewaySettings};
 use crate::mail::mailbox::Protocol;
-use crate::queue::config::QueueConfig;
+use crate::queue::config::{ConfigError, QueueConfig};
 use crate::roles::Build;
 use crate::root::MgrRoot;
 use crate::tickets::{Sender, TicketError, Tickets};
@@ -44,20 +46,67 @@ pub const DEFAULT_TICKET_PATTERN: &str = r"\[#(\d+)\]";
 /// Failed runs after which a mail is kept for an operator.
 pub const MAX_ATTEMPTS: u32 = 3;
 
+/// Why getmessage did not read all it should have.
+#[derive(Debug)]
+pub enum InboxError {
+    /// `mgrnotify.conf` cannot be read or has a bad line.
+    Config(ConfigError),
+    /// `Mgrctl` settings are wrong.
+    Tickets(TicketError),
+    /// The database cannot be used: nothing was read.
+    Db(DbError),
+    /// `--gate` names no active ingoing gateway of ntemail.
+    NoGateway(String),
+    /// These gateways failed (the others were read): gateway id, module, why.
+    Gateways(Vec<(String, String, String)>),
+}
+
+impl fmt::Display for InboxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InboxError::Config(e) => e.fmt(f),
+            InboxError::Tickets(e) => e.fmt(f),
+            InboxError::Db(e) => e.fmt(f),
+            InboxError::NoGateway(gate) => write!(
+                f,
+                "there is no active ingoing gateway of {MODULE} with id '{gate}'"
+            ),
+            InboxError::Gateways(failures) => {
+                for (i, (id, module, why)) in failures.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "; " };
+                    write!(f, "{sep}gateway {id} ({module}): {why}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for InboxError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            InboxError::Config(e) => Some(e),
+            InboxError::Tickets(e) => Some(e),
+            InboxError::Db(e) => Some(e),
+            InboxError::NoGateway(_) | InboxError::Gateways(_) => None,
+        }
+    }
+}
+
 /// Reads the mail of gateway `gate` (an id, or `all`) into tickets. Every gateway is
 /// tried; the error names each one that failed.
-pub fn get_message(root: &MgrRoot, gate: &str) -> Result<(), String> {
+pub fn get_message(root: &MgrRoot, gate: &str) -> Result<(), InboxError> {
     let gate = gate.trim();
-    let queue = QueueConfig::load(root).map_err(|e| e.to_string())?;
-    let tickets = Tickets::load(root).map_err(|e| e.to_string())?;
+    let queue = QueueConfig::load(root).map_err(InboxError::Config)?;
+    let tickets = Tickets::load(root).map_err(InboxError::Tickets)?;
     let pool = DbSettings::load(root)
         .and_then(|s| s.connect(1, queue.db_timeout))
-        .map_err(|e| e.to_string())?;
+        .map_err(InboxError::Db)?;
     let mut conn = pool
         .get_conn()
-        .map_err(|e| DbError::query("cannot connect to the database", &e).to_string())?;
+        .map_err(|e| InboxError::Db(DbError::query("cannot connect to the database", e)))?;
     let gateways: Vec<GatewayRow> = schema::gateways(&mut conn, MODULE)
-        .map_err(|e| e.to_string())?
+        .map_err(InboxError::Db)?
         .into_iter()
         .filter(|g| g.is_active_ingoing() && (gate == "all" || g.id == gate))
         .collect();
@@ -66,30 +115,25 @@ pub fn get_message(root: &MgrRoot, gate: &str) -> Result<(), String> {
             crate::info!("getmessage: no active ingoing gateway of {MODULE}");
             return Ok(());
         }
-        return Err(format!(
-            "there is no active ingoing gateway of {MODULE} with id '{gate}'"
-        ));
+        return Err(InboxError::NoGateway(gate.to_owned()));
     }
     let run = Run {
         root,
         tickets: &tickets,
         queue: &queue,
     };
-    let failures: Vec<String> = gateways
+    let failures: Vec<(String, String, String)> = gateways
         .iter()
         .filter_map(|g| {
-            run.gateway(&mut conn, g)
-                .err()
-                .map(|e| format!("gateway {} ({}): {e}", g.id, g.module))
+            let why = run.gateway(&mut conn, g).err()?;
+            crate::error!("getmessage: gateway {} ({}): {why}", g.id, g.module);
+            Some((g.id.clone(), g.module.clone(), why))
         })
         .collect();
-    for f in &failures {
-        crate::error!("getmessage: {f}");
-    }
     if failures.is_empty() {
         Ok(())
     } else {
-        Err(failures.join("; "))
+        Err(InboxError::Gateways(failures))
     }
 }
 

@@ -75,7 +75,7 @@ impl Endpoint {
             })?,
         };
         let timeout = crate::http::Timeouts::from_param(params.get("timeout"))
-            .map_err(|e| GatewayError::value("timeout", e))?
+            .map_err(|e| GatewayError::value("timeout", e.to_string()))?
             .total;
         let endpoint = Self {
             host: host

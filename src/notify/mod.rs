@@ -8,6 +8,9 @@ pub mod ntsms;
 use std::fmt;
 use std::process::ExitCode;
 
+use crate::error::BillmgrError;
+use crate::inbox::InboxError;
+use crate::queue::QueueError;
 use crate::root::MgrRoot;
 use crate::xml;
 
@@ -41,16 +44,81 @@ impl Kind {
 }
 
 /// A notification module's failure, with the context an operator needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotifyError(pub String);
+#[derive(Debug)]
+pub enum NotifyError {
+    /// The queue run failed.
+    Queue(QueueError),
+    /// No `--command` was given.
+    NoCommand,
+    /// A `--command` the notification modules do not have.
+    UnknownCommand(String),
+    /// `getmessage` without `--gate`.
+    NoGate,
+    /// A notification role a later version brings.
+    NotAvailable(&'static str),
+    /// Incoming mail could not be read or handed on.
+    Inbox(InboxError),
+}
 
 impl fmt::Display for NotifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::log::redact(&self.0))
+        match self {
+            NotifyError::Queue(e) => e.fmt(f),
+            NotifyError::Inbox(e) => e.fmt(f),
+            NotifyError::NoCommand => {
+                f.write_str("no --command given: use features, process or getmessage")
+            }
+            NotifyError::UnknownCommand(command) => write!(
+                f,
+                "unknown command '{command}': use features, process or getmessage"
+            ),
+            NotifyError::NoGate => f.write_str("getmessage needs --gate ID or --gate all"),
+            NotifyError::NotAvailable(role) => {
+                write!(
+                    f,
+                    "{role} is not available yet in this version of mgrnotify"
+                )
+            }
+        }
     }
 }
 
-impl std::error::Error for NotifyError {}
+impl std::error::Error for NotifyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NotifyError::Queue(e) => Some(e),
+            NotifyError::Inbox(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<InboxError> for NotifyError {
+    fn from(e: InboxError) -> Self {
+        Self::Inbox(e)
+    }
+}
+
+impl From<QueueError> for NotifyError {
+    fn from(e: QueueError) -> Self {
+        Self::Queue(e)
+    }
+}
+
+impl BillmgrError for NotifyError {
+    fn error_type(&self) -> &str {
+        match self {
+            NotifyError::NoCommand => "missed",
+            NotifyError::UnknownCommand(_) => "unknown",
+            NotifyError::NotAvailable(_) => "unsupported",
+            NotifyError::Queue(_) | NotifyError::Inbox(_) | NotifyError::NoGate => "notify",
+        }
+    }
+
+    fn object(&self) -> &str {
+        ""
+    }
+}
 
 /// What `--command features` reports.
 pub struct NotifyFeatures {
@@ -84,31 +152,27 @@ pub trait NotifyModule {
     fn process_queue(&self) -> Result<(), NotifyError>;
 }
 
-/// Every failure of a notification role, alike: logged, said on stderr, and as error
-/// XML on stdout for BILLmanager; exit 1.
-fn fail(role: &str, command: &str, kind: &str, msg: &str) -> ExitCode {
-    crate::error!("--command {command}: {msg}");
-    eprintln!("{role}: {}", crate::log::redact(msg));
-    print!("{}", xml::error_doc(kind, role, msg));
-    ExitCode::FAILURE
+/// Runs one command of a notification role. Every failure is alike: logged, said on
+/// stderr, and as error XML on stdout for BILLmanager; exit 1.
+pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> ExitCode {
+    let result = match kind {
+        Kind::Sms => run(&ntsms::Ntsms::new(root.clone()), command, gate),
+        Kind::Email => run(&ntemail::Ntemail::new(root.clone()), command, gate),
+        Kind::Internal => Err(NotifyError::NotAvailable(kind.role())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => crate::error::fail(
+            kind.role(),
+            &format!("--command {command}: "),
+            &e,
+            ExitCode::FAILURE,
+        ),
+    }
 }
 
-/// Runs one command of a notification role.
-pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> ExitCode {
-    let module: Box<dyn NotifyModule> = match kind {
-        Kind::Sms => Box::new(ntsms::Ntsms::new(root.clone())),
-        Kind::Email => Box::new(ntemail::Ntemail::new(root.clone())),
-        Kind::Internal => {
-            let role = kind.role();
-            return fail(
-                role,
-                command,
-                "unsupported",
-                &format!("{role} is not available yet in this version of mgrnotify"),
-            );
-        }
-    };
-    let result = match command {
+fn run(module: &dyn NotifyModule, command: &str, gate: Option<&str>) -> Result<(), NotifyError> {
+    match command {
         "features" => {
             print!("{}", module.features().to_xml());
             Ok(())
@@ -116,26 +180,43 @@ pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> E
         "process" => module.process_queue(),
         "getmessage" => match gate {
             Some(g) => module.get_message(g),
-            None => Err(NotifyError(
-                "getmessage needs --gate ID or --gate all".into(),
-            )),
+            None => Err(NotifyError::NoGate),
         },
-        "" => Err(NotifyError(
-            "no --command given: use features, process or getmessage".into(),
-        )),
-        other => Err(NotifyError(format!(
-            "unknown command '{other}': use features, process or getmessage"
-        ))),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let kind_of_error = match command {
-                "" => "missed",
-                "features" | "process" | "getmessage" => "notify",
-                _ => "unknown",
-            };
-            fail(kind.role(), command, kind_of_error, &e.to_string())
-        }
+        "" => Err(NotifyError::NoCommand),
+        other => Err(NotifyError::UnknownCommand(other.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kind of a failure decides the `type` BILLmanager sees.
+    #[test]
+    fn error_xml_type_by_kind() {
+        let xml_of = |e: NotifyError| crate::error::to_xml(&e);
+        assert!(xml_of(NotifyError::NoCommand).contains(r#"type="missed""#));
+        assert!(xml_of(NotifyError::UnknownCommand("x".into())).contains(r#"type="unknown""#));
+        assert!(xml_of(NotifyError::NotAvailable("ntemail")).contains(r#"type="unsupported""#));
+        assert!(xml_of(NotifyError::NoGate).contains(r#"type="notify""#));
+        let stopped = QueueError::WorkersGone { pending: 2 };
+        let doc = xml_of(stopped.into());
+        assert!(doc.contains(r#"type="notify""#), "{doc}");
+        assert!(doc.contains("2 row(s) not yet handled"), "{doc}");
+    }
+
+    /// An unknown command fails before anything else is done, with its own type.
+    #[test]
+    fn unknown_and_missing_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let module = ntsms::Ntsms::new(MgrRoot::new(dir.path()));
+        assert!(matches!(
+            run(&module, "frobnicate", None),
+            Err(NotifyError::UnknownCommand(c)) if c == "frobnicate"
+        ));
+        assert!(matches!(
+            run(&module, "", None),
+            Err(NotifyError::NoCommand)
+        ));
     }
 }

@@ -25,12 +25,10 @@ impl NotifyModule for Ntemail {
     }
 
     fn get_message(&self, gate: &str) -> Result<(), NotifyError> {
-        crate::inbox::get_message(&self.root, gate).map_err(NotifyError)
+        Ok(crate::inbox::get_message(&self.root, gate)?)
     }
 
     fn process_queue(&self) -> Result<(), NotifyError> {
-        Err(NotifyError(
-            "sending email is not available yet in this version of mgrnotify".into(),
-        ))
+        Err(NotifyError::NotAvailable(KIND.role()))
     }
 }

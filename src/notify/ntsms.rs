@@ -32,8 +32,7 @@ impl NotifyModule for Ntsms {
     }
 
     fn process_queue(&self) -> Result<(), NotifyError> {
-        queue::process(&self.root, &KIND.into())
-            .map(|_| ())
-            .map_err(|e| NotifyError(e.0))
+        queue::process(&self.root, &KIND.into())?;
+        Ok(())
     }
 }

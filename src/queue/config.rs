@@ -56,13 +56,33 @@ impl Default for QueueConfig {
     }
 }
 
-/// A bad configuration line.
+/// Why the queue's settings cannot be used; the sentence names the file and line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+pub struct ConfigError {
+    pub kind: ConfigErrorKind,
+    msg: String,
+}
+
+/// What is wrong with the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigErrorKind {
+    /// The file exists but cannot be read.
+    Unreadable,
+    /// A key we do not know, or a value out of its range.
+    BadLine,
+    /// Two values that contradict each other.
+    Inconsistent,
+}
+
+impl ConfigError {
+    fn new(kind: ConfigErrorKind, msg: String) -> Self {
+        Self { kind, msg }
+    }
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.msg)
     }
 }
 
@@ -75,7 +95,10 @@ impl QueueConfig {
         match std::fs::read_to_string(&path) {
             Ok(text) => Self::parse(&text, &path.display().to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(ConfigError(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(ConfigError::new(
+                ConfigErrorKind::Unreadable,
+                format!("cannot read {}: {e}", path.display()),
+            )),
         }
     }
 
@@ -86,7 +109,10 @@ impl QueueConfig {
                 continue;
             }
             let bad = |what: &str| {
-                ConfigError(format!("{file} line {line}: {key} '{value}' is not {what}"))
+                ConfigError::new(
+                    ConfigErrorKind::BadLine,
+                    format!("{file} line {line}: {key} '{value}' is not {what}"),
+                )
             };
             match key {
                 "QueueWorkers" => {
@@ -151,21 +177,27 @@ impl QueueConfig {
                         .ok_or_else(|| bad("a comma-separated list of column names"))?
                 }
                 _ => {
-                    return Err(ConfigError(format!(
+                    return Err(ConfigError::new(
+                        ConfigErrorKind::BadLine,
+                        format!(
                         "{file} line {line}: unknown key {key}: the queue keys are QueueWorkers, \
                          QueueMaxAttempts, QueueRetryBase, QueueRetryCap, QueueTimeBudget, \
                          QueueGatewayTimeout, QueueBatchSize, QueueClaim, QueueDbTimeout, \
                          QueueMaxFileSize, QueueUserFields"
-                    )))
+                    ),
+                    ))
                 }
             }
         }
         if c.retry_cap < c.retry_base {
-            return Err(ConfigError(format!(
-                "{file}: QueueRetryCap ({}s) is shorter than QueueRetryBase ({}s)",
-                c.retry_cap.as_secs(),
-                c.retry_base.as_secs()
-            )));
+            return Err(ConfigError::new(
+                ConfigErrorKind::Inconsistent,
+                format!(
+                    "{file}: QueueRetryCap ({}s) is shorter than QueueRetryBase ({}s)",
+                    c.retry_cap.as_secs(),
+                    c.retry_base.as_secs()
+                ),
+            ));
         }
         Ok(c)
     }
@@ -245,8 +277,9 @@ mod tests {
     #[test]
     fn bad_values_name_file_line_and_key() {
         let e = QueueConfig::parse("\nQueueWorkers 0\n", "mgrnotify.conf").unwrap_err();
+        assert_eq!(e.kind, ConfigErrorKind::BadLine);
         assert_eq!(
-            e.0,
+            e.to_string(),
             "mgrnotify.conf line 2: QueueWorkers '0' is not a number from 1 to 256"
         );
         assert!(QueueConfig::parse("QueueRetryBase 5 days", "f").is_err());
@@ -257,13 +290,10 @@ mod tests {
         assert!(QueueConfig::parse("QueueUserFields a,`b`", "f").is_err());
         assert!(QueueConfig::parse("QueueWorkrs 3", "f")
             .unwrap_err()
-            .0
+            .to_string()
             .contains("unknown key QueueWorkrs"));
-        assert!(
-            QueueConfig::parse("QueueRetryBase 2h\nQueueRetryCap 1h", "f")
-                .unwrap_err()
-                .0
-                .contains("shorter")
-        );
+        let e = QueueConfig::parse("QueueRetryBase 2h\nQueueRetryCap 1h", "f").unwrap_err();
+        assert_eq!(e.kind, ConfigErrorKind::Inconsistent);
+        assert!(e.to_string().contains("shorter"));
     }
 }

@@ -30,27 +30,68 @@ use config::QueueConfig;
 use send::{Channel, Courier};
 
 /// Why a run could not do its work (the database, the configuration). Problems of a
-/// single row are not run errors: they go to that row's err_info.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueError(pub String);
+/// single row are not run errors: they go to that row's err_info (see [`send::SendError`]).
+#[derive(Debug)]
+pub enum QueueError {
+    Config(config::ConfigError),
+    /// The database cannot be used: nothing was sent.
+    Db(DbError),
+    /// A worker lost its database connection during the run.
+    DbLost(DbError),
+    /// The process cannot set itself up (signal handlers, threads).
+    Setup(std::io::Error),
+    /// Every worker ended; `pending` rows were handed over and not handled.
+    WorkersGone {
+        pending: usize,
+    },
+    /// SIGTERM or SIGINT ended the run early; `counts` says what it did.
+    Stopped {
+        signal: &'static str,
+        counts: String,
+    },
+}
 
 impl fmt::Display for QueueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::log::redact(&self.0))
+        match self {
+            QueueError::Config(e) => e.fmt(f),
+            QueueError::Db(e) => e.fmt(f),
+            QueueError::DbLost(e) => write!(f, "{e} (the rows being sent stay queued)"),
+            QueueError::Setup(e) => e.fmt(f),
+            QueueError::WorkersGone { pending: 0 } => f.write_str("every worker stopped"),
+            QueueError::WorkersGone { pending } => write!(
+                f,
+                "every worker stopped with {pending} row(s) not yet handled (they stay queued)"
+            ),
+            QueueError::Stopped { signal, counts } => write!(
+                f,
+                "stopped by {signal} before the queue was done ({counts}); the rows being \
+                 sent went back to the queue"
+            ),
+        }
     }
 }
 
-impl std::error::Error for QueueError {}
+impl std::error::Error for QueueError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            QueueError::Config(e) => Some(e),
+            QueueError::Db(e) | QueueError::DbLost(e) => Some(e),
+            QueueError::Setup(e) => Some(e),
+            QueueError::WorkersGone { .. } | QueueError::Stopped { .. } => None,
+        }
+    }
+}
 
 impl From<DbError> for QueueError {
     fn from(e: DbError) -> Self {
-        Self(e.0)
+        Self::Db(e)
     }
 }
 
 impl From<config::ConfigError> for QueueError {
     fn from(e: config::ConfigError) -> Self {
-        Self(e.0)
+        Self::Config(e)
     }
 }
 
@@ -143,12 +184,12 @@ pub fn user_fields(config: &QueueConfig, contact_field: &str) -> Vec<String> {
 pub fn process(root: &MgrRoot, channel: &Channel) -> Result<Summary, QueueError> {
     let role = channel.role.as_str();
     let config = QueueConfig::load(root)?;
-    stop::install().map_err(QueueError)?;
+    stop::install().map_err(QueueError::Setup)?;
     let settings = DbSettings::load(root)?;
     let pool = settings.connect(config.workers + 1, config.db_timeout)?;
     let mut conn = pool
         .get_conn()
-        .map_err(|e| DbError::query("cannot get a database connection", &e))?;
+        .map_err(|e| DbError::query("cannot get a database connection", e))?;
     let version = schema::server_version(&mut conn)?;
     let mode = config
         .claim
@@ -184,7 +225,7 @@ pub fn process(root: &MgrRoot, channel: &Channel) -> Result<Summary, QueueError>
     let workers = Workers::start(config.workers, || {
         let mut conn = pool
             .get_conn()
-            .map_err(|e| DbError::query("cannot open the workers' database connections", &e))?;
+            .map_err(|e| DbError::query("cannot open the workers' database connections", e))?;
         let shared = shared.clone();
         Ok(move |job: &Job| run_job(&shared, &mut conn, job))
     })?;
@@ -209,11 +250,10 @@ pub fn process(root: &MgrRoot, channel: &Channel) -> Result<Summary, QueueError>
     );
     if summary.stopped {
         crate::info!("process: stopped by {}: {counts}", stop::signal_name());
-        return Err(QueueError(format!(
-            "stopped by {} before the queue was done ({counts}); the rows being sent \
-             went back to the queue",
-            stop::signal_name()
-        )));
+        return Err(QueueError::Stopped {
+            signal: stop::signal_name(),
+            counts,
+        });
     }
     crate::info!(
         "process: done: {counts}, {} pass(es){}",
@@ -257,7 +297,12 @@ impl Workers {
             let thread = std::thread::Builder::new()
                 .name(format!("worker{n}"))
                 .spawn(move || work(&job_rx, &outcome_tx, handle))
-                .map_err(|e| QueueError(format!("cannot start a worker thread: {e}")))?;
+                .map_err(|e| {
+                    QueueError::Setup(std::io::Error::new(
+                        e.kind(),
+                        format!("cannot start a worker thread: {e}"),
+                    ))
+                })?;
             threads.push(thread);
         }
         Ok(Self {
@@ -326,7 +371,7 @@ fn dispatch(
                     filter: filter.clone(),
                 };
                 if jobs.send(job).is_err() {
-                    return Err(QueueError("every worker stopped".into()));
+                    return Err(QueueError::WorkersGone { pending: 0 });
                 }
                 pending += 1;
                 while let Ok(o) = outcomes.try_recv() {
@@ -345,12 +390,10 @@ fn dispatch(
             claimed += tally(&mut summary, &mut released, &mut broken, o);
         }
         if let Some(e) = broken {
-            return Err(QueueError(format!("{e} (the rows being sent stay queued)")));
+            return Err(QueueError::DbLost(e));
         }
         if pending > 0 {
-            return Err(QueueError(format!(
-                "every worker stopped with {pending} row(s) not yet handled (they stay queued)"
-            )));
+            return Err(QueueError::WorkersGone { pending });
         }
         // A stop during the last rows of the pass ends the run too.
         summary.stopped = stop::requested();
@@ -643,6 +686,7 @@ mod tests {
     #[test]
     fn when_every_worker_dies_the_run_ends_with_an_error() {
         let e = run(10, 3, |job| panic!("row {} breaks the worker", job.id)).unwrap_err();
-        assert!(e.0.contains("every worker stopped"), "{e}");
+        assert!(matches!(e, QueueError::WorkersGone { .. }), "{e:?}");
+        assert!(e.to_string().contains("every worker stopped"), "{e}");
     }
 }

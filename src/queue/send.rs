@@ -254,7 +254,7 @@ impl Courier {
             return Err(SendError::new(BadFile, "the row has no filename"));
         }
         let text = notice::read_queued(&self.root, filename, self.max_file_size)
-            .map_err(|e| SendError::new(BadFile, e.0))?;
+            .map_err(|e| SendError::new(BadFile, e.to_string()))?;
         notice::parse_file(&text).map_err(|e| {
             SendError::new(
                 BadFile,

@@ -14,7 +14,7 @@ extern "C" fn note(signal: libc::c_int) {
 }
 
 /// Makes SIGTERM and SIGINT ask the run to stop instead of ending the process.
-pub fn install() -> Result<(), String> {
+pub fn install() -> Result<(), std::io::Error> {
     for signal in [libc::SIGTERM, libc::SIGINT] {
         // SAFETY: a zeroed sigaction is a valid value to fill in; the handler only
         // stores an atomic, which is async-signal-safe; sigaction reads `action` only.
@@ -27,9 +27,10 @@ pub fn install() -> Result<(), String> {
             libc::sigaction(signal, &action, std::ptr::null_mut())
         };
         if installed != 0 {
-            return Err(format!(
-                "cannot handle signal {signal}: {}",
-                std::io::Error::last_os_error()
+            let e = std::io::Error::last_os_error();
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot handle signal {signal}: {e}"),
             ));
         }
     }

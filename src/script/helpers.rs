@@ -683,7 +683,7 @@ fn aws_sigv4(request: Map, credentials: Map) -> HostResult<Map> {
         .filter(|(_, v)| !v.is_unit())
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let sent_url = super::host_http::effective_url(&url).map_err(&fail)?;
+    let sent_url = super::host_http::effective_url(&url).map_err(|e| fail(e.to_string()))?;
     let amz_date = time::OffsetDateTime::now_utc()
         .format(time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"
@@ -805,7 +805,7 @@ fn regex_captures(ctx: NativeCallContext, pattern: &str, text: &str) -> HostResu
 // ---- phone numbers ----
 
 /// A phone number as E.164 digits without `+` (see the guide for the rules).
-pub fn phone_normalize(input: &str) -> Result<String, String> {
+fn phone_normalize(input: &str) -> Result<String, String> {
     let text = input.trim();
     let bad = |why: &str| {
         format!(

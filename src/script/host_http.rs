@@ -9,7 +9,7 @@ use rhai::{Dynamic, Engine, Map};
 
 use super::helpers::{host_error, HostResult};
 use super::sandbox;
-use crate::http::{ApiUrl, HttpClient, HttpReply, HttpRequest, Timeouts};
+use crate::http::{ApiUrl, HttpClient, HttpError, HttpReply, HttpRequest, Timeouts};
 
 /// Requests one command may make: a mapping needs one or two; a loop needs stopping.
 pub const MAX_REQUESTS_PER_COMMAND: usize = 16;
@@ -50,7 +50,7 @@ pub fn with_settings<T>(settings: CallSettings, run: impl FnOnce() -> T) -> (T, 
 
 /// `url` as the running command sends it: with its `api_url` applied (unchanged
 /// outside a command). Signatures that cover the host must sign this one.
-pub fn effective_url(url: &str) -> Result<String, String> {
+pub fn effective_url(url: &str) -> Result<String, HttpError> {
     let api_url = CALL.with(|c| {
         c.borrow()
             .as_ref()

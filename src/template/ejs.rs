@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rquickjs::{qjs, Context, Ctx, Function, Object, Runtime, Value};
 
 use super::process::Job;
-use super::TemplateError;
+use super::{TemplateError, TemplateErrorKind};
 
 /// Memory the JavaScript heap of one thread may use.
 pub const MEMORY_LIMIT: usize = 64 * 1024 * 1024;
@@ -448,9 +448,10 @@ pub fn compile(template: &str) -> Result<Compiled, TemplateError> {
                     .iter()
                     .map(|p| p.matches('\n').count())
                     .sum::<usize>();
-                return Err(TemplateError(format!(
-                    "EJS: line {line}: \"{part}\" has no matching \"%>\""
-                )));
+                return Err(TemplateError::new(
+                    TemplateErrorKind::Invalid,
+                    format!("EJS: line {line}: \"{part}\" has no matching \"%>\""),
+                ));
             }
         }
         compiler.scan(part);
@@ -481,7 +482,10 @@ struct Engine {
 impl Engine {
     fn new(deadline: Instant) -> Result<Self, TemplateError> {
         let fail = |e: rquickjs::Error| {
-            TemplateError(format!("EJS: the JavaScript engine could not start: {e}"))
+            TemplateError::new(
+                TemplateErrorKind::Engine,
+                format!("EJS: the JavaScript engine could not start: {e}"),
+            )
         };
         let runtime = Runtime::new().map_err(fail)?;
         runtime.set_memory_limit(MEMORY_LIMIT);
@@ -554,23 +558,30 @@ fn run(engine: &Engine, compiled: &Compiled, data_json: &str) -> Result<String, 
 /// Turns an engine message into the render's error, naming the limit that was hit.
 fn classify(message: String, deadline: Instant) -> TemplateError {
     if Instant::now() > deadline || message.contains("interrupted") {
-        return TemplateError(format!(
-            "EJS: the template ran longer than {} s and was stopped",
-            TIME_LIMIT.as_secs()
-        ));
+        return TemplateError::new(
+            TemplateErrorKind::Limit,
+            format!(
+                "EJS: the template ran longer than {} s and was stopped",
+                TIME_LIMIT.as_secs()
+            ),
+        );
     }
     if message.contains("out of memory") {
-        return TemplateError(format!(
-            "EJS: the template used more than {} MiB and was stopped",
-            MEMORY_LIMIT / (1024 * 1024)
-        ));
+        return TemplateError::new(
+            TemplateErrorKind::Limit,
+            format!(
+                "EJS: the template used more than {} MiB and was stopped",
+                MEMORY_LIMIT / (1024 * 1024)
+            ),
+        );
     }
     if message.contains("Maximum call stack size exceeded") || message.contains("stack overflow") {
-        return TemplateError(format!(
-            "EJS: the template recursed too deep and was stopped ({message})"
-        ));
+        return TemplateError::new(
+            TemplateErrorKind::Limit,
+            format!("EJS: the template recursed too deep and was stopped ({message})"),
+        );
     }
-    TemplateError(format!("EJS: {message}"))
+    TemplateError::new(TemplateErrorKind::Invalid, format!("EJS: {message}"))
 }
 
 /// A JavaScript string as UTF-8 text. A string may hold a lone surrogate (half an emoji
@@ -689,7 +700,8 @@ mod tests {
     #[test]
     fn unclosed_tag_is_an_error_with_its_line() {
         let e = compile("a\n<%= b").unwrap_err();
-        assert!(e.0.contains("line 2"), "{e}");
+        assert!(e.to_string().contains("line 2"), "{e}");
+        assert_eq!(e.kind, TemplateErrorKind::Invalid);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use roxmltree::Node;
 
-use super::TemplateError;
+use super::{TemplateError, TemplateErrorKind};
 
 /// A JSON value that keeps document order (serde_json's map would sort the keys).
 enum Json {
@@ -24,8 +24,12 @@ pub fn notice_to_json(notice_xml: &str) -> Result<String, TemplateError> {
     if notice_xml.trim().is_empty() {
         return Ok("{}".into());
     }
-    let doc = crate::xml::parse(notice_xml)
-        .map_err(|e| TemplateError(format!("EJS: the notice XML is not well-formed: {e}")))?;
+    let doc = crate::xml::parse(notice_xml).map_err(|e| {
+        TemplateError::new(
+            TemplateErrorKind::Data,
+            format!("EJS: the notice XML is not well-formed: {e}"),
+        )
+    })?;
     let mut out = String::with_capacity(notice_xml.len() + notice_xml.len() / 4);
     write(&mut out, &object_of(doc.root_element()));
     Ok(out)
@@ -152,9 +156,8 @@ mod tests {
     #[test]
     fn bad_and_empty_input() {
         assert_eq!(notice_to_json("  ").unwrap(), "{}");
-        assert!(notice_to_json("<doc>")
-            .unwrap_err()
-            .0
-            .contains("not well-formed"));
+        let e = notice_to_json("<doc>").unwrap_err();
+        assert!(e.to_string().contains("not well-formed"), "{e}");
+        assert_eq!(e.kind, TemplateErrorKind::Data);
     }
 }

@@ -21,11 +21,54 @@ pub struct Rendered {
 
 /// Why a template could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateError(pub String);
+pub struct TemplateError {
+    pub kind: TemplateErrorKind,
+    msg: String,
+}
+
+/// What kind of render failure a [`TemplateError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateErrorKind {
+    /// The template is wrong: it does not compile, or it throws.
+    Invalid,
+    /// The template ran into a limit (time, memory, depth, size) and was stopped.
+    Limit,
+    /// The notice it renders is not well-formed.
+    Data,
+    /// The engine cannot run here (a library missing, the render process broken).
+    Engine,
+}
+
+impl TemplateErrorKind {
+    const ALL: [Self; 4] = [Self::Invalid, Self::Limit, Self::Data, Self::Engine];
+
+    /// Its number on the render process's socket (0 is success).
+    fn code(self) -> u8 {
+        match self {
+            Self::Invalid => 1,
+            Self::Limit => 2,
+            Self::Data => 3,
+            Self::Engine => 4,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
+
+impl TemplateError {
+    pub fn new(kind: TemplateErrorKind, msg: impl Into<String>) -> Self {
+        Self {
+            kind,
+            msg: msg.into(),
+        }
+    }
+}
 
 impl fmt::Display for TemplateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.msg)
     }
 }
 
@@ -72,9 +115,10 @@ fn kind_of(template: &str) -> Result<Kind, TemplateError> {
             Ok(doc) if is_stylesheet(&doc) || !has_ejs_tags => return Ok(Kind::Xslt),
             Ok(_) => {}
             Err(e) if !has_ejs_tags => {
-                return Err(TemplateError(format!(
-                    "XSLT: the stylesheet is refused: {e}"
-                )))
+                return Err(TemplateError::new(
+                    TemplateErrorKind::Invalid,
+                    format!("XSLT: the stylesheet is refused: {e}"),
+                ))
             }
             Err(_) => {}
         }
@@ -96,8 +140,12 @@ pub fn render(notice: &Notice) -> Result<Rendered, TemplateError> {
     let text = match kind_of(&notice.tmpl)? {
         Kind::Xslt => {
             // libxml2 reads the notice only after the bounded parser accepted it.
-            xml::parse(&notice.notice_xml)
-                .map_err(|e| TemplateError(format!("XSLT: the notice XML is refused: {e}")))?;
+            xml::parse(&notice.notice_xml).map_err(|e| {
+                TemplateError::new(
+                    TemplateErrorKind::Data,
+                    format!("XSLT: the notice XML is refused: {e}"),
+                )
+            })?;
             xslt::transform(&notice.tmpl, &notice.notice_xml)?
         }
         Kind::Ejs => ejs::render(&notice.tmpl, &json::notice_to_json(&notice.notice_xml)?)?,

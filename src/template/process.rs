@@ -18,7 +18,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{ejs, xslt, TemplateError};
+use super::{ejs, xslt, TemplateError, TemplateErrorKind};
 
 /// How long past the engine's own time limit the parent waits before it kills the render
 /// process: the engines stop what they can interrupt themselves at the limit.
@@ -84,11 +84,14 @@ impl Job<'_> {
             Job::Ejs { .. } => "template",
             Job::Xslt { .. } => "stylesheet",
         };
-        TemplateError(format!(
-            "{}: the {what} ran longer than {} s and was stopped",
-            self.engine(),
-            self.time_limit().as_secs()
-        ))
+        TemplateError::new(
+            TemplateErrorKind::Limit,
+            format!(
+                "{}: the {what} ran longer than {} s and was stopped",
+                self.engine(),
+                self.time_limit().as_secs()
+            ),
+        )
     }
 
     /// Renders in this process: only the render process calls this.
@@ -130,9 +133,12 @@ pub(crate) fn render(job: Job<'_>) -> Result<String, TemplateError> {
     }
     let deadline = Instant::now() + job.time_limit() + SLACK;
     RENDERER.with(|slot| {
-        let mut slot = slot
-            .try_borrow_mut()
-            .map_err(|_| TemplateError("a template rendered another template".into()))?;
+        let mut slot = slot.try_borrow_mut().map_err(|_| {
+            TemplateError::new(
+                TemplateErrorKind::Engine,
+                "a template rendered another template",
+            )
+        })?;
         if slot.as_mut().is_some_and(|r| r.has_exited()) {
             *slot = None;
         }
@@ -146,10 +152,13 @@ pub(crate) fn render(job: Job<'_>) -> Result<String, TemplateError> {
                 let ended = slot.take().map(|r| r.stop()).unwrap_or_default();
                 Err(match broken {
                     Broken::Overrun => job.overrun(),
-                    Broken::Ended => TemplateError(format!(
-                        "{}: the render process ended unexpectedly ({ended})",
-                        job.engine()
-                    )),
+                    Broken::Ended => TemplateError::new(
+                        TemplateErrorKind::Engine,
+                        format!(
+                            "{}: the render process ended unexpectedly ({ended})",
+                            job.engine()
+                        ),
+                    ),
                 })
             }
         }
@@ -173,9 +182,10 @@ struct Renderer {
 impl Renderer {
     fn start(engine: &str) -> Result<Self, TemplateError> {
         let fail = |what: &str, e: std::io::Error| {
-            TemplateError(format!(
-                "{engine}: cannot start a render process ({what}: {e})"
-            ))
+            TemplateError::new(
+                TemplateErrorKind::Engine,
+                format!("{engine}: cannot start a render process ({what}: {e})"),
+            )
         };
         let (parent_end, child_end) = UnixStream::pair().map_err(|e| fail("socketpair", e))?;
         parent_end
@@ -220,10 +230,13 @@ impl Renderer {
         let (Ok(first_len), Ok(second_len)) =
             (u32::try_from(first.len()), u32::try_from(second.len()))
         else {
-            return Ok(Err(TemplateError(format!(
-                "{}: the template or the notice is larger than 4 GiB",
-                job.engine()
-            ))));
+            return Ok(Err(TemplateError::new(
+                TemplateErrorKind::Limit,
+                format!(
+                    "{}: the template or the notice is larger than 4 GiB",
+                    job.engine()
+                ),
+            )));
         };
         let mut header = [0u8; 9];
         header[0] = job.code();
@@ -246,7 +259,10 @@ impl Renderer {
         let text = String::from_utf8(text).map_err(|_| Broken::Ended)?;
         Ok(match answer_header[0] {
             0 => Ok(text),
-            _ => Err(TemplateError(text)),
+            code => Err(TemplateError::new(
+                TemplateErrorKind::from_code(code).ok_or(Broken::Ended)?,
+                text,
+            )),
         })
     }
 
@@ -388,17 +404,20 @@ fn serve(socket: RawFd, parent: libc::pid_t) -> ! {
                     }
                 };
                 std::panic::catch_unwind(|| job.render_here()).unwrap_or_else(|_| {
-                    Err(TemplateError(format!(
-                        "{}: the renderer failed on this template",
-                        job.engine()
-                    )))
+                    Err(TemplateError::new(
+                        TemplateErrorKind::Engine,
+                        format!("{}: the renderer failed on this template", job.engine()),
+                    ))
                 })
             }
-            _ => Err(TemplateError("the render process got a broken job".into())),
+            _ => Err(TemplateError::new(
+                TemplateErrorKind::Engine,
+                "the render process got a broken job",
+            )),
         };
         let (status, text) = match &answer {
             Ok(text) => (0u8, text.as_str()),
-            Err(e) => (1u8, e.0.as_str()),
+            Err(e) => (e.kind.code(), e.msg.as_str()),
         };
         let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
         let mut answer_header = [status, 0, 0, 0, 0];

@@ -33,7 +33,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::process::Job;
-use super::TemplateError;
+use super::{TemplateError, TemplateErrorKind};
 
 /// How deep templates may call each other; small enough for a 2 MiB thread stack.
 const MAX_TEMPLATE_DEPTH: c_int = 400;
@@ -292,7 +292,7 @@ static API: OnceLock<Result<Api, String>> = OnceLock::new();
 fn api() -> Result<&'static Api, TemplateError> {
     API.get_or_init(Api::load)
         .as_ref()
-        .map_err(|why| TemplateError(why.clone()))
+        .map_err(|why| TemplateError::new(TemplateErrorKind::Engine, why.clone()))
 }
 
 impl Api {
@@ -800,10 +800,19 @@ struct StylesheetCache(VecDeque<(String, std::rc::Rc<Stylesheet>)>);
 
 /// `what` names the document in messages and is its base URL (relative references in
 /// it resolve to nothing loadable).
-fn parse_document(api: &'static Api, text: &str, what: &CStr) -> Result<Doc, TemplateError> {
+fn parse_document(
+    api: &'static Api,
+    text: &str,
+    what: &CStr,
+    kind: TemplateErrorKind,
+) -> Result<Doc, TemplateError> {
     let what_text = what.to_string_lossy();
-    let size = c_int::try_from(text.len())
-        .map_err(|_| TemplateError(format!("XSLT: the {what_text} is too large")))?;
+    let size = c_int::try_from(text.len()).map_err(|_| {
+        TemplateError::new(
+            TemplateErrorKind::Limit,
+            format!("XSLT: the {what_text} is too large"),
+        )
+    })?;
     take_messages();
     // SAFETY: the buffer is `size` valid bytes and the strings are NUL-terminated; libxml2
     // copies what it needs before returning.
@@ -818,10 +827,13 @@ fn parse_document(api: &'static Api, text: &str, what: &CStr) -> Result<Doc, Tem
     };
     let messages = take_messages();
     if raw.is_null() {
-        return Err(TemplateError(format!(
-            "XSLT: the {what_text} is not well-formed XML: {}",
-            or_unknown(&messages)
-        )));
+        return Err(TemplateError::new(
+            kind,
+            format!(
+                "XSLT: the {what_text} is not well-formed XML: {}",
+                or_unknown(&messages)
+            ),
+        ));
     }
     Ok(Doc { api, raw })
 }
@@ -844,17 +856,20 @@ fn compile(api: &'static Api, template: &str) -> Result<std::rc::Rc<Stylesheet>,
     }) {
         return Ok(found);
     }
-    let mut doc = parse_document(api, template, c"stylesheet")?;
+    let mut doc = parse_document(api, template, c"stylesheet", TemplateErrorKind::Invalid)?;
     take_messages();
     // SAFETY: `doc.raw` is a live document we own.
     let raw = unsafe { (api.xsltParseStylesheetDoc)(doc.raw) };
     let messages = take_messages();
     if raw.is_null() {
         // On failure libxslt leaves the document to the caller (`doc` frees it).
-        return Err(TemplateError(format!(
-            "XSLT: the stylesheet is not valid: {}",
-            or_unknown(&messages)
-        )));
+        return Err(TemplateError::new(
+            TemplateErrorKind::Invalid,
+            format!(
+                "XSLT: the stylesheet is not valid: {}",
+                or_unknown(&messages)
+            ),
+        ));
     }
     // The stylesheet owns the document from here on.
     doc.raw = ptr::null_mut();
@@ -891,20 +906,22 @@ pub fn transform_here(stylesheet: &str, document: &str) -> Result<String, Templa
     let api = api()?;
     init_thread(api);
     let style = compile(api, stylesheet)?;
-    let input = parse_document(api, document, c"notice XML")?;
+    let input = parse_document(api, document, c"notice XML", TemplateErrorKind::Data)?;
     // SAFETY: both are live objects we own, and they outlive the context (declared after).
     let raw = unsafe { (api.xsltNewTransformContext)(style.raw, input.raw) };
     if raw.is_null() {
-        return Err(TemplateError(
-            "XSLT: libxslt could not create a transformation context".into(),
+        return Err(TemplateError::new(
+            TemplateErrorKind::Engine,
+            "XSLT: libxslt could not create a transformation context",
         ));
     }
     let ctxt = TransformGuard { api, raw };
     let sec = api.security_prefs;
     // SAFETY: `sec` is the preferences made at set-up and never freed; `ctxt` is live.
     if sec.is_null() || unsafe { (api.xsltSetCtxtSecurityPrefs)(sec, ctxt.raw) } != 0 {
-        return Err(TemplateError(
-            "XSLT: the security preferences could not be applied; refusing to transform".into(),
+        return Err(TemplateError::new(
+            TemplateErrorKind::Engine,
+            "XSLT: the security preferences could not be applied; refusing to transform",
         ));
     }
     if api.xpath_op_limit {
@@ -937,29 +954,38 @@ pub fn transform_here(stylesheet: &str, document: &str) -> Result<String, Templa
     let messages = take_messages();
     match exceeded {
         Some(Limit::Memory) => {
-            return Err(TemplateError(format!(
-                "XSLT: the stylesheet used more than {} MiB and was stopped",
-                MEMORY_LIMIT / (1024 * 1024)
-            )))
+            return Err(TemplateError::new(
+                TemplateErrorKind::Limit,
+                format!(
+                    "XSLT: the stylesheet used more than {} MiB and was stopped",
+                    MEMORY_LIMIT / (1024 * 1024)
+                ),
+            ))
         }
         Some(Limit::Time) => {
-            return Err(TemplateError(format!(
-                "XSLT: the stylesheet ran longer than {} s and was stopped",
-                TIME_LIMIT.as_secs()
-            )))
+            return Err(TemplateError::new(
+                TemplateErrorKind::Limit,
+                format!(
+                    "XSLT: the stylesheet ran longer than {} s and was stopped",
+                    TIME_LIMIT.as_secs()
+                ),
+            ))
         }
         None => {}
     }
     if messages.contains(XPATH_OP_LIMIT_MESSAGE) {
-        return Err(TemplateError(format!(
-            "XSLT: the stylesheet took more than {XPATH_OP_LIMIT} XPath steps and was stopped"
-        )));
+        return Err(TemplateError::new(
+            TemplateErrorKind::Limit,
+            format!(
+                "XSLT: the stylesheet took more than {XPATH_OP_LIMIT} XPath steps and was stopped"
+            ),
+        ));
     }
     if result.raw.is_null() {
-        return Err(TemplateError(format!(
-            "XSLT: the transformation failed: {}",
-            or_unknown(&messages)
-        )));
+        return Err(TemplateError::new(
+            TemplateErrorKind::Invalid,
+            format!("XSLT: the transformation failed: {}", or_unknown(&messages)),
+        ));
     }
     let mut out: *mut u8 = ptr::null_mut();
     let mut len: c_int = 0;
@@ -968,8 +994,9 @@ pub fn transform_here(stylesheet: &str, document: &str) -> Result<String, Templa
     let rc = unsafe { (api.xsltSaveResultToString)(&mut out, &mut len, result.raw, style.raw) };
     let buffer = XmlBuffer(out);
     if rc != 0 {
-        return Err(TemplateError(
-            "XSLT: the result could not be serialised".into(),
+        return Err(TemplateError::new(
+            TemplateErrorKind::Engine,
+            "XSLT: the result could not be serialised",
         ));
     }
     if buffer.0.is_null() || len <= 0 {
@@ -978,7 +1005,10 @@ pub fn transform_here(stylesheet: &str, document: &str) -> Result<String, Templa
     // SAFETY: libxslt wrote `len` bytes at `buffer.0`, which lives until the copy is made.
     let bytes = unsafe { std::slice::from_raw_parts(buffer.0, len as usize) };
     String::from_utf8(bytes.to_vec()).map_err(|_| {
-        TemplateError("XSLT: the output is not UTF-8; use encoding=\"UTF-8\" in xsl:output".into())
+        TemplateError::new(
+            TemplateErrorKind::Invalid,
+            "XSLT: the output is not UTF-8; use encoding=\"UTF-8\" in xsl:output",
+        )
     })
 }
 
