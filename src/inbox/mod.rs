@@ -31,6 +31,7 @@ use crate::gateway::mailbox::{mailbox_settings, state_of};
 use crate::gateway::program::ProgramGateway;
 use crate::gateway::{GatewayModule, GatewaySettings};
 use crate::mail::mailbox::Protocol;
+use crate::notify::Kind;
 use crate::queue::config::{ConfigError, QueueConfig};
 use crate::roles::Build;
 use crate::root::MgrRoot;
@@ -38,9 +39,7 @@ use crate::tickets::{Sender, TicketError, Tickets};
 use state::{key_of, GatewayState, Kept};
 
 /// The notification module incoming mail belongs to.
-const MODULE: &str = "ntemail";
-/// The user column a mail's sender is matched against.
-const CONTACT: &str = "email";
+const KIND: Kind = Kind::Email;
 /// The ticket number pattern when the gateway sets none.
 pub const DEFAULT_TICKET_PATTERN: &str = r"\[#(\d+)\]";
 /// Failed runs after which a mail is kept for an operator.
@@ -69,7 +68,8 @@ impl fmt::Display for InboxError {
             InboxError::Db(e) => e.fmt(f),
             InboxError::NoGateway(gate) => write!(
                 f,
-                "there is no active ingoing gateway of {MODULE} with id '{gate}'"
+                "there is no active ingoing gateway of {} with id '{gate}'",
+                KIND.role()
             ),
             InboxError::Gateways(failures) => {
                 for (i, (id, module, why)) in failures.iter().enumerate() {
@@ -105,14 +105,14 @@ pub fn get_message(root: &MgrRoot, gate: &str) -> Result<(), InboxError> {
     let mut conn = pool
         .get_conn()
         .map_err(|e| InboxError::Db(DbError::query("cannot connect to the database", e)))?;
-    let gateways: Vec<GatewayRow> = schema::gateways(&mut conn, MODULE)
+    let gateways: Vec<GatewayRow> = schema::gateways(&mut conn, KIND.role())
         .map_err(InboxError::Db)?
         .into_iter()
         .filter(|g| g.is_active_ingoing() && (gate == "all" || g.id == gate))
         .collect();
     if gateways.is_empty() {
         if gate == "all" {
-            crate::info!("getmessage: no active ingoing gateway of {MODULE}");
+            crate::info!("getmessage: no active ingoing gateway of {}", KIND.role());
             return Ok(());
         }
         return Err(InboxError::NoGateway(gate.to_owned()));
@@ -267,7 +267,7 @@ impl Run<'_> {
         }
         let customer = match self
             .tickets
-            .sender(conn, CONTACT, &mail.from)
+            .sender(conn, KIND.contact_field(), &mail.from)
             .map_err(|e| e.to_string())?
         {
             Sender::Known(c) => c,
