@@ -246,6 +246,8 @@ fn imap_mail_becomes_replies_and_tickets_once() {
     let failed = s.kept("failed", gw);
     assert_eq!(failed.len(), 2, "{failed:?}");
     assert_eq!(s.seen(), [true; 6]);
+    // Each post was noted until its mail was marked, and forgotten then.
+    assert_eq!(s.root.read(&format!("var/mgrnotify/posted/{gw}.txt")), "");
     // A second run finds nothing new and posts nothing twice.
     assert_ok(&s.getmessage(&gw.to_string()));
     assert_eq!(s.mgrctl.calls().len(), 3);
@@ -610,4 +612,26 @@ fn a_third_party_ingoing_program_is_read_through_its_xml() {
     s.mgrctl.answer(Answer::Fails);
     assert_ok(&s.getmessage(&gw.to_string()));
     assert_eq!(s.kept("failed", gw).len(), 4);
+}
+
+#[test]
+fn a_mail_posted_before_the_mailbox_failed_is_not_posted_again() {
+    // A run posted the mail, then lost the mailbox before marking it \Seen: it left a
+    // note of the post, which the next run finds.
+    let s = setup();
+    s.dovecot.deliver(MAILBOX, KOI8_QP_REPLY);
+    let gw = s.gateway("gwimap", "");
+    use sha2::Digest;
+    let key: String = sha2::Sha256::digest(KOI8_QP_REPLY)[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    s.root.write(
+        &format!("var/mgrnotify/posted/{gw}.txt"),
+        &format!("{key} \n"),
+    );
+    assert_ok(&s.getmessage("all"));
+    assert!(s.mgrctl.calls().is_empty());
+    assert_eq!(s.seen(), [true]);
+    assert_eq!(s.root.read(&format!("var/mgrnotify/posted/{gw}.txt")), "");
 }

@@ -192,18 +192,28 @@ impl Run<'_> {
             mailbox.server()
         );
         for id in ids {
-            let outcome = match session.fetch(&id)? {
-                Ok(source) => self.hand_on(conn, &state, pattern, &source, false)?,
+            let (key, outcome) = match session.fetch(&id)? {
+                Ok(source) => {
+                    let key = key_of(&source);
+                    if state.was_posted(&key) {
+                        crate::info!("getmessage: message {id} was posted before: not again");
+                        (key, Outcome::Done)
+                    } else {
+                        let outcome = self.hand_on(conn, &state, pattern, &source, false)?;
+                        (key, outcome)
+                    }
+                }
                 Err(size) => {
                     let reason = format!("message {id} of {size} bytes is too large to fetch");
                     crate::warn!("getmessage: {reason}: left on the server");
                     let key = key_of(format!("{id}/{size}").as_bytes());
                     state.keep(Kept::Failed, &key, None, &reason)?;
-                    Outcome::Done
+                    (key, Outcome::Done)
                 }
             };
             if outcome == Outcome::Done {
                 session.handed_on(&id)?;
+                state.handed_on(&key)?;
             }
         }
         session.close()
@@ -291,6 +301,9 @@ impl Run<'_> {
             &mail.text,
         ) {
             Ok(_) => {
+                if !handed_already {
+                    state.posted(&key)?;
+                }
                 state.clear_failures(&key)?;
                 return Ok(Outcome::Done);
             }

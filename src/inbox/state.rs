@@ -1,6 +1,7 @@
 //! What incoming mail keeps between runs, under `var/mgrnotify/` of the mgr root,
 //! per gateway id: a lock (one fetch of a gateway at a time), the POP3 UIDLs handed
-//! on, the failed attempts per message, and the mails kept for an operator
+//! on, the failed attempts per message, the messages posted but not yet marked in the
+//! mailbox (so a failure between the two posts nothing twice), and the mails kept for an operator
 //! (`unmatched/<gateway>/`, `failed/<gateway>/`). Files holding mail are the owner's
 //! only (0600 in 0700 folders): they are customer data.
 
@@ -13,8 +14,12 @@ use sha2::{Digest, Sha256};
 use crate::files::Access;
 use crate::root::MgrRoot;
 
-/// Largest attempts file read; a line a failing message.
-const MAX_ATTEMPTS_FILE: u64 = 1024 * 1024;
+/// Largest state file read; a line a message.
+const MAX_STATE_FILE: u64 = 1024 * 1024;
+/// Failed attempts per message: `<key> <count>` lines.
+const ATTEMPTS: &str = "attempts";
+/// Messages posted but not yet counted as handed on in the mailbox: `<key>` lines.
+const POSTED: &str = "posted";
 
 /// Why a mail is kept for an operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,47 +84,77 @@ impl GatewayState {
 
     /// Records one more failed attempt for message `key` and returns the count.
     pub fn add_failure(&self, key: &str) -> Result<u32, String> {
-        let mut counts = self.failures();
-        let n = counts.iter_mut().find(|(k, _)| k == key).map(|(_, n)| {
-            *n += 1;
-            *n
-        });
-        let n = n.unwrap_or_else(|| {
-            counts.push((key.to_owned(), 1));
-            1
-        });
-        self.save_failures(&counts)?;
+        let mut counts = self.entries(ATTEMPTS);
+        let n = match counts.iter_mut().find(|(k, _)| k == key) {
+            Some((_, n)) => {
+                let next = n.parse::<u32>().unwrap_or(0).saturating_add(1);
+                *n = next.to_string();
+                next
+            }
+            None => {
+                counts.push((key.to_owned(), "1".to_owned()));
+                1
+            }
+        };
+        self.save(ATTEMPTS, &counts)?;
         Ok(n)
     }
 
     /// Forgets the failed attempts of message `key` (posted or kept now).
     pub fn clear_failures(&self, key: &str) -> Result<(), String> {
-        let mut counts = self.failures();
-        let before = counts.len();
-        counts.retain(|(k, _)| k != key);
-        if counts.len() == before {
-            return Ok(());
-        }
-        self.save_failures(&counts)
+        self.remove(ATTEMPTS, key)
     }
 
-    fn failures(&self) -> Vec<(String, u32)> {
+    /// Whether message `key` was posted in a run that could not count it as handed on
+    /// (the mailbox failed just after): it must not be posted again.
+    pub fn was_posted(&self, key: &str) -> bool {
+        self.entries(POSTED).iter().any(|(k, _)| k == key)
+    }
+
+    /// Notes that message `key` was posted, until [`Self::handed_on`].
+    pub fn posted(&self, key: &str) -> Result<(), String> {
+        let mut keys = self.entries(POSTED);
+        if !keys.iter().any(|(k, _)| k == key) {
+            keys.push((key.to_owned(), String::new()));
+            self.save(POSTED, &keys)?;
+        }
+        Ok(())
+    }
+
+    /// Message `key` counts as handed on in the mailbox now: nothing to remember.
+    pub fn handed_on(&self, key: &str) -> Result<(), String> {
+        self.remove(POSTED, key)
+    }
+
+    /// The `key value` lines of `var/mgrnotify/<folder>/<gateway>.txt`.
+    fn entries(&self, folder: &str) -> Vec<(String, String)> {
         let mut text = String::new();
-        if let Ok(f) = File::open(self.path("attempts", "txt")) {
-            let _ = f.take(MAX_ATTEMPTS_FILE).read_to_string(&mut text);
+        if let Ok(f) = File::open(self.path(folder, "txt")) {
+            let _ = f.take(MAX_STATE_FILE).read_to_string(&mut text);
         }
         text.lines()
             .filter_map(|l| {
-                let (k, n) = l.split_once(' ')?;
-                Some((k.to_owned(), n.trim().parse().ok()?))
+                let (k, v) = l.split_once(' ').unwrap_or((l, ""));
+                (!k.is_empty()).then(|| (k.to_owned(), v.trim().to_owned()))
             })
             .collect()
     }
 
-    fn save_failures(&self, counts: &[(String, u32)]) -> Result<(), String> {
-        let text: String = counts.iter().map(|(k, n)| format!("{k} {n}\n")).collect();
-        write_private(&self.path("attempts", "txt"), text.as_bytes())
-            .map_err(|e| format!("cannot record the failed attempts: {e}"))
+    fn remove(&self, folder: &str, key: &str) -> Result<(), String> {
+        let mut entries = self.entries(folder);
+        let before = entries.len();
+        entries.retain(|(k, _)| k != key);
+        if entries.len() == before {
+            return Ok(());
+        }
+        self.save(folder, &entries)
+    }
+
+    fn save(&self, folder: &str, entries: &[(String, String)]) -> Result<(), String> {
+        let text: String = entries.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+        let path = self.path(folder, "txt");
+        write_private(&path, text.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     /// Keeps a mail's source (when there is one) as `<key>.eml` and the reason as
@@ -182,6 +217,11 @@ mod tests {
         assert_eq!(GatewayState::new(&root, "4").add_failure("aa").unwrap(), 1);
         s.clear_failures("aa").unwrap();
         assert_eq!(s.add_failure("aa").unwrap(), 1);
+        assert!(!s.was_posted("cc"));
+        s.posted("cc").unwrap();
+        assert!(GatewayState::new(&root, "3").was_posted("cc"));
+        s.handed_on("cc").unwrap();
+        assert!(!s.was_posted("cc"));
     }
 
     #[test]
