@@ -2,8 +2,8 @@
 //! every gateway role implements, and `serve`, which answers one `--command` with XML
 //! on stdout. Errors are mapped to BILLmanager's error XML here and nowhere else.
 
+pub mod incoming;
 pub mod input;
-pub mod mailbox;
 pub mod messages;
 pub mod program;
 pub mod script;
@@ -396,8 +396,8 @@ impl Builtin {
     pub fn open(self, root: &MgrRoot) -> Arc<dyn GatewayModule + Send + Sync> {
         match self {
             Builtin::Smtp => Arc::new(smtp::SmtpGateway::new(root)),
-            Builtin::Imap => Arc::new(mailbox::MailboxGateway::new(root, Protocol::Imap)),
-            Builtin::Pop3 => Arc::new(mailbox::MailboxGateway::new(root, Protocol::Pop3)),
+            Builtin::Imap => Arc::new(incoming::MailboxGateway::new(root, Protocol::Imap)),
+            Builtin::Pop3 => Arc::new(incoming::MailboxGateway::new(root, Protocol::Pop3)),
         }
     }
 
@@ -405,8 +405,8 @@ impl Builtin {
     pub fn metadata(self) -> &'static Metadata {
         match self {
             Builtin::Smtp => smtp::metadata(),
-            Builtin::Imap => mailbox::metadata(Protocol::Imap),
-            Builtin::Pop3 => mailbox::metadata(Protocol::Pop3),
+            Builtin::Imap => incoming::metadata(Protocol::Imap),
+            Builtin::Pop3 => incoming::metadata(Protocol::Pop3),
         }
     }
 

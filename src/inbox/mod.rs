@@ -27,7 +27,7 @@ use regex::{Regex, RegexBuilder};
 
 use crate::db::schema::{self, GatewayRow};
 use crate::db::{DbError, DbSettings};
-use crate::gateway::mailbox::{mailbox_settings, state_of};
+use crate::gateway::incoming::{mailbox_settings, state_of};
 use crate::gateway::program::ProgramGateway;
 use crate::gateway::{GatewayModule, GatewaySettings};
 use crate::mail::mailbox::Protocol;
