@@ -611,7 +611,11 @@ fn a_third_party_ingoing_program_is_read_through_its_xml() {
     // at once.
     s.mgrctl.answer(Answer::Fails);
     assert_ok(&s.getmessage(&gw.to_string()));
-    assert_eq!(s.kept("failed", gw).len(), 4);
+    let failed = s.kept("failed", gw);
+    assert_eq!(failed.len(), 4);
+    let note = failed.iter().find(|n| n.ends_with(".txt")).unwrap();
+    let reason = s.root.read(&format!("var/mgrnotify/failed/{gw}/{note}"));
+    assert!(reason.contains("handed it on already"), "{reason}");
 }
 
 #[test]

@@ -199,7 +199,7 @@ impl Run<'_> {
                         crate::info!("getmessage: message {id} was posted before: not again");
                         (key, Outcome::Done)
                     } else {
-                        let outcome = self.hand_on(conn, &state, pattern, &source, false)?;
+                        let outcome = self.hand_on(conn, &state, pattern, &key, &source, false)?;
                         (key, outcome)
                     }
                 }
@@ -245,7 +245,7 @@ impl Run<'_> {
         let sources = gateway.ingoing(settings).map_err(|e| e.to_string())?;
         crate::info!("getmessage: {} message(s) from {module}", sources.len());
         for source in sources {
-            self.hand_on(conn, &state, pattern, &source, true)?;
+            self.hand_on(conn, &state, pattern, &key_of(&source), &source, true)?;
         }
         Ok(())
     }
@@ -257,21 +257,21 @@ impl Run<'_> {
         conn: &mut PooledConn,
         state: &GatewayState,
         pattern: &Regex,
+        key: &str,
         source: &[u8],
         handed_already: bool,
     ) -> Result<Outcome, String> {
-        let key = key_of(source);
         let mail = match text::read(source) {
             Ok(mail) => mail,
             Err(why) => {
-                let path = state.keep(Kept::Failed, &key, Some(source), &why)?;
+                let path = state.keep(Kept::Failed, key, Some(source), &why)?;
                 crate::warn!("getmessage: {why}: kept as {}", path.display());
                 return Ok(Outcome::Done);
             }
         };
         if let Some(why) = &mail.automatic {
             let reason = format!("an automatic mail ({why}) from {}: not posted", mail.from);
-            let path = state.keep(Kept::Unmatched, &key, Some(source), &reason)?;
+            let path = state.keep(Kept::Unmatched, key, Some(source), &reason)?;
             crate::warn!("getmessage: {reason}: kept as {}", path.display());
             return Ok(Outcome::Done);
         }
@@ -287,7 +287,7 @@ impl Run<'_> {
                     _ => "no user has",
                 };
                 let reason = format!("{why} the sender's address {}", mail.from);
-                let path = state.keep(Kept::Unmatched, &key, Some(source), &reason)?;
+                let path = state.keep(Kept::Unmatched, key, Some(source), &reason)?;
                 crate::warn!("getmessage: {reason}: kept as {}", path.display());
                 return Ok(Outcome::Done);
             }
@@ -302,30 +302,30 @@ impl Run<'_> {
         ) {
             Ok(_) => {
                 if !handed_already {
-                    state.posted(&key)?;
+                    state.posted(key)?;
                 }
-                state.clear_failures(&key)?;
+                state.clear_failures(key)?;
                 return Ok(Outcome::Done);
             }
             Err(TicketError::Db(e)) => return Err(e.to_string()),
             Err(e) => e.to_string(),
         };
-        let attempt = if handed_already {
-            MAX_ATTEMPTS
+        let reason = if handed_already {
+            format!("not posted, and its gateway program handed it on already: {error}")
         } else {
-            state.add_failure(&key)?
+            let attempt = state.add_failure(key)?;
+            if attempt < MAX_ATTEMPTS {
+                crate::warn!(
+                    "getmessage: mail from {} not posted (attempt {attempt}/{MAX_ATTEMPTS}), \
+                     left unread: {error}",
+                    mail.from
+                );
+                return Ok(Outcome::Again);
+            }
+            format!("not posted after {attempt} attempts: {error}")
         };
-        if attempt < MAX_ATTEMPTS {
-            crate::warn!(
-                "getmessage: mail from {} not posted (attempt {attempt}/{MAX_ATTEMPTS}), \
-                 left unread: {error}",
-                mail.from
-            );
-            return Ok(Outcome::Again);
-        }
-        let reason = format!("not posted after {attempt} attempt(s): {error}");
-        let path = state.keep(Kept::Failed, &key, Some(source), &reason)?;
-        state.clear_failures(&key)?;
+        let path = state.keep(Kept::Failed, key, Some(source), &reason)?;
+        state.clear_failures(key)?;
         crate::error!(
             "getmessage: mail from {} {reason}: kept as {}",
             mail.from,
