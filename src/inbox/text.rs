@@ -5,6 +5,8 @@
 //! KOI8-R, CP1251, ISO-8859-*, ...) and RFC 2047 headers.
 
 use mail_parser::MessageParser;
+
+use crate::mail::mailbox::MAX_MESSAGE;
 use regex::Regex;
 
 /// Longest subject passed on, in characters.
@@ -24,6 +26,9 @@ pub struct Incoming {
 
 /// Reads a mail's source; `Err` says why it is not a mail that can be posted.
 pub fn read(source: &[u8]) -> Result<Incoming, String> {
+    if source.len() > MAX_MESSAGE {
+        return Err(format!("the mail is larger than {MAX_MESSAGE} bytes"));
+    }
     let message = MessageParser::default()
         .parse(source)
         .ok_or("not a mail: no headers could be read")?;
@@ -199,6 +204,8 @@ mod tests {
 
     #[test]
     fn mails_without_sender_or_text_are_refused() {
+        let huge = vec![b'a'; MAX_MESSAGE + 1];
+        assert!(read(&huge).unwrap_err().contains("larger than"));
         assert!(read(b"\x00\x01 garbage").is_err());
         assert!(read(b"Subject: x\r\n\r\nbody\r\n")
             .unwrap_err()
