@@ -434,6 +434,24 @@ Content-Type: text/plain; charset=koi8-r\r\nContent-Transfer-Encoding: 8bit\r\n\
     assert_ok(&again);
     assert_eq!(stdout(&again).trim(), "<doc><messages/></doc>");
     assert!(!text.contains(PASSWORD) && !stderr(&out).contains(PASSWORD));
+    // POP3 has no \Seen: gwpop3 remembers the UIDLs it printed, per gateway id, and
+    // leaves the mail on the server (delete off).
+    let pop3 = input.replace(
+        &format!("&lt;port&gt;{}", s.dovecot.imap_port),
+        &format!("&lt;port&gt;{}", s.dovecot.pop3_port),
+    );
+    let out = s.root.run("gate/gwpop3", &["--command", "ingoing"], &pop3);
+    assert_ok(&out);
+    assert_eq!(
+        stdout(&out).matches("<message").count(),
+        3,
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(s.root.read("var/mgrnotify/pop3/9.uidl").lines().count(), 2);
+    let again = s.root.run("gate/gwpop3", &["--command", "ingoing"], &pop3);
+    assert_eq!(stdout(&again).trim(), "<doc><messages/></doc>");
+    assert_eq!(s.dovecot.mailbox(MAILBOX).len(), 2);
 }
 
 #[test]
