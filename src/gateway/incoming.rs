@@ -21,6 +21,7 @@ use crate::script::{Field, FieldKind, Metadata};
 /// go past it); the rest stays unread for the next call.
 const MAX_REPLY_SOURCES: usize = 64 * 1024 * 1024;
 
+/// gwimap or gwpop3, by its protocol.
 pub struct MailboxGateway {
     root: MgrRoot,
     protocol: Protocol,
@@ -34,6 +35,7 @@ impl MailboxGateway {
         }
     }
 
+    /// A failure of the mailbox, named after this gateway.
     fn error(&self, msg: String) -> GatewayError {
         GatewayError::provider(self.protocol.module(), msg)
     }
