@@ -10,9 +10,9 @@
 //!   the queue did;
 //! - [`inbox`]: incoming mail into tickets; [`tickets`]: incoming messages into
 //!   support tickets (mgrctl);
-//! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`]: the install layout,
-//!   logging with redaction, the bounded XML parser and the writer; [`files`]: files
-//!   written whole, and locks;
+//! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`], [`files`]: the install
+//!   layout, logging with redaction, the bounded XML parser and the writer, bounded
+//!   reads of files named by input, files written whole, and locks;
 //! - [`error`](mod@error): where every layer's typed error leaves the process (log, stderr,
 //!   BILLmanager's error XML), redacted there and nowhere else;
 //! - [`cli`]: the operator's `mgrnotify` command.

@@ -68,13 +68,13 @@ pub const ROLES: &[RoleSpec] = &[
         name: "ntemail",
         folder: Folder::Notify,
         build: Build::Notify(crate::notify::Kind::Email),
-        about: "email notifications (not available yet)",
+        about: "email notifications through the email gateways: HTML and attachments",
     },
     RoleSpec {
         name: "ntinternal",
         folder: Folder::Notify,
         build: Build::Notify(crate::notify::Kind::Internal),
-        about: "client-area notifications (not available yet)",
+        about: "client-area notifications, stored in mgrnotify's own table",
     },
     RoleSpec {
         name: "gwsmtp",

@@ -47,7 +47,7 @@ check "plugin XML for gwepochta" grep -q '<plugin name="gwepochta">' "$ROOT/etc/
 
 check "ntsms features" expect '<contact_type>phone</contact_type>' 0 notify/ntsms --command features
 check "ntemail features" expect '<contact_type>email</contact_type>' 0 notify/ntemail --command features
-check "ntinternal answers clearly" expect 'not available yet' 1 notify/ntinternal --command features
+check "ntinternal features" expect '<feature name="html"/>' 0 notify/ntinternal --command features
 for g in gwimap gwpop3; do
   check "$g features" expect '<feature name="ingoing"/>' 0 gate/$g --command features
 done

@@ -316,9 +316,31 @@ fn transaction(
     }
     conn.command(Data)
         .map_err(|e| refused(format!("{server} refused DATA"), "DATA", e))?;
-    conn.message(&mail.source)
-        .map_err(|e| refused(format!("{server} refused the message"), "the message", e))?;
+    let sent = match String::from_utf8(data_block(&mail.source)) {
+        Ok(block) => conn.command(block),
+        Err(_) => conn.message(&mail.source),
+    };
+    sent.map_err(|e| refused(format!("{server} refused the message"), "the message", e))?;
     Ok(())
+}
+
+/// The message as DATA sends it, in one piece: dot-stuffed (a line's leading `.`
+/// doubled) and ended with `CRLF . CRLF`, as lettre's own `message` does. lettre writes
+/// the final dot separately; with Nagle's algorithm that small write then waits for the
+/// server's delayed ACK of the message (40 ms on Linux), which caps a kept connection at
+/// about 25 mails a second.
+fn data_block(source: &[u8]) -> Vec<u8> {
+    let mut block = Vec::with_capacity(source.len() + source.len() / 64 + 5);
+    let mut line_start = true;
+    for (i, &b) in source.iter().enumerate() {
+        if line_start && b == b'.' {
+            block.push(b'.');
+        }
+        block.push(b);
+        line_start = b == b'\n' && i > 0 && source[i - 1] == b'\r';
+    }
+    block.extend_from_slice(b"\r\n.\r\n");
+    block
 }
 
 /// What an SMTP error says, for the operator: the server's reply (code and text)
@@ -416,6 +438,15 @@ mod tests {
             p.set(k, v);
         }
         p
+    }
+
+    #[test]
+    fn the_data_block_is_dot_stuffed_and_ended() {
+        assert_eq!(
+            data_block(b".a\r\n.b\r\nc.\n.d\r\n"),
+            b"..a\r\n..b\r\nc.\n.d\r\n\r\n.\r\n"
+        );
+        assert_eq!(data_block(b""), b"\r\n.\r\n");
     }
 
     #[test]

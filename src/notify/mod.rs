@@ -3,6 +3,7 @@
 //! `--command` (features, process, getmessage).
 
 pub mod ntemail;
+pub mod ntinternal;
 pub mod ntsms;
 
 use std::fmt;
@@ -123,7 +124,8 @@ impl BillmgrError for NotifyError {
 /// What `--command features` reports.
 pub struct NotifyFeatures {
     pub features: &'static [&'static str],
-    pub contact_type: &'static str,
+    /// The user field a message goes to; none for a module every user can receive.
+    pub contact_type: Option<&'static str>,
 }
 
 impl NotifyFeatures {
@@ -137,8 +139,10 @@ impl NotifyFeatures {
             w.end();
         }
         w.end();
-        w.start("contact_type");
-        w.text(self.contact_type);
+        if let Some(contact_type) = self.contact_type {
+            w.start("contact_type");
+            w.text(contact_type);
+        }
         w.finish() + "\n"
     }
 }
@@ -158,7 +162,7 @@ pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> E
     let result = match kind {
         Kind::Sms => run(&ntsms::Ntsms::new(root.clone()), command, gate),
         Kind::Email => run(&ntemail::Ntemail::new(root.clone()), command, gate),
-        Kind::Internal => Err(NotifyError::NotAvailable(kind.role())),
+        Kind::Internal => run(&ntinternal::Ntinternal::new(root.clone()), command, gate),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,11 @@
-//! ntemail: email notifications (`notify_module='ntemail'`); its getmessage reads the
-//! incoming mail gateways into tickets ([`crate::inbox`]).
+//! ntemail: email notifications through the email gateways (`notify_module='ntemail'`:
+//! gwsmtp, or any program in `gate/`). The message is text/plain, or
+//! multipart/alternative when the template made HTML; the notice's attachments go
+//! with it (see [`crate::mail::attachments`] for which files may). Its getmessage reads
+//! the incoming mail gateways into tickets ([`crate::inbox`]).
 
 use crate::notify::{Kind, NotifyError, NotifyFeatures, NotifyModule};
+use crate::queue;
 use crate::root::MgrRoot;
 
 const KIND: Kind = Kind::Email;
@@ -20,7 +24,7 @@ impl NotifyModule for Ntemail {
     fn features(&self) -> NotifyFeatures {
         NotifyFeatures {
             features: &["html"],
-            contact_type: KIND.contact_field(),
+            contact_type: Some(KIND.contact_field()),
         }
     }
 
@@ -29,6 +33,7 @@ impl NotifyModule for Ntemail {
     }
 
     fn process_queue(&self) -> Result<(), NotifyError> {
-        Err(NotifyError::NotAvailable(KIND.role()))
+        queue::process(&self.root, &KIND.into())?;
+        Ok(())
     }
 }
