@@ -1,5 +1,6 @@
-//! Incoming mail into tickets against a private dovecot (IMAP and POP3 with STARTTLS
-//! and the test CA), a real MariaDB and a stand-in `sbin/mgrctl` that records its argv:
+//! Incoming mail into tickets against a private dovecot (IMAP and POP3 with STARTTLS,
+//! IMAP also with TLS from the start; the test CA), a real MariaDB and a stand-in
+//! `sbin/mgrctl` that records its argv:
 //! replies and new tickets from mail in KOI8-R, CP1251, quoted-printable, base64, RFC
 //! 2047 and HTML only; unknown senders and malformed mail kept for an operator; mgrctl
 //! failing (unread, then kept after three runs); nothing posted twice, also with two
@@ -518,6 +519,9 @@ fn check_connection_logs_in_and_names_what_is_wrong() {
     };
     assert_ok(&check("gwpop3", form(s.dovecot.pop3_port, PASSWORD, true)));
     assert_ok(&check("gwimap", form(s.dovecot.imap_port, PASSWORD, true)));
+    let implicit = form(s.dovecot.imaps_port, PASSWORD, true)
+        .replace("</doc>", "<security>tls</security></doc>");
+    assert_ok(&check("gwimap", implicit));
     // Without the test CA the server's certificate is not trusted: no login is tried.
     let out = check("gwimap", form(s.dovecot.imap_port, PASSWORD, false));
     let (_, _, msg) = error_of(&out);

@@ -15,6 +15,8 @@ pub struct Dovecot {
     pub dir: tempfile::TempDir,
     pub imap_port: u16,
     pub pop3_port: u16,
+    /// IMAP with TLS from the first byte.
+    pub imaps_port: u16,
     /// The test CA's certificate: the gateways' `ca_file`.
     pub ca_file: PathBuf,
     child: Child,
@@ -59,7 +61,7 @@ impl Dovecot {
         open_to_all(&d.join("mail"));
         std::fs::create_dir_all(d.join("home")).expect("mkdir home");
         open_to_all(&d.join("home"));
-        let (imap_port, pop3_port) = (free_port(), free_port());
+        let (imap_port, pop3_port, imaps_port) = (free_port(), free_port(), free_port());
         let p = d.display();
         let conf = format!(
             "protocols = imap pop3\n\
@@ -81,7 +83,7 @@ impl Dovecot {
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {p}/passwd\n}}\n\
              userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={p}/home/%u\n}}\n\
              service imap-login {{\n  inet_listener imap {{\n    port = {imap_port}\n  }}\n  \
-             inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             inet_listener imaps {{\n    port = {imaps_port}\n    ssl = yes\n  }}\n}}\n\
              service pop3-login {{\n  inet_listener pop3 {{\n    port = {pop3_port}\n  }}\n  \
              inet_listener pop3s {{\n    port = 0\n  }}\n}}\n\
              service stats {{\n  unix_listener stats-reader {{\n    mode = 0666\n  }}\n  \
@@ -102,11 +104,13 @@ impl Dovecot {
             dir,
             imap_port,
             pop3_port,
+            imaps_port,
             child,
         };
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", imap_port)).is_err()
-            || std::net::TcpStream::connect(("127.0.0.1", pop3_port)).is_err()
+        while [imap_port, pop3_port, imaps_port]
+            .iter()
+            .any(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_err())
         {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
