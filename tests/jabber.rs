@@ -22,6 +22,16 @@ struct World {
     mgrctl: Mgrctl,
 }
 
+impl Drop for World {
+    /// A receiver left by a failed test is stopped, not left reconnecting forever.
+    fn drop(&mut self) {
+        if let Some(pid) = receiver_pid(self) {
+            // SAFETY: a plain kill of the receiver this test started.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    }
+}
+
 /// The bot's gateway parameters.
 fn xmlparams(prosody: &Prosody, password: &str, ca_file: bool) -> String {
     let ca = if ca_file {

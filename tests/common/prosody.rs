@@ -148,7 +148,7 @@ impl Client {
         let jid = format!("{user}@{DOMAIN}");
         let connector = mgrnotify::xmpp::connector::StartTls {
             dns: DnsConfig::no_srv("127.0.0.1", server.port),
-            tls: mgrnotify::xmpp::connector::tls_config(Some(&server.ca_file())).expect("tls"),
+            tls: mgrnotify::tls::client_config(Some(&server.ca_file())).expect("tls"),
         };
         let client = runtime.block_on(async {
             let mut client = tokio_xmpp::Client::new_with_connector(
