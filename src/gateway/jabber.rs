@@ -253,13 +253,12 @@ fn receive(root: &MgrRoot) -> Result<(), String> {
     let tickets = Tickets::load(root).map_err(|e| e.to_string())?;
     let db = DbSettings::load(root).map_err(|e| e.to_string())?;
     crate::info!("receiver of {}: starting", account.jid);
-    let support = Support {
+    let mut support = Support {
         tickets,
         db,
         sign,
         pool: None,
     };
-    let mut support = support;
     receiver::run(Arc::new(account), |from, text| support.answer(from, text))
         .map_err(|e| e.to_string())
 }
