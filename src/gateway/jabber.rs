@@ -31,6 +31,9 @@ pub const CONTACT_FIELD: &str = "jabber";
 const CHANNEL: &str = "jabber";
 /// The command `ingoing` starts the receiver with (not one BILLmanager sends).
 pub const RECEIVE: &str = "receive";
+/// Longest message text posted to a ticket; a longer one is answered, not posted (the
+/// server bounds a stanza's size; this bounds what reaches mgrctl).
+const MAX_MESSAGE_CHARS: usize = 16 * 1024;
 /// The sessions kept for the next message, at most.
 const MAX_IDLE_SESSIONS: usize = 8;
 
@@ -349,6 +352,12 @@ impl Support {
         };
         if body.is_empty() {
             return Ok(help);
+        }
+        if body.chars().count() > MAX_MESSAGE_CHARS {
+            return Ok(format!(
+                "Your message is longer than {MAX_MESSAGE_CHARS} characters: please shorten \
+                 it or write to support from the client area."
+            ));
         }
         let owner = schema::ticket_account(&mut conn, id).map_err(|e| e.to_string())?;
         if owner.as_deref() != Some(customer.account.as_str()) || customer.account.is_empty() {
