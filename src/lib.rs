@@ -9,12 +9,13 @@
 //! - [`telegram`]: the Telegram channel (Bot API, chat links, polling);
 //! - [`queue`]: the notifytask queue; [`db`]: BILLmanager's database; [`stats`]: what
 //!   the queue did;
-//! - [`tickets`]: incoming messages into support tickets (mgrctl);
+//! - [`inbox`]: incoming mail into tickets; [`tickets`]: incoming messages into
+//!   support tickets (mgrctl);
 //! - [`xmpp`]: the XMPP channel (sessions, the receiver of a bot account); [`tls`]:
-//!   what the TLS clients share; [`lockfile`]: one holder at a time;
+//!   what the TLS clients share;
 //! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`], [`files`]: the install
 //!   layout, logging with redaction, the bounded XML parser and the writer, bounded
-//!   reads of files named by input;
+//!   reads of files named by input, files written whole, and locks;
 //! - [`error`](mod@error): where every layer's typed error leaves the process (log, stderr,
 //!   BILLmanager's error XML), redacted there and nowhere else;
 //! - [`cli`]: the operator's `mgrnotify` command.
@@ -26,7 +27,7 @@ pub mod error;
 pub mod files;
 pub mod gateway;
 pub mod http;
-pub mod lockfile;
+pub mod inbox;
 pub mod log;
 pub mod mail;
 pub mod notice;
@@ -142,20 +143,16 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
                 Err(code) => code,
             }
         }
-        Build::Builtin(_) | Build::PlannedGateway | Build::Script => {
+        Build::Builtin(_) | Build::Script => {
             let (parsed, root) = match start::<GatewayArgs>(argv0, name, &args, |a| a.version) {
                 Ok(started) => started,
                 Err(code) => return code,
             };
             let command = parsed.command.unwrap_or_default();
-            match role.build {
-                Build::PlannedGateway => return gateway::serve_not_available(name),
-                Build::Builtin(builtin) => {
-                    return builtin
-                        .serve_own(&root, &command)
-                        .unwrap_or_else(|| gateway::serve(&*builtin.open(&root), &command))
-                }
-                _ => {}
+            if let Build::Builtin(builtin) = role.build {
+                return builtin
+                    .serve_own(&root, &command)
+                    .unwrap_or_else(|| gateway::serve(&*builtin.open(&root), &command));
             }
             match gateway::script::ScriptGateway::open(&root, name) {
                 Ok(module) => gateway::serve(&module, &command),

@@ -29,8 +29,6 @@ pub enum Build {
     Notify(crate::notify::Kind),
     /// A gateway built into the binary.
     Builtin(crate::gateway::Builtin),
-    /// A gateway this version names but does not bring yet: every command is a clear error.
-    PlannedGateway,
     /// A gateway backed by the provider script `etc/mgrnotify/scripts/<role>.rhai`.
     Script,
     /// A notification type a gateway declares in its metadata (`nt<name>`), served by
@@ -40,10 +38,7 @@ pub enum Build {
 
 impl Build {
     pub fn is_gateway(self) -> bool {
-        matches!(
-            self,
-            Build::Builtin(_) | Build::PlannedGateway | Build::Script
-        )
+        matches!(self, Build::Builtin(_) | Build::Script)
     }
 }
 
@@ -105,14 +100,14 @@ pub const ROLES: &[RoleSpec] = &[
     RoleSpec {
         name: "gwimap",
         folder: Folder::Gate,
-        build: Build::PlannedGateway,
-        about: "incoming email over IMAP (not available yet)",
+        build: Build::Builtin(crate::gateway::Builtin::Imap),
+        about: "incoming email over IMAP",
     },
     RoleSpec {
         name: "gwpop3",
         folder: Folder::Gate,
-        build: Build::PlannedGateway,
-        about: "incoming email over POP3 (not available yet)",
+        build: Build::Builtin(crate::gateway::Builtin::Pop3),
+        about: "incoming email over POP3",
     },
 ];
 
@@ -201,7 +196,7 @@ mod tests {
         );
         assert_eq!(
             lookup("gwimap").map(|r| r.build),
-            Some(Build::PlannedGateway)
+            Some(Build::Builtin(crate::gateway::Builtin::Imap))
         );
         assert_eq!(lookup("gwepochta").map(|r| r.build), Some(Build::Script));
         assert_eq!(lookup("ntjabber").map(|r| r.build), Some(Build::Declared));

@@ -33,6 +33,8 @@ const LOG_EXCERPT: usize = 80;
 pub struct Tickets {
     mgrctl: PathBuf,
     timeout: Duration,
+    /// mgrctl's working directory: the mgr root, as BILLmanager starts its tools.
+    cwd: Option<PathBuf>,
 }
 
 /// Why a message could not be posted.
@@ -51,12 +53,19 @@ impl fmt::Display for TicketError {
         match self {
             TicketError::Config(msg) => f.write_str(msg),
             TicketError::Db(e) => write!(f, "{e}"),
-            TicketError::Mgrctl(msg) => f.write_str(&crate::log::redact(msg)),
+            TicketError::Mgrctl(msg) => f.write_str(msg),
         }
     }
 }
 
-impl std::error::Error for TicketError {}
+impl std::error::Error for TicketError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TicketError::Db(e) => Some(e),
+            TicketError::Config(_) | TicketError::Mgrctl(_) => None,
+        }
+    }
+}
 
 impl From<DbError> for TicketError {
     fn from(e: DbError) -> Self {
@@ -85,7 +94,11 @@ pub enum Posted {
 
 impl Tickets {
     pub fn new(mgrctl: PathBuf, timeout: Duration) -> Self {
-        Self { mgrctl, timeout }
+        Self {
+            mgrctl,
+            timeout,
+            cwd: None,
+        }
     }
 
     /// The settings of `root`: its `sbin/mgrctl`, or `Mgrctl` and `MgrctlTimeout` of
@@ -103,6 +116,7 @@ impl Tickets {
             }
         };
         let mut tickets = Self::new(root.path().join("sbin/mgrctl"), Duration::from_secs(60));
+        tickets.cwd = Some(root.path().to_owned());
         for crate::conf::Entry { line, key, value } in crate::conf::entries(&text) {
             let bad = |what: &str| {
                 TicketError::Config(format!(
@@ -215,13 +229,13 @@ impl Tickets {
         Ok(posted)
     }
 
-    /// Runs mgrctl with `args`, cwd = the directory above its `sbin/`.
+    /// Runs mgrctl with `args`.
     fn run(&self, args: &[String]) -> Result<(), TicketError> {
         let path = self.mgrctl.display();
         let mut command = Command::new(&self.mgrctl);
         command.args(args);
-        if let Some(root) = self.mgrctl.parent().and_then(|sbin| sbin.parent()) {
-            command.current_dir(root);
+        if let Some(cwd) = &self.cwd {
+            command.current_dir(cwd);
         }
         let run = crate::gateway::program::run_bounded(&mut command, b"", self.timeout, MAX_OUTPUT)
             .map_err(|e| TicketError::Mgrctl(format!("cannot run {path}: {e}")))?;

@@ -1,7 +1,13 @@
-//! What the TLS clients share: an operator's CA file, read within bounds.
+//! What the TLS clients share: an operator's CA file, read within bounds, and the
+//! rustls settings that trust it besides the system's CAs.
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
 
 /// Largest `ca_file` read: a bundle of a few CAs is kilobytes.
 const MAX_CA_FILE: u64 = 1024 * 1024;
@@ -26,4 +32,32 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<u8>, String> {
         ));
     }
     Ok(pem)
+}
+
+/// The TLS settings: the system's CAs (read once a process), plus `ca_file`'s.
+pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    static SYSTEM: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    let system = SYSTEM.get_or_init(|| rustls_native_certs::load_native_certs().certs);
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(system.iter().cloned());
+    if let Some(path) = ca_file {
+        let pem = read_ca_file(path)?;
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("ca_file {} is not PEM: {e:?}", path.display()))?;
+        let (_, refused) = roots.add_parsable_certificates(certs);
+        if refused > 0 {
+            return Err(format!(
+                "ca_file {}: {refused} certificate(s) cannot be used",
+                path.display()
+            ));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("cannot set up TLS: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }

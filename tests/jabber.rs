@@ -22,6 +22,16 @@ struct World {
     mgrctl: Mgrctl,
 }
 
+impl Drop for World {
+    /// A receiver left by a failed test is stopped, not left reconnecting forever.
+    fn drop(&mut self) {
+        if let Some(pid) = receiver_pid(self) {
+            // SAFETY: a plain kill of the receiver this test started.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    }
+}
+
 /// The bot's gateway parameters.
 fn xmlparams(prosody: &Prosody, password: &str, ca_file: bool) -> String {
     let ca = if ca_file {
@@ -278,4 +288,38 @@ fn the_receiver_answers_every_message_posts_once_and_stops_on_sigterm() {
         receiver_pid(&w).is_none()
     });
     assert!(!receiver_log(&w).contains(BOT_PASSWORD));
+}
+
+#[test]
+fn the_receiver_logs_in_again_after_the_server_went_away() {
+    let mut w = world();
+    let out = ntjabber(&w, &["--command", "getmessage", "--gate", "all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for("the receiver online", Duration::from_secs(20), || {
+        receiver_log(&w).contains("receiver of bot@localhost: online")
+    });
+    let pid = receiver_pid(&w).expect("a receiver");
+    w.prosody.restart();
+    wait_for("the receiver online again", Duration::from_secs(30), || {
+        receiver_log(&w)
+            .matches("receiver of bot@localhost: online")
+            .count()
+            == 2
+    });
+    assert_eq!(receiver_pid(&w), Some(pid), "the same receiver");
+    let mut alice = Client::connect(&w.prosody, "alice", "alice-pw");
+    alice.send(BOT, "#123 still there?");
+    let reply = alice.receive(1, Duration::from_secs(10));
+    assert_eq!(
+        reply,
+        [(
+            BOT.to_owned(),
+            "Your message was added to ticket #123.".to_owned()
+        )]
+    );
+    // SAFETY: a plain kill of the receiver this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_for("the receiver to stop", Duration::from_secs(10), || {
+        receiver_pid(&w).is_none()
+    });
 }

@@ -462,7 +462,7 @@ impl GatewayRow {
             && (kind.eq_ignore_ascii_case("outgoing") || kind == "1")
     }
 
-    /// Active and ingoing ('ingoing' or 2).
+    /// Active ('on' in any case) and ingoing ('ingoing' or 2): it receives mail.
     pub fn is_active_ingoing(&self) -> bool {
         let kind = self.gateway_type.trim();
         self.active.trim().eq_ignore_ascii_case("on")
@@ -598,7 +598,7 @@ pub fn users_by_contact(
             .all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
         return Err(DbError::new(
-            crate::db::DbErrorKind::Schema,
+            DbErrorKind::Schema,
             format!("'{column}' is not a column name of {USER}"),
         ));
     }

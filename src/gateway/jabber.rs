@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use tokio_xmpp::jid::BareJid;
 
 use crate::db::{schema, DbSettings};
+use crate::files;
 use crate::gateway::input::checked_params;
 use crate::gateway::{
     Delivery, Feature, Features, GatewayError, GatewayModule, GatewaySettings, OutgoingInput,
 };
-use crate::lockfile::Lock;
 use crate::root::MgrRoot;
 use crate::script::{Contact, Field, FieldKind, Metadata, SelectOption};
 use crate::tickets::{Sender, Tickets};
@@ -31,6 +31,9 @@ pub const CONTACT_FIELD: &str = "jabber";
 const CHANNEL: &str = "jabber";
 /// The command `ingoing` starts the receiver with (not one BILLmanager sends).
 pub const RECEIVE: &str = "receive";
+/// Longest message text posted to a ticket; a longer one is answered, not posted (the
+/// server bounds a stanza's size; this bounds what reaches mgrctl).
+const MAX_MESSAGE_CHARS: usize = 16 * 1024;
 /// The sessions kept for the next message, at most.
 const MAX_IDLE_SESSIONS: usize = 8;
 
@@ -140,7 +143,7 @@ impl GatewayModule for JabberGateway {
     fn ingoing(&self, settings: &GatewaySettings) -> Result<Vec<Vec<u8>>, GatewayError> {
         let account = self.account(settings)?;
         let lock = self.lock_path(&account);
-        let held = Lock::try_take(&lock)
+        let held = files::lock(&lock, false, files::Access::Private)
             .map_err(|e| GatewayError::provider(MODULE, format!("{}: {e}", lock.display())))?;
         if held.is_none() {
             crate::info!("ingoing: the receiver of {} runs already", account.jid);
@@ -240,22 +243,25 @@ fn receive(root: &MgrRoot) -> Result<(), String> {
     let account = gateway.account(&settings).map_err(|e| e.msg)?;
     let sign = ticket_sign(settings.params.get("ticket_format"));
     let lock_path = gateway.lock_path(&account);
-    let Some(_lock) =
-        Lock::try_take(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?
+    let Some(mut lock) = files::lock(&lock_path, false, files::Access::Private)
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?
     else {
         crate::info!("the receiver of {} runs already", account.jid);
         return Ok(());
     };
+    // The holder's pid, for the operator's `kill`.
+    lock.set_len(0)
+        .and_then(|()| writeln!(lock, "{}", std::process::id()))
+        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
     let tickets = Tickets::load(root).map_err(|e| e.to_string())?;
     let db = DbSettings::load(root).map_err(|e| e.to_string())?;
     crate::info!("receiver of {}: starting", account.jid);
-    let support = Support {
+    let mut support = Support {
         tickets,
         db,
         sign,
         pool: None,
     };
-    let mut support = support;
     receiver::run(Arc::new(account), |from, text| support.answer(from, text))
         .map_err(|e| e.to_string())
 }
@@ -346,6 +352,12 @@ impl Support {
         };
         if body.is_empty() {
             return Ok(help);
+        }
+        if body.chars().count() > MAX_MESSAGE_CHARS {
+            return Ok(format!(
+                "Your message is longer than {MAX_MESSAGE_CHARS} characters: please shorten \
+                 it or write to support from the client area."
+            ));
         }
         let owner = schema::ticket_account(&mut conn, id).map_err(|e| e.to_string())?;
         if owner.as_deref() != Some(customer.account.as_str()) || customer.account.is_empty() {

@@ -2,6 +2,7 @@
 //! every gateway role implements, and `serve`, which answers one `--command` with XML
 //! on stdout. Errors are mapped to BILLmanager's error XML here and nowhere else.
 
+pub mod incoming;
 pub mod input;
 pub mod jabber;
 pub mod messages;
@@ -19,6 +20,7 @@ pub use input::{Attachment, GatewaySettings, OutgoingInput};
 pub use messages::{messages_xml, parse_messages};
 
 use crate::error::BillmgrError;
+use crate::mail::mailbox::Protocol;
 use crate::root::MgrRoot;
 use crate::script::Metadata;
 use crate::xml;
@@ -396,6 +398,10 @@ pub fn excerpt(text: &str) -> String {
 pub enum Builtin {
     /// `gwsmtp`: outgoing email over SMTP.
     Smtp,
+    /// `gwimap`: incoming email over IMAP.
+    Imap,
+    /// `gwpop3`: incoming email over POP3.
+    Pop3,
     /// `gwtelegram`: a Telegram bot.
     Telegram,
     /// `gwjabber`: an XMPP bot account.
@@ -408,6 +414,8 @@ impl Builtin {
     pub fn open(self, root: &MgrRoot) -> Arc<dyn GatewayModule + Send + Sync> {
         match self {
             Builtin::Smtp => Arc::new(smtp::SmtpGateway::new(root)),
+            Builtin::Imap => Arc::new(incoming::MailboxGateway::new(root, Protocol::Imap)),
+            Builtin::Pop3 => Arc::new(incoming::MailboxGateway::new(root, Protocol::Pop3)),
             Builtin::Telegram => Arc::new(telegram::TelegramGateway::new(root)),
             Builtin::Jabber => Arc::new(jabber::JabberGateway::new(root)),
         }
@@ -426,8 +434,19 @@ impl Builtin {
     pub fn metadata(self) -> &'static Metadata {
         match self {
             Builtin::Smtp => smtp::metadata(),
+            Builtin::Imap => incoming::metadata(Protocol::Imap),
+            Builtin::Pop3 => incoming::metadata(Protocol::Pop3),
             Builtin::Telegram => telegram::metadata(),
             Builtin::Jabber => jabber::metadata(),
+        }
+    }
+
+    /// The mail protocol of an incoming mail gateway.
+    pub fn mailbox_protocol(self) -> Option<Protocol> {
+        match self {
+            Builtin::Smtp | Builtin::Telegram | Builtin::Jabber => None,
+            Builtin::Imap => Some(Protocol::Imap),
+            Builtin::Pop3 => Some(Protocol::Pop3),
         }
     }
 }
@@ -472,7 +491,6 @@ pub fn open(
     match crate::roles::lookup(module).map(|spec| spec.build) {
         Some(Build::Script) => Ok(Arc::new(script::ScriptGateway::open(root, module)?)),
         Some(Build::Builtin(builtin)) => Ok(builtin.open(root)),
-        Some(Build::PlannedGateway) => unusable(format!("{module} {NOT_AVAILABLE}")),
         _ => unusable(format!(
             "gate/{module} is mgrnotify itself, but {module} is none of its gateways"
         )),
@@ -484,15 +502,6 @@ pub fn own_exe() -> Option<std::path::PathBuf> {
     std::env::current_exe()
         .ok()
         .and_then(|p| p.canonicalize().ok())
-}
-
-/// Message of the built-in gateway roles that a later version brings.
-pub const NOT_AVAILABLE: &str = "is not available yet in this version of mgrnotify";
-
-/// gwsmtp, gwimap, gwpop3 until they are built: every command a clear error.
-pub fn serve_not_available(role: &str) -> ExitCode {
-    let e = GatewayError::new("unsupported", role, format!("{role} {NOT_AVAILABLE}"));
-    crate::error::fail(role, "", &e, ExitCode::FAILURE)
 }
 
 #[cfg(test)]

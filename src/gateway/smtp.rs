@@ -217,7 +217,7 @@ pub fn metadata() -> &'static Metadata {
     })
 }
 
-fn option(value: &str, en: &str, ru: &str) -> SelectOption {
+pub(crate) fn option(value: &str, en: &str, ru: &str) -> SelectOption {
     SelectOption {
         value: value.into(),
         label_en: en.into(),

@@ -9,7 +9,7 @@
 //! a new one, once, before the message counts as failed). Threads that send at the
 //! same time each get a connection of their own.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use lettre::transport::smtp::Error as SmtpError;
 
 use crate::gateway::GatewayError;
 use crate::mail::message::Mail;
+use crate::mail::server::Endpoint;
 use crate::xml::Params;
 
 /// Connections kept at most; more are closed after their message.
@@ -33,42 +34,14 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The module name errors are reported under.
 const MODULE: &str = "gwsmtp";
 
-/// How the connection is protected: the gateway parameter `security`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
-    /// Plain text (a local relay).
-    None,
-    /// Plain, then STARTTLS before anything else: the submission port.
-    StartTls,
-    /// TLS from the first byte (SMTPS).
-    Tls,
-}
+pub use crate::mail::server::Security;
 
-impl Security {
-    pub const CHOICES: [&'static str; 3] = ["starttls", "tls", "none"];
-
-    fn parse(text: &str) -> Result<Self, GatewayError> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "" | "starttls" => Ok(Security::StartTls),
-            "tls" => Ok(Security::Tls),
-            "none" => Ok(Security::None),
-            other => Err(GatewayError::value(
-                "security",
-                format!(
-                    "security '{other}' is not one of {}",
-                    Self::CHOICES.join(", ")
-                ),
-            )),
-        }
-    }
-
-    /// The usual port: 25 plain, 587 submission with STARTTLS, 465 SMTPS.
-    pub fn default_port(self) -> u16 {
-        match self {
-            Security::None => 25,
-            Security::StartTls => 587,
-            Security::Tls => 465,
-        }
+/// SMTP's usual port: 25 plain, 587 submission with STARTTLS, 465 SMTPS.
+pub fn default_port(security: Security) -> u16 {
+    match security {
+        Security::None => 25,
+        Security::StartTls => 587,
+        Security::Tls => 465,
     }
 }
 
@@ -76,66 +49,33 @@ impl Security {
 /// `ca_file`, `timeout`. Two messages with equal settings may share a connection.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
+    pub endpoint: Endpoint,
     pub security: Security,
     login: Option<String>,
     password: String,
-    ca_file: Option<PathBuf>,
-    pub timeout: Duration,
 }
 
 impl SmtpSettings {
     /// Reads the settings from a gateway's parameters; a relative `ca_file` is taken
     /// relative to `base` (the mgr root).
     pub fn from_params(params: &Params, base: &Path) -> Result<Self, GatewayError> {
-        let host = params
-            .get("host")
-            .map(str::trim)
-            .ok_or_else(|| GatewayError::missed("host"))?;
-        if host.contains(|c: char| c.is_whitespace() || c == '/') {
-            return Err(GatewayError::value(
-                "host",
-                format!("host '{host}' is not a host name or address"),
-            ));
-        }
-        let security = Security::parse(params.get("security").unwrap_or_default())?;
-        let port = match params.get("port").map(str::trim) {
-            None => security.default_port(),
-            Some(text) => text.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                GatewayError::value("port", format!("port '{text}' is not a port number"))
-            })?,
-        };
-        let timeout = crate::http::Timeouts::from_param(params.get("timeout"))
-            .map_err(|e| GatewayError::value("timeout", e.to_string()))?
-            .total;
+        let (endpoint, security) = Endpoint::from_params(params, base, default_port)?;
         let login = params.get("login").map(|l| l.trim().to_owned());
         let password = params.get("password").unwrap_or_default().to_owned();
         if login.is_some() && password.is_empty() {
             return Err(GatewayError::missed("password"));
         }
-        let ca_file = params.get("ca_file").map(|f| base.join(f.trim()));
         Ok(Self {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            port,
+            endpoint,
             security,
             login,
             password,
-            ca_file,
-            timeout,
         })
     }
 
     /// `host:port`, for messages.
     pub fn server(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        self.endpoint.server()
     }
 }
 
@@ -249,8 +189,8 @@ fn open(settings: &SmtpSettings) -> Result<SmtpConnection, GatewayError> {
     };
     let implicit_tls = tls.as_ref().filter(|_| settings.security == Security::Tls);
     let mut conn = SmtpConnection::connect(
-        (settings.host.as_str(), settings.port),
-        Some(settings.timeout),
+        (settings.endpoint.host.as_str(), settings.endpoint.port),
+        Some(settings.endpoint.timeout),
         &hello,
         implicit_tls,
         None,
@@ -414,7 +354,7 @@ fn describe(e: &SmtpError, settings: &SmtpSettings) -> String {
             ) {
                 return format!(
                     "no answer within {} s (the gateway's timeout)",
-                    settings.timeout.as_secs_f64()
+                    settings.endpoint.timeout.as_secs_f64()
                 );
             }
         }
@@ -447,12 +387,13 @@ fn tls_parameters(settings: &SmtpSettings) -> Result<TlsParameters, GatewayError
     static SYSTEM_HAS_ROOTS: OnceLock<bool> = OnceLock::new();
     let system = *SYSTEM_HAS_ROOTS
         .get_or_init(|| !rustls_native_certs::load_native_certs().certs.is_empty());
-    let mut builder = TlsParameters::builder(settings.host.clone()).certificate_store(if system {
-        CertificateStore::Default
-    } else {
-        CertificateStore::WebpkiRoots
-    });
-    if let Some(path) = &settings.ca_file {
+    let mut builder =
+        TlsParameters::builder(settings.endpoint.host.clone()).certificate_store(if system {
+            CertificateStore::Default
+        } else {
+            CertificateStore::WebpkiRoots
+        });
+    if let Some(path) = &settings.endpoint.ca_file {
         builder = builder.add_root_certificate(read_ca_file(path)?);
     }
     builder
@@ -496,14 +437,14 @@ mod tests {
                 base,
             )
             .unwrap();
-            assert_eq!(s.port, port, "{security}");
+            assert_eq!(s.endpoint.port, port, "{security}");
         }
         let s = SmtpSettings::from_params(
             &params(&[("host", "mx.test"), ("port", "2525"), ("security", "tls")]),
             base,
         )
         .unwrap();
-        assert_eq!((s.port, s.security), (2525, Security::Tls));
+        assert_eq!((s.endpoint.port, s.security), (2525, Security::Tls));
     }
 
     #[test]

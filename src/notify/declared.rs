@@ -178,3 +178,63 @@ fn ingoing_gateways(root: &MgrRoot, role: &str) -> Result<Vec<schema::GatewayRow
         .filter(schema::GatewayRow::is_active_ingoing)
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(module: &str, field: Option<&str>) -> Metadata {
+        Metadata {
+            title_en: "T".into(),
+            title_ru: "T".into(),
+            description_en: "T".into(),
+            description_ru: "T".into(),
+            notify_module: module.into(),
+            fields: Vec::new(),
+            required_one_of: Vec::new(),
+            contact: field.map(|f| Contact {
+                field: f.into(),
+                title_en: "C".into(),
+                title_ru: "C".into(),
+                label_en: "C".into(),
+                label_ru: "C".into(),
+                hint_en: String::new(),
+                hint_ru: String::new(),
+                check: None,
+                size: 128,
+            }),
+        }
+    }
+
+    /// The first declaration of a type wins; the same one again is failover, another
+    /// contact is a conflict that names both gateways.
+    #[test]
+    fn first_declaration_wins_and_conflicts_are_named() {
+        let (a, b, c, sms) = (
+            meta("ntchat", Some("chat")),
+            meta("ntchat", Some("chat")),
+            meta("ntchat", Some("other")),
+            meta("ntsms", None),
+        );
+        let (found, problems) = collect([("gwsms", &sms), ("gwa", &a), ("gwb", &b), ("gwc", &c)]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].role.as_str(), found[0].declared_by.as_str()),
+            ("ntchat", "gwa")
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("gwc: declares ntchat"),
+            "{problems:?}"
+        );
+        assert!(problems[0].contains("gwa"), "{problems:?}");
+    }
+
+    #[test]
+    fn built_in_gateways_declare_first() {
+        let roles: Vec<_> = builtin_declarers(crate::roles::ROLES)
+            .filter_map(|(by, m)| m.contact.as_ref().map(|_| (by, m.notify_module.as_str())))
+            .collect();
+        assert!(roles.contains(&("gwjabber", "ntjabber")), "{roles:?}");
+    }
+}

@@ -11,6 +11,7 @@ use std::fmt;
 use std::process::ExitCode;
 
 use crate::error::BillmgrError;
+use crate::inbox::InboxError;
 use crate::queue::QueueError;
 use crate::root::MgrRoot;
 use crate::xml;
@@ -59,12 +60,15 @@ pub enum NotifyError {
     NotAvailable(&'static str),
     /// `getmessage`: ingoing gateways of a declared type failed.
     Ingoing(String),
+    /// Incoming mail could not be read or handed on.
+    Inbox(InboxError),
 }
 
 impl fmt::Display for NotifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NotifyError::Queue(e) => e.fmt(f),
+            NotifyError::Inbox(e) => e.fmt(f),
             NotifyError::NoCommand => {
                 f.write_str("no --command given: use features, process or getmessage")
             }
@@ -88,8 +92,15 @@ impl std::error::Error for NotifyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             NotifyError::Queue(e) => Some(e),
+            NotifyError::Inbox(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<InboxError> for NotifyError {
+    fn from(e: InboxError) -> Self {
+        Self::Inbox(e)
     }
 }
 
@@ -105,7 +116,10 @@ impl BillmgrError for NotifyError {
             NotifyError::NoCommand => "missed",
             NotifyError::UnknownCommand(_) => "unknown",
             NotifyError::NotAvailable(_) => "unsupported",
-            NotifyError::Queue(_) | NotifyError::NoGate | NotifyError::Ingoing(_) => "notify",
+            NotifyError::Queue(_)
+            | NotifyError::Inbox(_)
+            | NotifyError::NoGate
+            | NotifyError::Ingoing(_) => "notify",
         }
     }
 

@@ -1,7 +1,8 @@
 //! ntemail: email notifications through the email gateways (`notify_module='ntemail'`:
 //! gwsmtp, or any program in `gate/`). The message is text/plain, or
 //! multipart/alternative when the template made HTML; the notice's attachments go
-//! with it (see [`crate::mail::attachments`] for which files may).
+//! with it (see [`crate::mail::attachments`] for which files may). Its getmessage reads
+//! the incoming mail gateways into tickets ([`crate::inbox`]).
 
 use crate::notify::{Kind, NotifyError, NotifyFeatures, NotifyModule};
 use crate::queue;
@@ -27,8 +28,8 @@ impl NotifyModule for Ntemail {
         }
     }
 
-    fn get_message(&self, _gate: &str) -> Result<(), NotifyError> {
-        Err(NotifyError::NotAvailable("ntemail --command getmessage"))
+    fn get_message(&self, gate: &str) -> Result<(), NotifyError> {
+        Ok(crate::inbox::get_message(&self.root, gate)?)
     }
 
     fn process_queue(&self) -> Result<(), NotifyError> {

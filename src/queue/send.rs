@@ -592,12 +592,11 @@ mod tests {
         let root = MgrRoot::new(dir.path());
         std::fs::create_dir_all(root.gate_dir()).unwrap();
         let own = std::env::current_exe().unwrap();
-        for module in ["gwimap", "gwnoscript", "mgrnotify"] {
+        for module in ["gwnoscript", "mgrnotify"] {
             std::os::unix::fs::symlink(&own, root.gate_module(module)).unwrap();
         }
         let c = courier(&root, "ntsms", "phone");
         for (module, why) in [
-            ("gwimap", "not available yet"),
             ("gwnoscript", "no provider script"),
             ("mgrnotify", "none of its gateways"),
         ] {

@@ -11,7 +11,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::lockfile::Lock;
+use crate::files;
 use crate::root::MgrRoot;
 
 /// Largest state file read (a link or an offset is a line).
@@ -31,7 +31,7 @@ pub struct BotState {
 }
 
 /// Held while a run polls the bot; released when dropped (or when the run dies).
-pub type PollLock = Lock;
+pub type PollLock = File;
 
 impl BotState {
     pub fn new(root: &MgrRoot, bot_id: &str) -> Self {
@@ -94,7 +94,7 @@ impl BotState {
 
     /// The poll lock, or `None` when another run holds it.
     pub fn try_lock(&self) -> io::Result<Option<PollLock>> {
-        Lock::try_take(&self.dir.join("poll.lock"))
+        files::lock(&self.dir.join("poll.lock"), false, files::Access::Private)
     }
 
     fn link_path(&self, user_id: &str) -> Option<PathBuf> {

@@ -136,7 +136,8 @@ impl Account {
             Some(host) => DnsConfig::no_srv(host, self.port),
             None => DnsConfig::srv_default_client(self.jid.domain().as_str()),
         };
-        let tls = connector::tls_config(self.ca_file.as_deref()).map_err(XmppError::permanent)?;
+        let tls =
+            crate::tls::client_config(self.ca_file.as_deref()).map_err(XmppError::permanent)?;
         Ok(connector::StartTls { dns, tls })
     }
 

@@ -18,6 +18,8 @@ pub enum Answer {
     ErrorXml,
     /// Exit 3 and a message on stderr.
     Fails,
+    /// Success after 0.3 s: a run that takes a while.
+    Slow,
 }
 
 impl Mgrctl {
@@ -26,12 +28,12 @@ impl Mgrctl {
         let script = r#"#!/bin/sh
 dir="$(dirname "$0")/../var/mgrctl-calls"
 mkdir -p "$dir"
-n=$(ls "$dir" | wc -l)
-printf '%s\0' "$@" > "$dir/$(printf %06d "$n")"
+printf '%s\0' "$@" > "$dir/$(date +%s%N)-$$"
 answer="$(cat "$(dirname "$0")/../var/mgrctl-answer" 2>/dev/null)"
 case "$answer" in
   error) echo '<?xml version="1.0"?><doc><error type="access" object="ticket"><msg>Access denied</msg></error></doc>' ;;
   fail) echo 'mgrctl: cannot connect to core' >&2; exit 3 ;;
+  slow) sleep 0.3; echo '<?xml version="1.0"?><doc><ok/></doc>' ;;
   *) echo '<?xml version="1.0"?><doc><ok/><id>77</id></doc>' ;;
 esac
 "#;
@@ -52,6 +54,7 @@ esac
             Answer::Ok => "ok",
             Answer::ErrorXml => "error",
             Answer::Fails => "fail",
+            Answer::Slow => "slow",
         };
         std::fs::write(self.root.join("var/mgrctl-answer"), text).expect("write answer");
     }

@@ -2,6 +2,7 @@
 //! MariaDB, an SMTP server, a TCP proxy that can hang, and the harness of the provider
 //! script tests.
 
+pub mod dovecot;
 pub mod fake_http;
 pub mod mariadb;
 pub mod mgr_root;

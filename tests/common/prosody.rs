@@ -61,27 +61,32 @@ VirtualHost "{DOMAIN}"
             key = p("server.key"),
             cert = p("server.pem"),
         );
-        let config_path = path.join("prosody.cfg.lua");
-        std::fs::write(&config_path, config).expect("write config");
-        let child = Command::new("prosody")
-            .arg("--config")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run prosody (tests/run.sh installs it)");
+        std::fs::write(path.join("prosody.cfg.lua"), config).expect("write config");
+        let child = spawn(path);
         let server = Self { dir, port, child };
+        server.wait_listening();
+        server
+    }
+
+    /// Stops the server and starts it again on the same port with the same data:
+    /// every client loses its connection.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(self.dir.path());
+        self.wait_listening();
+    }
+
+    fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "prosody did not listen: {}",
-                server.log()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        server
     }
 
     /// The CA file the server's certificate is checked against.
@@ -103,6 +108,17 @@ impl Drop for Prosody {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn(dir: &Path) -> Child {
+    Command::new("prosody")
+        .arg("--config")
+        .arg(dir.join("prosody.cfg.lua"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run prosody (tests/run.sh installs it)")
 }
 
 fn free_port() -> u16 {
@@ -132,7 +148,7 @@ impl Client {
         let jid = format!("{user}@{DOMAIN}");
         let connector = mgrnotify::xmpp::connector::StartTls {
             dns: DnsConfig::no_srv("127.0.0.1", server.port),
-            tls: mgrnotify::xmpp::connector::tls_config(Some(&server.ca_file())).expect("tls"),
+            tls: mgrnotify::tls::client_config(Some(&server.ca_file())).expect("tls"),
         };
         let client = runtime.block_on(async {
             let mut client = tokio_xmpp::Client::new_with_connector(
