@@ -5,10 +5,11 @@
 //! - `poll.lock`: held by the one run that polls the bot.
 //!
 //! Files are replaced whole (written aside, synced, renamed), so a crash leaves the old
-//! or the new content, never a torn one. The token is never written here.
+//! or the new content, never a torn one; only mgrnotify's user may read them. The token
+//! is never written here.
 
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::files;
@@ -112,26 +113,16 @@ pub fn normalize_username(name: &str) -> String {
 }
 
 fn read_small(path: &Path) -> io::Result<Option<String>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut text = String::new();
-    file.take(MAX_FILE).read_to_string(&mut text)?;
-    Ok(Some(text))
+    match files::read_regular(path, MAX_FILE) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(files::FileError::Missing) => Ok(None),
+        Err(e) => Err(io::Error::other(format!("{} {e}", path.display()))),
+    }
 }
 
-/// Replaces `path` with `text`: written aside, synced, renamed, the folder synced.
+/// Replaces `path` with `text` whole, readable by mgrnotify's user only.
 fn write_durably(path: &Path, text: &str) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = File::create(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    files::write_atomically(path, text.as_bytes(), files::Access::Private)
 }
 
 #[cfg(test)]
