@@ -32,6 +32,8 @@ struct World {
     updates: Vec<Value>,
     /// (chat_id, text) of every sendMessage.
     sent: Vec<(i64, String)>,
+    /// The parse_mode of every sendMessage.
+    parse_modes: Vec<Option<String>>,
     /// Offsets getUpdates was called with.
     offsets: Vec<i64>,
     /// Requests that break the Bot API's rules.
@@ -192,15 +194,23 @@ fn answer(world: &mut World, req: &Request) -> Response {
             if chars == 0 || chars > 4096 {
                 return bad(format!("text must be 1-4096 characters, not {chars}"));
             }
-            if let Some(mode) = params.get("parse_mode") {
-                if !matches!(mode.as_str(), Some("HTML" | "MarkdownV2" | "Markdown")) {
-                    return bad(format!("parse_mode {mode}"));
+            let mode = params
+                .get("parse_mode")
+                .map(|m| m.as_str().unwrap_or("?").to_owned());
+            match mode.as_deref() {
+                None | Some("MarkdownV2" | "Markdown") => {}
+                Some("HTML") => {
+                    if let Err(why) = telegram_html_ok(text) {
+                        return refuse(400, &format!("Bad Request: can't parse entities: {why}"));
+                    }
                 }
+                Some(other) => return bad(format!("parse_mode {other}")),
             }
             if ![ALICE_CHAT, STRANGER_CHAT, BOB_CHAT].contains(&chat) {
                 return refuse(400, "Bad Request: chat not found");
             }
             world.sent.push((chat, text.to_owned()));
+            world.parse_modes.push(mode);
             let reply = ok(
                 json!({"message_id": 500 + world.sent.len(), "date": 1_700_000_000,
                 "chat": {"id": chat, "type": "private"}, "text": text}),
@@ -211,6 +221,69 @@ fn answer(world: &mut World, req: &Request) -> Response {
             }
         }
         _ => unreachable!(),
+    }
+}
+
+/// The Bot API's HTML style: only its tags (b, strong, i, em, u, ins, s, strike, del,
+/// a href, code, pre, blockquote, tg-spoiler), properly nested, and only the entities
+/// &lt; &gt; &amp; &quot; and numeric ones.
+fn telegram_html_ok(text: &str) -> Result<(), String> {
+    const TAGS: &[&str] = &[
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "a",
+        "code",
+        "pre",
+        "blockquote",
+        "tg-spoiler",
+    ];
+    let mut open: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(['<', '&']) {
+        rest = &rest[i..];
+        if rest.starts_with('&') {
+            let end = rest.find(';').ok_or("an & that starts no entity")?;
+            let name = &rest[1..end];
+            let known = matches!(name, "lt" | "gt" | "amp" | "quot")
+                || name.strip_prefix('#').is_some_and(|n| {
+                    n.parse::<u32>().is_ok()
+                        || n.strip_prefix('x')
+                            .is_some_and(|h| u32::from_str_radix(h, 16).is_ok())
+                });
+            if !known {
+                return Err(format!("unsupported entity &{name};"));
+            }
+            rest = &rest[end + 1..];
+            continue;
+        }
+        let end = rest.find('>').ok_or("a < that starts no tag")?;
+        let tag = &rest[1..end];
+        rest = &rest[end + 1..];
+        if let Some(name) = tag.strip_prefix('/') {
+            if open.pop().as_deref() != Some(name) {
+                return Err(format!("</{name}> closes nothing open"));
+            }
+            continue;
+        }
+        let name = tag.split_whitespace().next().unwrap_or("");
+        if !TAGS.contains(&name) {
+            return Err(format!("unsupported start tag \"{name}\""));
+        }
+        if name == "a" && !tag.starts_with("a href=\"") {
+            return Err("a link without href".into());
+        }
+        open.push(name.to_owned());
+    }
+    match open.last() {
+        Some(name) => Err(format!("<{name}> is not closed")),
+        None => Ok(()),
     }
 }
 
@@ -705,4 +778,51 @@ fn refusals_and_odd_answers_of_the_api_are_clear_errors() {
     assert_eq!(s.mgrctl.calls().len(), 0);
     assert_eq!(s.offset(), "2");
     s.assert_token_nowhere(&[&stdout(&out), &stderr(&out)]);
+}
+
+#[test]
+fn html_templates_reach_telegram_in_its_html_subset() {
+    let s = Setup::new();
+    s.link_alice(1);
+    let before = s.api.sent().len();
+    // The notice's template makes HTML (escaped once more inside the notification file).
+    let html = "&lt;div class=\"mail\"&gt;&lt;p&gt;Payment of &lt;strong&gt;5 &amp;euro;\
+                &lt;/strong&gt; received &amp;amp; &lt;span style=\"x\"&gt;booked&lt;/span&gt;.\
+                &lt;br&gt;&lt;a href=\"https://my.example.com/billing?a=1&amp;amp;b=2\"&gt;\
+                Invoices&lt;/a&gt;&lt;/p&gt;&lt;/div&gt;";
+    let short = add_task(&s.db, &s.root, "h1", s.alice, html);
+    let long_html = format!("&lt;p&gt;{}&lt;/p&gt;", "Long line. ".repeat(500));
+    let long = add_task(&s.db, &s.root, "h2", s.alice, &long_html);
+    let out = s.run("notify/nttelegram", &["--command", "process"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    s.api.assert_no_violations();
+    assert_eq!(s.db.task(short), None);
+    assert_eq!(s.db.task(long), None);
+    let world = s.api.world.lock().unwrap();
+    let sent: Vec<_> = world.sent[before..]
+        .iter()
+        .zip(&world.parse_modes[before..])
+        .map(|((_, text), mode)| (text.clone(), mode.clone()))
+        .collect();
+    let (html_sent, mode) = &sent[0];
+    assert_eq!(mode.as_deref(), Some("HTML"));
+    assert_eq!(
+        html_sent,
+        "<b>Invoice</b>\n\nPayment of <b>5 €</b> received &amp; booked.\n\
+         <a href=\"https://my.example.com/billing?a=1&amp;b=2\">Invoices</a>"
+    );
+    // Too long for one HTML message: its text version, split, without markup.
+    let rest: Vec<_> = sent[1..].iter().collect();
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    assert!(rest
+        .iter()
+        .all(|(t, m)| m.is_none() && t.chars().count() <= 4096 && !t.contains('<')));
+    assert_eq!(
+        rest.iter()
+            .map(|(t, _)| t.as_str())
+            .collect::<String>()
+            .matches("Long line.")
+            .count(),
+        500
+    );
 }
