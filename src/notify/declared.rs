@@ -84,6 +84,11 @@ pub fn declarations(root: &MgrRoot, table: &[RoleSpec]) -> (Vec<Declaration>, Ve
 /// The declaration of type `role`, if a gateway declares it (`mgrnotify sync` reports
 /// the scripts that cannot be read).
 pub fn find(root: &MgrRoot, table: &[RoleSpec], role: &str) -> Option<Declaration> {
+    // A built-in gateway's type is known without compiling every script.
+    let (builtin, _) = collect(builtin_declarers(table));
+    if let Some(d) = builtin.into_iter().find(|d| d.role == role) {
+        return Some(d);
+    }
     declarations(root, table)
         .0
         .into_iter()
