@@ -127,7 +127,8 @@ impl NotifyModule for DeclaredType {
     }
 
     /// Runs `ingoing` of each active ingoing gateway of the type (or of gateway `gate`):
-    /// the gateway handles what it receives (answers, tickets) itself.
+    /// the gateway handles what it receives (answers, tickets) itself, as gwjabber and
+    /// gwtelegram do; messages it returns instead are only logged.
     fn get_message(&self, gate: &str) -> Result<(), NotifyError> {
         let role = &self.declaration.role;
         let rows = ingoing_gateways(&self.root, role)
@@ -150,8 +151,12 @@ impl NotifyModule for DeclaredType {
                     .ingoing(&s)
             });
             match result {
-                Ok(messages) => crate::info!(
-                    "getmessage: gateway {} ({}): {} message(s) handled",
+                Ok(messages) if messages.is_empty() => {
+                    crate::info!("getmessage: gateway {} ({}): done", g.id, g.module)
+                }
+                // Only the gateway knows what its messages are and how to answer them.
+                Ok(messages) => crate::warn!(
+                    "getmessage: gateway {} ({}) returned {} message(s) instead of handling                      them: they are not handed on",
                     g.id,
                     g.module,
                     messages.len()
