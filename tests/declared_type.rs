@@ -33,6 +33,12 @@ fn outgoing(req) {
     let reply = http_post(req.params.api_url + "/send", "application/json", body);
     if reply.status != 200 { fail(`demo refused: ${reply.body}`); }
 }
+
+fn ingoing(params) {
+    let reply = http_post(params.api_url + "/poll", "application/json", json_build(#{token: params.token}));
+    if reply.status != 200 { fail(`demo refused: ${reply.body}`); }
+    []
+}
 "#;
 
 fn run_sync(root: &MgrRoot) -> std::process::Output {
@@ -197,4 +203,47 @@ fn the_queue_sends_a_declared_type_through_its_script() {
     assert_eq!(fake.count(), 1, "{:?}", db.tasks());
     assert!(db.tasks().is_empty(), "{:?}", db.tasks());
     assert!(!root.read("var/ntdemo.log").contains("tok-secret"));
+}
+
+#[test]
+fn getmessage_runs_the_ingoing_gateways_of_the_type() {
+    let fake = FakeHttp::start(|req: &Request| {
+        let body = req.json().unwrap_or_default();
+        if req.method == "POST" && req.path() == "/poll" && body["token"] == "in-secret" {
+            Response::json("{}")
+        } else {
+            Response::text(400, "unexpected request")
+        }
+    });
+    let root = MgrRoot::new();
+    root.add_script("gwdemo", GWDEMO);
+    assert!(run_sync(&root).status.success());
+    let db = TestDb::create();
+    for (kind, token) in [("outgoing", "out-secret"), ("ingoing", "in-secret")] {
+        db.exec(&format!(
+            "INSERT INTO gateway (name, gateway_module, notify_module, gateway_type, active, project, xmlparams) \
+             VALUES ('demo', 'gwdemo', 'ntdemo', '{kind}', 'on', 1, \
+             '<doc><token>{token}</token><api_url>{}</api_url></doc>')",
+            fake.url()
+        ));
+    }
+    let getmessage = |gate: &str| {
+        root.run_env(
+            "notify/ntdemo",
+            &["--command", "getmessage", "--gate", gate],
+            "",
+            &[("MGRNOTIFY_DB_URL", &db.url())],
+        )
+    };
+    let out = getmessage("all");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fake.count(), 1, "only the ingoing gateway was asked");
+    // The outgoing row is not an ingoing gateway: nothing to do.
+    let out = getmessage("1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fake.count(), 1);
+    let out = getmessage("2");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fake.count(), 2);
+    assert!(!root.read("var/ntdemo.log").contains("in-secret"));
 }
