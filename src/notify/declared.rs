@@ -156,7 +156,8 @@ impl NotifyModule for DeclaredType {
                 }
                 // Only the gateway knows what its messages are and how to answer them.
                 Ok(messages) => crate::warn!(
-                    "getmessage: gateway {} ({}) returned {} message(s) instead of handling                      them: they are not handed on",
+                    "getmessage: gateway {} ({}) returned {} message(s) instead of handling them: \
+                     they are not handed on",
                     g.id,
                     g.module,
                     messages.len()
