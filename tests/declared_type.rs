@@ -7,6 +7,7 @@ mod common;
 use common::fake_http::{FakeHttp, Request, Response};
 use common::mariadb::TestDb;
 use common::mgr_root::{stderr, stdout, MgrRoot};
+use common::mgrctl::Mgrctl;
 
 /// A chat service's "send a direct message" API, as a script would call it.
 const GWDEMO: &str = r#"
@@ -37,7 +38,11 @@ fn outgoing(req) {
 fn ingoing(params) {
     let reply = http_post(params.api_url + "/poll", "application/json", json_build(#{token: params.token}));
     if reply.status != 200 { fail(`demo refused: ${reply.body}`); }
-    []
+    let messages = [];
+    for m in json_parse(reply.body).messages ?? [] {
+        messages.push(#{from: m.user, text: m.message});
+    }
+    messages
 }
 "#;
 
@@ -206,11 +211,17 @@ fn the_queue_sends_a_declared_type_through_its_script() {
 }
 
 #[test]
-fn getmessage_runs_the_ingoing_gateways_of_the_type() {
+fn getmessage_hands_the_chat_messages_on_to_support() {
     let fake = FakeHttp::start(|req: &Request| {
         let body = req.json().unwrap_or_default();
         if req.method == "POST" && req.path() == "/poll" && body["token"] == "in-secret" {
-            Response::json("{}")
+            Response::json(
+                r##"{"messages": [
+                    {"user": "Alice@demo.example", "message": "#55 thanks, works now"},
+                    {"user": "alice@demo.example", "message": "#66 not mine\nreally"},
+                    {"user": "stranger@demo.example", "message": "hello?"}
+                ]}"##,
+            )
         } else {
             Response::text(400, "unexpected request")
         }
@@ -218,7 +229,15 @@ fn getmessage_runs_the_ingoing_gateways_of_the_type() {
     let root = MgrRoot::new();
     root.add_script("gwdemo", GWDEMO);
     assert!(run_sync(&root).status.success());
+    let mgrctl = Mgrctl::install(root.path());
     let db = TestDb::create();
+    db.exec("ALTER TABLE `user` ADD demo VARCHAR(96) NULL");
+    db.exec(
+        "INSERT INTO `user` (id, account, name, demo) VALUES (7, 70, 'client', 'alice@demo.example')",
+    );
+    db.exec(
+        "INSERT INTO ticket (id, account_client, name) VALUES (55, 70, 'mine'), (66, 80, 'theirs')",
+    );
     for (kind, token) in [("outgoing", "out-secret"), ("ingoing", "in-secret")] {
         db.exec(&format!(
             "INSERT INTO gateway (name, gateway_module, notify_module, gateway_type, active, project, xmlparams) \
@@ -235,15 +254,32 @@ fn getmessage_runs_the_ingoing_gateways_of_the_type() {
             &[("MGRNOTIFY_DB_URL", &db.url())],
         )
     };
-    let out = getmessage("all");
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(fake.count(), 1, "only the ingoing gateway was asked");
     // The outgoing row is not an ingoing gateway: nothing to do.
     let out = getmessage("1");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(fake.count(), 1);
-    let out = getmessage("2");
+    assert_eq!(fake.count(), 0);
+
+    let out = getmessage("all");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(fake.count(), 2);
+    assert_eq!(fake.count(), 1, "the ingoing gateway was asked once");
+    let calls = mgrctl.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    // A reply to the sender's own ticket...
+    assert_eq!(Mgrctl::arg(&calls[0], "elid"), Some("55"));
+    assert_eq!(Mgrctl::arg(&calls[0], "su"), Some("client"));
+    assert_eq!(Mgrctl::arg(&calls[0], "message"), Some("thanks, works now"));
+    // ...and someone else's ticket number is never written into: a new ticket.
+    assert_eq!(Mgrctl::arg(&calls[1], "elid"), None);
+    assert_eq!(Mgrctl::arg(&calls[1], "subject"), Some("#66 not mine"));
+    // The stranger's message is kept for the operator, not lost.
+    let kept: Vec<_> = std::fs::read_dir(root.path().join("var/mgrnotify/ntdemo/unmatched"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].contains("stranger@demo.example"), "{kept:?}");
     assert!(!root.read("var/ntdemo.log").contains("in-secret"));
 }
