@@ -1,8 +1,9 @@
 //! Notification types that gateways declare (`nt<name>`, not ntsms/ntemail/ntinternal):
 //! a provider script's or a built-in gateway's metadata names the type and its contact
 //! field, and that is all a new channel needs. `mgrnotify sync` makes BILLmanager's
-//! files from the declarations; the role serves the one queue with the contact field
-//! and hands `getmessage` to the type's ingoing gateways.
+//! files from the declarations; the role serves the one queue with the contact field,
+//! and `getmessage` runs the type's ingoing gateways and hands the chat messages they
+//! return on to support.
 
 use crate::db::{schema, DbError, DbSettings};
 use crate::files;
