@@ -7,6 +7,7 @@ mod common;
 use common::fake_http::{FakeHttp, Request, Response};
 use common::mariadb::TestDb;
 use common::mgr_root::{stderr, stdout, MgrRoot};
+use common::mgrctl::Mgrctl;
 
 /// A chat service's "send a direct message" API, as a script would call it.
 const GWDEMO: &str = r#"
@@ -32,6 +33,16 @@ fn outgoing(req) {
     let body = json_build(#{to: to, text: req.subject + ": " + req.message, token: req.params.token});
     let reply = http_post(req.params.api_url + "/send", "application/json", body);
     if reply.status != 200 { fail(`demo refused: ${reply.body}`); }
+}
+
+fn ingoing(params) {
+    let reply = http_post(params.api_url + "/poll", "application/json", json_build(#{token: params.token}));
+    if reply.status != 200 { fail(`demo refused: ${reply.body}`); }
+    let messages = [];
+    for m in json_parse(reply.body).messages ?? [] {
+        messages.push(#{from: m.user, text: m.message});
+    }
+    messages
 }
 "#;
 
@@ -197,4 +208,78 @@ fn the_queue_sends_a_declared_type_through_its_script() {
     assert_eq!(fake.count(), 1, "{:?}", db.tasks());
     assert!(db.tasks().is_empty(), "{:?}", db.tasks());
     assert!(!root.read("var/ntdemo.log").contains("tok-secret"));
+}
+
+#[test]
+fn getmessage_hands_the_chat_messages_on_to_support() {
+    let fake = FakeHttp::start(|req: &Request| {
+        let body = req.json().unwrap_or_default();
+        if req.method == "POST" && req.path() == "/poll" && body["token"] == "in-secret" {
+            Response::json(
+                r##"{"messages": [
+                    {"user": "Alice@demo.example", "message": "#55 thanks, works now"},
+                    {"user": "alice@demo.example", "message": "#66 not mine\nreally"},
+                    {"user": "stranger@demo.example", "message": "hello?"}
+                ]}"##,
+            )
+        } else {
+            Response::text(400, "unexpected request")
+        }
+    });
+    let root = MgrRoot::new();
+    root.add_script("gwdemo", GWDEMO);
+    assert!(run_sync(&root).status.success());
+    let mgrctl = Mgrctl::install(root.path());
+    let db = TestDb::create();
+    db.exec("ALTER TABLE `user` ADD demo VARCHAR(96) NULL");
+    db.exec(
+        "INSERT INTO `user` (id, account, name, demo) VALUES (7, 70, 'client', 'alice@demo.example')",
+    );
+    db.exec(
+        "INSERT INTO ticket (id, account_client, name) VALUES (55, 70, 'mine'), (66, 80, 'theirs')",
+    );
+    for (kind, token) in [("outgoing", "out-secret"), ("ingoing", "in-secret")] {
+        db.exec(&format!(
+            "INSERT INTO gateway (name, gateway_module, notify_module, gateway_type, active, project, xmlparams) \
+             VALUES ('demo', 'gwdemo', 'ntdemo', '{kind}', 'on', 1, \
+             '<doc><token>{token}</token><api_url>{}</api_url></doc>')",
+            fake.url()
+        ));
+    }
+    let getmessage = |gate: &str| {
+        root.run_env(
+            "notify/ntdemo",
+            &["--command", "getmessage", "--gate", gate],
+            "",
+            &[("MGRNOTIFY_DB_URL", &db.url())],
+        )
+    };
+    // The outgoing row is not an ingoing gateway: nothing to do.
+    let out = getmessage("1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fake.count(), 0);
+
+    let out = getmessage("all");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fake.count(), 1, "the ingoing gateway was asked once");
+    let calls = mgrctl.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    // A reply to the sender's own ticket...
+    assert_eq!(Mgrctl::arg(&calls[0], "elid"), Some("55"));
+    assert_eq!(Mgrctl::arg(&calls[0], "su"), Some("client"));
+    assert_eq!(Mgrctl::arg(&calls[0], "message"), Some("thanks, works now"));
+    // ...and someone else's ticket number is never written into: a new ticket.
+    assert_eq!(Mgrctl::arg(&calls[1], "elid"), None);
+    assert_eq!(Mgrctl::arg(&calls[1], "subject"), Some("#66 not mine"));
+    // The stranger's message is kept for the operator, not lost.
+    let kept: Vec<_> = std::fs::read_dir(root.path().join("var/mgrnotify/ntdemo/unmatched"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].contains("stranger@demo.example"), "{kept:?}");
+    assert!(!root.read("var/ntdemo.log").contains("in-secret"));
 }

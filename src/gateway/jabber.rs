@@ -20,7 +20,7 @@ use crate::gateway::{
 };
 use crate::root::MgrRoot;
 use crate::script::{Contact, Field, FieldKind, Metadata, SelectOption};
-use crate::tickets::{Sender, Tickets};
+use crate::tickets::{ticket_reference, Sender, Tickets};
 use crate::xmpp::{receiver, Account, Session, XmppError};
 
 /// The role's name, as errors name it.
@@ -277,16 +277,6 @@ fn ticket_sign(format: Option<&str>) -> char {
     }
 }
 
-/// `#123 text` (with `sign` `#`): the ticket id and the text.
-fn ticket_reference(text: &str, sign: char) -> Option<(&str, &str)> {
-    let rest = text.strip_prefix(sign)?;
-    let end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    let (id, text) = rest.split_at(end);
-    (!id.is_empty() && id.len() <= 18).then(|| (id, text.trim()))
-}
-
 /// What the receiver answers customers with: their message posted to their ticket, or
 /// why not.
 struct Support {
@@ -467,17 +457,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ticket_references() {
-        assert_eq!(
-            ticket_reference("#123 thanks", '#'),
-            Some(("123", "thanks"))
-        );
-        assert_eq!(ticket_reference("@7: ok", '@'), Some(("7", ": ok")));
-        assert_eq!(ticket_reference("#123", '#'), Some(("123", "")));
-        assert_eq!(ticket_reference("@123 hi", '#'), None);
-        assert_eq!(ticket_reference("# 12 hi", '#'), None);
-        assert_eq!(ticket_reference("hello", '#'), None);
+    fn ticket_signs() {
         assert_eq!(ticket_sign(Some("@id")), '@');
+        assert_eq!(ticket_sign(Some(" #id")), '#');
         assert_eq!(ticket_sign(None), '#');
     }
 

@@ -1,16 +1,19 @@
 //! Notification types that gateways declare (`nt<name>`, not ntsms/ntemail/ntinternal):
 //! a provider script's or a built-in gateway's metadata names the type and its contact
 //! field, and that is all a new channel needs. `mgrnotify sync` makes BILLmanager's
-//! files from the declarations; the role serves the one queue with the contact field
-//! and hands `getmessage` to the type's ingoing gateways.
+//! files from the declarations; the role serves the one queue with the contact field,
+//! and `getmessage` runs the type's ingoing gateways and hands the chat messages they
+//! return on to support.
 
 use crate::db::{schema, DbError, DbSettings};
+use crate::files;
 use crate::gateway::GatewaySettings;
 use crate::notify::{NotifyError, NotifyFeatures, NotifyModule};
 use crate::queue::send::{Channel, Destination};
 use crate::roles::{Build, RoleSpec};
 use crate::root::MgrRoot;
 use crate::script::{Contact, Metadata};
+use crate::tickets::{ticket_reference, Sender, Tickets};
 
 /// One declared notification type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +87,11 @@ pub fn declarations(root: &MgrRoot, table: &[RoleSpec]) -> (Vec<Declaration>, Ve
 /// The declaration of type `role`, if a gateway declares it (`mgrnotify sync` reports
 /// the scripts that cannot be read).
 pub fn find(root: &MgrRoot, table: &[RoleSpec], role: &str) -> Option<Declaration> {
+    // A built-in gateway's type is known without compiling every script.
+    let (builtin, _) = collect(builtin_declarers(table));
+    if let Some(d) = builtin.into_iter().find(|d| d.role == role) {
+        return Some(d);
+    }
     declarations(root, table)
         .0
         .into_iter()
@@ -114,6 +122,124 @@ impl DeclaredType {
     }
 }
 
+/// Largest chat message handed on; a larger one is kept for the operator.
+const MAX_MESSAGE: usize = 64 * 1024;
+/// Longest subject of a new ticket: the text's first line, cut.
+const MAX_SUBJECT_CHARS: usize = 100;
+
+impl DeclaredType {
+    /// Hands chat messages (`{"from": <contact>, "text": ..}`) to support, as email's
+    /// incoming mail is: the sender found by the type's contact column; `#123 text` from
+    /// the owner of ticket 123 is a reply to it, any other text a new ticket. A message
+    /// that cannot be posted (no such sender, several, not a chat message, mgrctl
+    /// failing) is kept under `var/mgrnotify/<type>/unmatched/` or `failed/` for the
+    /// operator; nothing is dropped. `Err` when mgrctl or the database failed.
+    fn hand_on(&self, messages: &[Vec<u8>]) -> Result<(), NotifyError> {
+        let role = &self.declaration.role;
+        let column = &self.declaration.contact.field;
+        let fail = |e: String| NotifyError::Ingoing(e);
+        let tickets = Tickets::load(&self.root).map_err(|e| fail(e.to_string()))?;
+        let mut conn = DbSettings::load(&self.root)
+            .and_then(|s| s.connect(1, crate::db::TOOL_TIMEOUT))
+            .and_then(|pool| {
+                pool.get_conn()
+                    .map_err(|e| DbError::query("cannot get a database connection", e))
+            })
+            .map_err(|e| fail(e.to_string()))?;
+        let mut errors = Vec::new();
+        for (n, source) in messages.iter().enumerate() {
+            let Some((from, text)) = chat_message(source) else {
+                self.keep("unmatched", n, source, "not a chat message {from, text}");
+                continue;
+            };
+            let customer = match tickets.sender(&mut conn, column, &from) {
+                Ok(Sender::Known(c)) => c,
+                Ok(Sender::Unknown) => {
+                    self.keep(
+                        "unmatched",
+                        n,
+                        source,
+                        &format!("no user has {column} '{from}'"),
+                    );
+                    continue;
+                }
+                Ok(Sender::Ambiguous) => {
+                    self.keep(
+                        "unmatched",
+                        n,
+                        source,
+                        &format!("several users have {column} '{from}'"),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    self.keep("failed", n, source, &e.to_string());
+                    errors.push(e.to_string());
+                    continue;
+                }
+            };
+            let (ticket, body) = match ticket_reference(&text, '#') {
+                Some((id, body)) if !body.is_empty() => (Some(id), body),
+                _ => (None, text.as_str()),
+            };
+            let subject: String = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(MAX_SUBJECT_CHARS)
+                .collect();
+            if let Err(e) = tickets.post(&mut conn, &customer, ticket, &subject, body) {
+                self.keep("failed", n, source, &e.to_string());
+                errors.push(e.to_string());
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(fail(format!("{role}: {}", errors.join("; "))))
+        }
+    }
+
+    /// Keeps a message that was not posted in `var/mgrnotify/<type>/<folder>/`.
+    fn keep(&self, folder: &str, n: usize, source: &[u8], why: &str) {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let path = self
+            .root
+            .state_dir(&self.declaration.role)
+            .join(folder)
+            .join(format!("{stamp}-{n}.json"));
+        match files::write_atomically(&path, source, files::Access::Private) {
+            Ok(()) => crate::warn!("getmessage: kept {}: {why}", path.display()),
+            Err(e) => crate::error!(
+                "getmessage: a message could not be kept ({why}): {}: {e}",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// The sender and text of a chat message a gateway returned: a JSON object with the
+/// strings `from` and `text` (not empty), at most [`MAX_MESSAGE`] bytes.
+fn chat_message(source: &[u8]) -> Option<(String, String)> {
+    if source.len() > MAX_MESSAGE {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_slice(source).ok()?;
+    let field = |name: &str| {
+        value
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    Some((field("from")?, field("text")?))
+}
+
 impl NotifyModule for DeclaredType {
     fn features(&self) -> NotifyFeatures {
         NotifyFeatures {
@@ -122,8 +248,9 @@ impl NotifyModule for DeclaredType {
         }
     }
 
-    /// Runs `ingoing` of each active ingoing gateway of the type (or of gateway `gate`):
-    /// the gateway handles what it receives (answers, tickets) itself.
+    /// Runs `ingoing` of each active ingoing gateway of the type (or of gateway `gate`).
+    /// A gateway may handle what it receives itself (gwjabber, gwtelegram answer and
+    /// post); the chat messages it returns are handed on to support ([`Self::hand_on`]).
     fn get_message(&self, gate: &str) -> Result<(), NotifyError> {
         let role = &self.declaration.role;
         let rows = ingoing_gateways(&self.root, role)
@@ -146,12 +273,20 @@ impl NotifyModule for DeclaredType {
                     .ingoing(&s)
             });
             match result {
-                Ok(messages) => crate::info!(
-                    "getmessage: gateway {} ({}): {} message(s) handled",
-                    g.id,
-                    g.module,
-                    messages.len()
-                ),
+                Ok(messages) if messages.is_empty() => {
+                    crate::info!("getmessage: gateway {} ({}): done", g.id, g.module)
+                }
+                Ok(messages) => {
+                    crate::info!(
+                        "getmessage: gateway {} ({}): {} message(s)",
+                        g.id,
+                        g.module,
+                        messages.len()
+                    );
+                    if let Err(e) = self.hand_on(&messages) {
+                        failed.push(format!("gateway {} ({}): {e}", g.id, g.module));
+                    }
+                }
                 Err(e) => failed.push(format!("gateway {} ({}): {e}", g.id, g.module)),
             }
         }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sasl::common::Credentials;
 use tokio::runtime::Runtime;
 use tokio_xmpp::connect::{DnsConfig, ServerConnector};
@@ -280,6 +280,9 @@ impl Session {
             return Err(XmppError::transient("the session has ended"));
         };
         let sent = self.runtime.block_on(async {
+            // What the server sent meanwhile (pings, a re-login's Online) is read and
+            // dropped, so the client's event queue never fills and holds up sending.
+            while let Some(Some(_)) = client.next().now_or_never() {}
             tokio::time::timeout(SEND_TIMEOUT, client.send_stanza(stanza)).await
         });
         match sent {
