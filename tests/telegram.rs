@@ -826,3 +826,50 @@ fn html_templates_reach_telegram_in_its_html_subset() {
         500
     );
 }
+
+#[test]
+fn a_message_support_keeps_refusing_is_given_up_after_three_runs() {
+    let s = Setup::new();
+    s.link_alice(1);
+    s.mgrctl.answer(Answer::ErrorXml);
+    s.api
+        .push(message(2, ALICE_CHAT, Some("alice_tg"), "en", "#123 stuck"));
+    s.api
+        .push(message(3, ALICE_CHAT, Some("alice_tg"), "en", "next one"));
+    let sent_before = s.api.sent().len();
+    for run in 1..=2 {
+        let out = s.getmessage();
+        assert!(!out.status.success(), "run {run}");
+        assert_eq!(s.offset(), "2", "run {run}: not confirmed");
+        assert_eq!(
+            s.api.sent().len(),
+            sent_before,
+            "run {run}: nothing answered"
+        );
+    }
+    // The third run gives it up and tells Alice (in her profile's language); the next
+    // message is tried (and fails the same way for now).
+    let out = s.getmessage();
+    assert!(!out.status.success());
+    assert_eq!(s.offset(), "3");
+    let answers = s.api.sent_to(ALICE_CHAT);
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert!(answers[1].starts_with("Поддержка не смогла"), "{answers:?}");
+    let log = s.root.read("var/nttelegram.log");
+    assert!(
+        log.contains("given up") && log.contains("#123 stuck"),
+        "{log}"
+    );
+    // Support is back: the next message goes through, the given-up one is not retried.
+    s.mgrctl.answer(Answer::Ok);
+    let out = s.getmessage();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(s.offset(), "4");
+    let posted: Vec<String> = s
+        .mgrctl
+        .calls()
+        .iter()
+        .filter_map(|c| Mgrctl::arg(c, "message").map(str::to_owned))
+        .collect();
+    assert_eq!(posted, ["stuck", "stuck", "stuck", "next one", "next one"]);
+}

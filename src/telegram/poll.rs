@@ -11,7 +11,9 @@
 //! handled and before it is answered: a run that dies before that handles it again
 //! next time, one that dies after it has posted it once. A failure to hand a message
 //! on (the database, mgrctl) ends the bot's poll without confirming it, so nothing is
-//! lost. One run polls a bot at a time ([`BotState::try_lock`]).
+//! lost; after three runs in which mgrctl did not take it, the message is logged as an
+//! error and given up, so it cannot hold up the others. One run polls a bot at a time
+//! ([`BotState::try_lock`]).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -30,6 +32,8 @@ use crate::tickets::{Customer, Posted, Sender, TicketError, Tickets};
 /// A run stops fetching further batches of a bot after this long; BILLmanager starts
 /// getmessage again on its schedule.
 const RUN_BUDGET: Duration = Duration::from_secs(50);
+/// Runs in which support may fail to take one message before it is given up.
+const MAX_ATTEMPTS: u32 = 3;
 /// Longest subject of a new ticket, in characters (its first line).
 const SUBJECT_CHARS: usize = 100;
 
@@ -139,7 +143,11 @@ pub fn poll_bot(root: &MgrRoot, bot: &Bot, http: &HttpClient) -> Result<Polled, 
             break;
         }
         for update in fresh {
-            let answer = handler.handle(&update)?;
+            let answer = match handler.handle(&update) {
+                Ok(answer) => answer,
+                Err(PollError::Tickets(e)) => give_up_after_attempts(&mut handler, &update, e)?,
+                Err(e) => return Err(e),
+            };
             state
                 .confirm(update.update_id.saturating_add(1))
                 .map_err(state_error("cannot record the offset"))?;
@@ -155,6 +163,36 @@ pub fn poll_bot(root: &MgrRoot, bot: &Bot, http: &HttpClient) -> Result<Polled, 
         }
     }
     Ok(polled)
+}
+
+/// After [`MAX_ATTEMPTS`] runs in which support did not take an update's message,
+/// the update is given up (logged as an error with the message, the sender told), so
+/// one message cannot hold up the bot's others for good; before that, the error.
+fn give_up_after_attempts(
+    handler: &mut Handler<'_>,
+    update: &Update,
+    e: TicketError,
+) -> Result<Option<(i64, String)>, PollError> {
+    let attempts = handler
+        .state
+        .failed_attempt(update.update_id)
+        .map_err(state_error("cannot count the failed attempts"))?;
+    let Some(m) = update.message.as_ref().filter(|_| attempts >= MAX_ATTEMPTS) else {
+        return Err(PollError::Tickets(e));
+    };
+    crate::error!(
+        "update {}: support did not take the message from chat {} in {attempts} runs, \
+         given up: {e}; the message: {}",
+        update.update_id,
+        m.chat_id,
+        crate::log::excerpt(m.text.as_deref().unwrap_or_default(), 500, "…")
+    );
+    let lang = match m.username.as_deref().map(|u| handler.sender(u)) {
+        Some(Ok(Sender::Known(c))) => handler.language(&c),
+        _ => None,
+    };
+    let lang = lang.unwrap_or(Lang::of(m.language.as_deref()));
+    Ok(Some((m.chat_id, Reply::NotPosted.text(lang))))
 }
 
 struct Handler<'a> {

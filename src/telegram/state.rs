@@ -2,6 +2,7 @@
 //! - `links/<user id>`: `<chat id> <username>`, written when the user sent `/start`;
 //!   the link holds only while the user's `telegram` field still names that username;
 //! - `offset`: the next update to fetch (everything before it was handled);
+//! - `failing`: `<update id> <attempts>` of the update support refused last;
 //! - `poll.lock`: held by the one run that polls the bot.
 //!
 //! Files are replaced whole (written aside, synced, renamed), so a crash leaves the old
@@ -93,6 +94,21 @@ impl BotState {
         write_durably(&self.dir.join("offset"), &format!("{next}\n"))
     }
 
+    /// Counts one more failed attempt to hand update `update_id` on; how many there
+    /// were (the count starts afresh for another update).
+    pub fn failed_attempt(&self, update_id: i64) -> io::Result<u32> {
+        let path = self.dir.join("failing");
+        let before = read_small(&path)?
+            .and_then(|t| {
+                let (id, count) = t.trim().split_once(' ')?;
+                (id.parse::<i64>().ok()? == update_id).then(|| count.parse::<u32>().ok())?
+            })
+            .unwrap_or(0);
+        let now = before.saturating_add(1);
+        write_durably(&path, &format!("{update_id} {now}\n"))?;
+        Ok(now)
+    }
+
     /// The poll lock, or `None` when another run holds it.
     pub fn try_lock(&self) -> io::Result<Option<PollLock>> {
         files::lock(&self.dir.join("poll.lock"), false, files::Access::Private)
@@ -150,6 +166,9 @@ mod tests {
         assert_eq!(state.offset().unwrap(), 0);
         state.confirm(77).unwrap();
         assert_eq!(state.offset().unwrap(), 77);
+        assert_eq!(state.failed_attempt(77).unwrap(), 1);
+        assert_eq!(state.failed_attempt(77).unwrap(), 2);
+        assert_eq!(state.failed_attempt(78).unwrap(), 1);
         let held = state.try_lock().unwrap();
         assert!(held.is_some());
         assert!(state.try_lock().unwrap().is_none());
