@@ -43,9 +43,10 @@ impl From<crate::notify::Kind> for Channel {
 /// Sends notification files through the gateways of one notification module.
 pub struct Courier {
     root: MgrRoot,
+    files: notice::QueuedFiles,
     channel: Channel,
     /// Active outgoing gateways of the role, in failover order.
-    gateways: Vec<GatewayRow>,
+    gateways: Vec<Route>,
     timeout: Duration,
     max_file_size: u64,
     own_exe: Option<PathBuf>,
@@ -114,8 +115,23 @@ pub struct Prepared<'a> {
     /// The notice, its `<user>` completed from the user table.
     pub notice: Notice,
     /// The provider's active outgoing gateways, in failover order.
-    pub gateways: Vec<&'a GatewayRow>,
+    pub gateways: Vec<&'a Route>,
     pub rendered: crate::template::Rendered,
+}
+
+/// A gateway row with its settings, read once per run (the row's xmlparams parsed,
+/// its secrets registered).
+pub struct Route {
+    pub row: GatewayRow,
+    settings: Result<GatewaySettings, GatewayError>,
+}
+
+/// A queue row's file, sent.
+pub struct Delivered {
+    /// Each notify block's delivery.
+    pub sent: Vec<Sent>,
+    /// Where the file really is (checked to be under `var/notify` when it was read).
+    pub path: PathBuf,
 }
 
 /// What a successful delivery went through, for the log.
@@ -134,11 +150,16 @@ impl Courier {
         config: &QueueConfig,
     ) -> Self {
         Self {
+            files: notice::QueuedFiles::new(&root),
             root,
             channel,
             gateways: gateways
                 .into_iter()
                 .filter(GatewayRow::is_active_outgoing)
+                .map(|row| Route {
+                    settings: GatewaySettings::new(row.columns.clone(), &row.xmlparams),
+                    row,
+                })
                 .collect(),
             timeout: config.gateway_timeout,
             max_file_size: config.max_file_size,
@@ -160,8 +181,8 @@ impl Courier {
         &self,
         filename: &str,
         users: &mut UserLookup<'_>,
-    ) -> Result<Vec<Sent>, SendError> {
-        let notices = self.read_file(filename)?;
+    ) -> Result<Delivered, SendError> {
+        let (path, notices) = self.read_file(filename)?;
         let total = notices.len();
         let mut sent = Vec::with_capacity(total);
         for (index, n) in notices.iter().enumerate() {
@@ -186,7 +207,7 @@ impl Courier {
                 }
             }
         }
-        Ok(sent)
+        Ok(Delivered { sent, path })
     }
 
     /// Everything about a notice up to the sending: the user's contact (from the user
@@ -213,10 +234,10 @@ impl Courier {
                 "the notice has no project/id: its provider is unknown",
             )
         })?;
-        let gateways: Vec<&GatewayRow> = self
+        let gateways: Vec<&Route> = self
             .gateways
             .iter()
-            .filter(|g| g.project.trim() == provider)
+            .filter(|g| g.row.project.trim() == provider)
             .collect();
         if gateways.is_empty() {
             return Err(SendError::new(
@@ -243,19 +264,21 @@ impl Courier {
         filename: &str,
         users: &mut UserLookup<'_>,
     ) -> Result<Vec<Result<Prepared<'_>, SendError>>, SendError> {
-        let notices = self.read_file(filename)?;
+        let (_, notices) = self.read_file(filename)?;
         Ok(notices.iter().map(|n| self.prepare(n, users)).collect())
     }
 
-    /// The notices of a queue row's file.
-    fn read_file(&self, filename: &str) -> Result<Vec<Notice>, SendError> {
+    /// Where a queue row's file really is, and its notices.
+    fn read_file(&self, filename: &str) -> Result<(PathBuf, Vec<Notice>), SendError> {
         use SendErrorKind::BadFile;
         if filename.trim().is_empty() {
             return Err(SendError::new(BadFile, "the row has no filename"));
         }
-        let text = notice::read_queued(&self.root, filename, self.max_file_size)
+        let file = self
+            .files
+            .read(filename, self.max_file_size)
             .map_err(|e| SendError::new(BadFile, e.to_string()))?;
-        notice::parse_file(&text).map_err(|e| {
+        let notices = notice::parse_file(&file.text).map_err(|e| {
             SendError::new(
                 BadFile,
                 format!(
@@ -263,7 +286,8 @@ impl Courier {
                     self.root.notify_file(filename).display()
                 ),
             )
-        })
+        })?;
+        Ok((file.path, notices))
     }
 
     /// The field of `<user>` that holds the contact.
@@ -289,25 +313,24 @@ impl Courier {
         let mut reasons = Vec::new();
         let mut permanent = true;
         let mut last_tried = String::new();
-        for g in candidates {
+        for Route { row: g, settings } in candidates {
             if stop::requested() {
                 reasons.push("the run is stopping".to_owned());
                 permanent = false;
                 break;
             }
-            let attempt =
-                GatewaySettings::new(g.columns.clone(), &g.xmlparams).and_then(|settings| {
-                    let input = OutgoingInput {
-                        settings,
-                        message: rendered.text.clone(),
-                        subject: rendered.subject.clone(),
-                        html: None,
-                        attachments: Vec::new(),
-                        user: n.user.clone(),
-                        project: n.project(),
-                    };
-                    self.gateway(&g.module)?.outgoing(&input)
-                });
+            let attempt = settings.clone().and_then(|settings| {
+                let input = OutgoingInput {
+                    settings,
+                    message: rendered.text.clone(),
+                    subject: rendered.subject.clone(),
+                    html: None,
+                    attachments: Vec::new(),
+                    user: n.user.clone(),
+                    project: n.project(),
+                };
+                self.gateway(&g.module)?.outgoing(&input)
+            });
             match attempt {
                 Ok(delivery) => {
                     return Ok(Sent {
