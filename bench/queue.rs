@@ -33,7 +33,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_http::{FakeHttp, Response};
-use common::mariadb::{notice_file, TestDb, RECORDING_GATEWAY};
+use common::mariadb::{notice_file, wait_rusage, TestDb, RECORDING_GATEWAY};
 use common::mgr_root::MgrRoot;
 use mysql::prelude::Queryable;
 
@@ -406,19 +406,4 @@ fn run(root: &MgrRoot, db: &TestDb, messages: usize) -> Figures {
         cpu_ms_per_message: 1000.0 * cpu / messages.max(1) as f64,
         others,
     }
-}
-
-/// Waits for the child and returns whether it succeeded and its resource usage.
-fn wait_rusage(pid: u32) -> (bool, libc::rusage) {
-    let mut status = 0;
-    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = libc::pid_t::try_from(pid).expect("pid fits");
-    // SAFETY: waiting for a child we spawned and have not waited for.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4");
-    (
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        usage,
-    )
 }

@@ -8,8 +8,11 @@
 //! - [`template`]: rendering notices; [`notice`]: BILLmanager's notification file;
 //! - [`queue`]: the notifytask queue; [`db`]: BILLmanager's database; [`stats`]: what
 //!   the queue did;
-//! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`]: the install layout,
-//!   logging with redaction, the bounded XML parser and the writer;
+//! - [`inbox`]: incoming mail into tickets; [`tickets`]: incoming messages into
+//!   support tickets (mgrctl);
+//! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`], [`files`]: the install
+//!   layout, logging with redaction, the bounded XML parser and the writer, bounded
+//!   reads of files named by input, files written whole, and locks;
 //! - [`error`](mod@error): where every layer's typed error leaves the process (log, stderr,
 //!   BILLmanager's error XML), redacted there and nowhere else;
 //! - [`cli`]: the operator's `mgrnotify` command.
@@ -18,8 +21,10 @@ pub mod cli;
 pub mod conf;
 pub mod db;
 pub mod error;
+pub mod files;
 pub mod gateway;
 pub mod http;
+pub mod inbox;
 pub mod log;
 pub mod mail;
 pub mod notice;
@@ -31,6 +36,7 @@ pub mod root;
 pub mod script;
 pub mod stats;
 pub mod template;
+pub mod tickets;
 pub mod xml;
 
 use std::ffi::{OsStr, OsString};
@@ -114,16 +120,14 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
             ),
             Err(code) => code,
         },
-        Build::Builtin(_) | Build::PlannedGateway | Build::Script => {
+        Build::Builtin(_) | Build::Script => {
             let (parsed, root) = match start::<GatewayArgs>(argv0, name, &args, |a| a.version) {
                 Ok(started) => started,
                 Err(code) => return code,
             };
             let command = parsed.command.unwrap_or_default();
-            match role.build {
-                Build::PlannedGateway => return gateway::serve_not_available(name),
-                Build::Builtin(builtin) => return gateway::serve(&*builtin.open(&root), &command),
-                _ => {}
+            if let Build::Builtin(builtin) = role.build {
+                return gateway::serve(&*builtin.open(&root), &command);
             }
             match gateway::script::ScriptGateway::open(&root, name) {
                 Ok(module) => gateway::serve(&module, &command),

@@ -2,12 +2,10 @@
 //! template, the notice as XML text, the user and a fallback subject.
 
 use std::fmt;
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::Cause;
+use crate::files::FileError;
 use crate::root::MgrRoot;
 use crate::xml::{self, Params};
 use NoticeErrorKind::*;
@@ -161,50 +159,26 @@ impl QueuedFiles {
 /// The text of the regular file at `path`, of at most `max_bytes`.
 fn read_regular(path: &Path, max_bytes: u64) -> Result<String, NoticeError> {
     let shown = path.display();
-    let refuse = |why: String| {
-        NoticeError::new(
+    let bytes = crate::files::read_regular(path, max_bytes).map_err(|e| match e {
+        FileError::TooLarge(_) => NoticeError::new(
             Refused,
-            format!("refused: the notification file {shown} is {why}"),
-        )
-    };
-    let failed = |what: &str, e: std::io::Error| {
-        let msg = format!("cannot {what} the notification file {shown}: {e}");
-        NoticeError::io(Unreadable, msg, e)
-    };
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| failed("open", e))?;
-    let meta = file.metadata().map_err(|e| failed("stat", e))?;
-    let kind = meta.file_type();
-    if !kind.is_file() {
-        let what = if kind.is_dir() {
-            "a folder"
-        } else if kind.is_fifo() {
-            "a FIFO"
-        } else if kind.is_char_device() || kind.is_block_device() {
-            "a device"
-        } else if kind.is_socket() {
-            "a socket"
-        } else {
-            "something else"
-        };
-        return Err(refuse(format!("not a regular file but {what}")));
-    }
-    let too_large = || refuse(format!("larger than QueueMaxFileSize ({max_bytes} bytes)"));
-    if meta.len() > max_bytes {
-        return Err(too_large());
-    }
-    // Room for the whole file and one byte more: read in one go, and a file that grew
-    // since the stat still ends at the limit.
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).saturating_add(1));
-    file.take(max_bytes.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| failed("read", e))?;
-    if bytes.len() as u64 > max_bytes {
-        return Err(too_large());
-    }
+            format!(
+                "refused: the notification file {shown} is larger than QueueMaxFileSize \
+                 ({max_bytes} bytes)"
+            ),
+        ),
+        FileError::NotRegular(_) => NoticeError::new(
+            Refused,
+            format!("refused: the notification file {shown} {e}"),
+        ),
+        FileError::Missing => {
+            NoticeError::new(Missing, format!("the notification file {shown} is missing"))
+        }
+        FileError::Open(io) | FileError::Read(io) => {
+            let msg = format!("cannot read the notification file {shown}: {io}");
+            NoticeError::io(Unreadable, msg, io)
+        }
+    })?;
     String::from_utf8(bytes).map_err(|_| {
         NoticeError::new(
             Malformed,
@@ -289,6 +263,24 @@ impl Notice {
             .unwrap_or_default()
     }
 
+    /// The files to attach: `attachments/attachment` under notice_xml's root (text: the
+    /// path; attributes `name` and `type`), as given (see [`crate::mail::attachments`]).
+    pub fn attachments(&self) -> Vec<crate::gateway::Attachment> {
+        let Some(doc) = self.notice_doc() else {
+            return Vec::new();
+        };
+        doc.root_element()
+            .children()
+            .filter(|c| c.has_tag_name("attachments"))
+            .flat_map(|a| a.children().filter(|c| c.has_tag_name("attachment")))
+            .map(|a| crate::gateway::Attachment {
+                name: a.attribute("name").unwrap_or_default().trim().to_owned(),
+                content_type: a.attribute("type").unwrap_or_default().trim().to_owned(),
+                path: xml::text_of(a).trim().to_owned(),
+            })
+            .collect()
+    }
+
     /// The subject before macros: notice_xml's `subject`, then
     /// `noticeparams/subject`, then `templatesubject`.
     pub fn raw_subject(&self) -> String {
@@ -332,6 +324,10 @@ mod tests {
         assert_eq!(n.project().get("name"), Some("Hosting"));
         assert_eq!(n.raw_subject(), "Params subject");
         assert_eq!(n.user.get("phone"), Some("+79990000000"));
+        let attachments = n.attachments();
+        assert_eq!(attachments.len(), 1);
+        assert_eq!(attachments[0].path, "/tmp/a.pdf");
+        assert!(attachments[0].name.is_empty() && attachments[0].content_type.is_empty());
     }
 
     #[test]

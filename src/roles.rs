@@ -29,18 +29,13 @@ pub enum Build {
     Notify(crate::notify::Kind),
     /// A gateway built into the binary.
     Builtin(crate::gateway::Builtin),
-    /// A gateway this version names but does not bring yet: every command is a clear error.
-    PlannedGateway,
     /// A gateway backed by the provider script `etc/mgrnotify/scripts/<role>.rhai`.
     Script,
 }
 
 impl Build {
     pub fn is_gateway(self) -> bool {
-        matches!(
-            self,
-            Build::Builtin(_) | Build::PlannedGateway | Build::Script
-        )
+        matches!(self, Build::Builtin(_) | Build::Script)
     }
 }
 
@@ -73,13 +68,13 @@ pub const ROLES: &[RoleSpec] = &[
         name: "ntemail",
         folder: Folder::Notify,
         build: Build::Notify(crate::notify::Kind::Email),
-        about: "email notifications (not available yet)",
+        about: "email notifications through the email gateways: HTML and attachments",
     },
     RoleSpec {
         name: "ntinternal",
         folder: Folder::Notify,
         build: Build::Notify(crate::notify::Kind::Internal),
-        about: "client-area notifications (not available yet)",
+        about: "client-area notifications, stored in mgrnotify's own table",
     },
     RoleSpec {
         name: "gwsmtp",
@@ -90,14 +85,14 @@ pub const ROLES: &[RoleSpec] = &[
     RoleSpec {
         name: "gwimap",
         folder: Folder::Gate,
-        build: Build::PlannedGateway,
-        about: "incoming email over IMAP (not available yet)",
+        build: Build::Builtin(crate::gateway::Builtin::Imap),
+        about: "incoming email over IMAP",
     },
     RoleSpec {
         name: "gwpop3",
         folder: Folder::Gate,
-        build: Build::PlannedGateway,
-        about: "incoming email over POP3 (not available yet)",
+        build: Build::Builtin(crate::gateway::Builtin::Pop3),
+        about: "incoming email over POP3",
     },
 ];
 
@@ -163,7 +158,7 @@ mod tests {
         );
         assert_eq!(
             lookup("gwimap").map(|r| r.build),
-            Some(Build::PlannedGateway)
+            Some(Build::Builtin(crate::gateway::Builtin::Imap))
         );
         assert_eq!(lookup("gwepochta").map(|r| r.build), Some(Build::Script));
         for bad in ["gw", "gw/../../x", "gwX", "gw-a", "ntnope", "", "gw.rhai"] {

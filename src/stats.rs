@@ -9,15 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::files::Access;
 use crate::root::MgrRoot;
 
 /// Upper bounds of the latency buckets, in seconds (the last bucket is +Inf).
@@ -326,9 +326,8 @@ fn update(path: &Path, change: impl FnOnce(&mut Stats)) -> io::Result<()> {
     let _lock = lock(path)?;
     let mut stats = read(path);
     change(&mut stats);
-    let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, stats.to_json().to_string())?;
-    fs::rename(&tmp, path)
+    let text = stats.to_json().to_string();
+    crate::files::write_atomically(path, text.as_bytes(), Access::Shared)
 }
 
 fn read(path: &Path) -> Stats {
@@ -348,22 +347,8 @@ fn read(path: &Path) -> Stats {
 }
 
 /// An exclusive lock beside the state file, held until the returned file is dropped.
-fn lock(path: &Path) -> io::Result<File> {
-    if let Some(dir) = path.parent() {
-        if !dir.exists() {
-            fs::create_dir_all(dir)?;
-        }
-    }
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path.with_extension("lock"))?;
-    // SAFETY: flock on a descriptor we own; it is released when the file is closed.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(file)
+fn lock(path: &Path) -> io::Result<Option<File>> {
+    crate::files::lock(&path.with_extension("lock"), true, Access::Shared)
 }
 
 fn now() -> u64 {

@@ -158,6 +158,12 @@ fn is_xml_char(c: char) -> bool {
     !matches!(c, '\0'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}')
 }
 
+/// Whether every character of `s` can be written into XML 1.0 as it is (the writer
+/// would replace the others).
+pub fn can_carry(s: &str) -> bool {
+    s.chars().all(is_xml_char)
+}
+
 /// Escapes text for an XML text node (or a double-quoted attribute value): markup
 /// characters become references, `\r` becomes `&#13;` (a parser would turn it into `\n`),
 /// and characters XML 1.0 cannot carry (C0 controls other than tab, newline and carriage

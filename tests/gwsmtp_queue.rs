@@ -1,12 +1,10 @@
-//! The queue with gwsmtp as a gateway: run in-process (no `gate/gwsmtp` subprocess),
-//! one gateway value for the run, so each worker keeps its SMTP connection across the
-//! messages it sends. ntemail is not built yet: the channel-generic queue is driven
-//! here through ntsms, whose rows and gateways it reads (the user has a phone and an
-//! email).
+//! The queue with gwsmtp as a gateway of ntemail: run in-process (no `gate/gwsmtp`
+//! subprocess), one gateway value for the run, so each worker keeps its SMTP
+//! connection across the messages it sends.
 
 mod common;
 
-use common::mariadb::{run_process, TestDb};
+use common::mariadb::{spawn_role_process, wait_bounded, TestDb};
 use common::mgr_root::{stderr, MgrRoot};
 use common::smtp::{Options, SmtpServer};
 
@@ -14,8 +12,7 @@ fn notice(n: usize) -> String {
     format!(
         "<doc><notify><tmpl>Invoice {n} is paid</tmpl>\
          <notice_xml>&lt;doc&gt;&lt;project&gt;&lt;id&gt;1&lt;/id&gt;&lt;name&gt;Hosting&lt;/name&gt;&lt;/project&gt;&lt;subject&gt;Invoice {n}&lt;/subject&gt;&lt;/doc&gt;</notice_xml>\
-         <user><id>7</id><name>client</name><phone>+79990000001</phone>\
-         <email>client{n}@client.test</email></user>\
+         <user><id>7</id><name>client</name><email>client{n}@client.test</email></user>\
          <templatesubject>Fallback</templatesubject></notify></doc>"
     )
 }
@@ -25,7 +22,8 @@ fn workers_send_through_gwsmtp_in_process_on_kept_connections() {
     let server = SmtpServer::start(Options::default());
     let root = MgrRoot::new();
     let db = TestDb::create();
-    db.add_gateway(
+    db.add_gateway_for(
+        "ntemail",
         "gwsmtp",
         1,
         &format!(
@@ -39,10 +37,11 @@ fn workers_send_through_gwsmtp_in_process_on_kept_connections() {
     let count = 12;
     for n in 0..count {
         root.write(&format!("var/notify/m{n}"), &notice(n));
-        db.add_task(&format!("m{n}"), 0, "2026-01-01 00:00:00", false);
+        db.add_task_for("ntemail", &format!("m{n}"), 0, "2026-01-01 00:00:00", false);
     }
     root.write("etc/mgrnotify/mgrnotify.conf", "QueueWorkers 2\n");
-    let out = run_process(&root, &db);
+    let run = spawn_role_process(&root, &db.url(), "ntemail");
+    let out = wait_bounded(run, std::time::Duration::from_secs(60));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(db.tasks().is_empty(), "{:?}", db.tasks());
 

@@ -320,7 +320,7 @@ fn notification_roles_answer_every_failure_alike() {
     for (role, args) in [
         ("notify/ntsms", &["--command", "nonsense"][..]),
         ("notify/ntsms", &[]),
-        ("notify/ntemail", &["--command", "features"]),
+        ("notify/ntemail", &["--command", "getmessage"]),
     ] {
         let out = root.run(role, args, "");
         assert_eq!(out.status.code(), Some(1), "{role} {args:?}");

@@ -43,15 +43,20 @@ fn version_and_help_everywhere() {
 }
 
 #[test]
-fn builtin_gateways_not_yet_built_answer_error_xml() {
+fn incoming_mail_gateways_are_ingoing_gateways_of_ntemail() {
     let root = MgrRoot::new();
-    let out = root.run("gate/gwimap", &["--command", "features"], "");
-    assert!(!out.status.success());
-    assert!(
-        stdout(&out).contains("<error type=\"unsupported\""),
-        "{}",
-        stdout(&out)
-    );
+    for role in ["gate/gwimap", "gate/gwpop3"] {
+        let out = root.run(role, &["--command", "features"], "");
+        assert!(out.status.success(), "{role}");
+        let text = stdout(&out);
+        assert!(
+            text.contains("<feature name=\"ingoing\"/>")
+                && text.contains("<feature name=\"check_connection\"/>")
+                && !text.contains("outgoing")
+                && text.contains("<notify_module>ntemail</notify_module>"),
+            "{role}: {text}"
+        );
+    }
 }
 
 #[test]

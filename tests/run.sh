@@ -2,7 +2,7 @@
 # Runs every test of mgrnotify on a fresh Debian 12 machine or a developer's one:
 # installs what the tests need (Debian and npm packages), checks formatting and lints,
 # builds, runs the shell smoke test through an installed root, then the Rust tests.
-# The tests start their own servers (a private MariaDB, an SMTP server, fake providers on loopback)
+# The tests start their own servers (a private MariaDB, an SMTP server, dovecot, fake providers on loopback)
 # unless MGRNOTIFY_TEST_DB_URL names a database server to use.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,6 +20,9 @@ command -v python3 >/dev/null || need+=(python3)
 # The SMTP server of the email tests (tests/smtp_server.py) and its test certificates.
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need+=(python3-aiosmtpd)
 command -v openssl >/dev/null || need+=(openssl)
+# The IMAP and POP3 server of the incoming mail tests (tests/common/dovecot.rs).
+[ -x /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)
+[ -x /usr/lib/dovecot/pop3 ] || need+=(dovecot-pop3d)
 command -v valgrind >/dev/null || need+=(valgrind)
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${need[*]}"

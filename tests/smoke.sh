@@ -46,10 +46,10 @@ done
 check "plugin XML for gwepochta" grep -q '<plugin name="gwepochta">' "$ROOT/etc/xml/billmgr_mod_gwepochta.xml"
 
 check "ntsms features" expect '<contact_type>phone</contact_type>' 0 notify/ntsms --command features
-check "ntemail answers clearly" expect 'not available yet' 1 notify/ntemail --command features
-check "ntinternal answers clearly" expect 'not available yet' 1 notify/ntinternal --command features
+check "ntemail features" expect '<contact_type>email</contact_type>' 0 notify/ntemail --command features
+check "ntinternal features" expect '<feature name="html"/>' 0 notify/ntinternal --command features
 for g in gwimap gwpop3; do
-  check "$g answers error XML" expect '<error type="unsupported"' 1 gate/$g --command features
+  check "$g features" expect '<feature name="ingoing"/>' 0 gate/$g --command features
 done
 check "gwsmtp features" expect '<notify_module>ntemail</notify_module>' 0 gate/gwsmtp --command features
 gwsmtp_down() {

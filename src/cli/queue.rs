@@ -188,7 +188,8 @@ fn retry(root: &MgrRoot, words: &[String]) -> Result<bool, CliError> {
 }
 
 /// The notification of row `id` as the queue would send it: template kind, subject,
-/// text, contact and the gateways in failover order. Nothing is sent or changed.
+/// text (and for email the HTML and the attachments), contact and the gateways in
+/// failover order. Nothing is sent or changed.
 fn show(root: &MgrRoot, id: &str) -> Result<bool, CliError> {
     let id: u64 = id
         .parse()
@@ -251,8 +252,17 @@ fn show(root: &MgrRoot, id: &str) -> Result<bool, CliError> {
             .collect();
         say!("  gateways in failover order: {}", gateways.join(", "));
         say!("  text:");
-        for line in p.rendered.text.lines() {
+        for line in p.body.text.lines() {
             say!("    {line}");
+        }
+        if let Some(html) = &p.body.html {
+            say!(
+                "  html: {} bytes (the text above is made from it)",
+                html.len()
+            );
+        }
+        for a in &p.attachments {
+            say!("  attachment: {} ({}) {}", a.name, a.content_type, a.path);
         }
     }
     Ok(sendable)

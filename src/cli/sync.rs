@@ -177,7 +177,5 @@ fn ensure_link(role: &str, link: &Path) -> Result<bool, CliError> {
 
 /// BILLmanager may read the XML at any moment: never show it a half-written file.
 fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
-    let tmp = path.with_extension("xml.tmp");
-    fs::write(&tmp, text)?;
-    fs::rename(&tmp, path)
+    crate::files::write_atomically(path, text.as_bytes(), crate::files::Access::Shared)
 }

@@ -10,12 +10,19 @@
 //! - `gateway(id, name, gateway_module, notify_module, gateway_type, active, project,
 //!   xmlparams, ...)`; every column is passed to the gateway module.
 //! - `user(id, ...)`: only the columns a notice may need are read (see [`user_columns`]);
-//!   the rest (password hashes, TOTP secrets) never leave the database.
+//!   the rest (password hashes, TOTP secrets) never leave the database. Incoming
+//!   messages find their sender by a contact column and post as `name`; `account`
+//!   owns tickets (see [`users_by_contact`]).
+//! - `ticket(id, account_client, ...)`: a ticket belongs to the user whose `account` is
+//!   its `account_client` (see [`ticket_account`]).
 //!
 //! Rows are read with the non-panicking conversions only ([`typed`]): a value of an
 //! unexpected type is an error about that row, never a crash.
 //!
-//! mgrnotify never alters these tables. The retry schedule lives in `err_info`, as a
+//! - mgrnotify's own table for client-area notifications (ntinternal,
+//!   [`create_internal_table`]): created when missing, named in `mgrnotify.conf`.
+//!
+//! mgrnotify never alters BILLmanager's tables. The retry schedule lives in `err_info`, as a
 //! suffix an operator can read: `<reason> [attempt 3/10, retry after 2026-11-27
 //! 18:14:00 UTC]`; the timestamp is compared in SQL (it sorts lexically).
 
@@ -454,6 +461,13 @@ impl GatewayRow {
         self.active.trim().eq_ignore_ascii_case("on")
             && (kind.eq_ignore_ascii_case("outgoing") || kind == "1")
     }
+
+    /// Active ('on' in any case) and ingoing ('ingoing' or 2): it receives mail.
+    pub fn is_active_ingoing(&self) -> bool {
+        let kind = self.gateway_type.trim();
+        self.active.trim().eq_ignore_ascii_case("on")
+            && (kind.eq_ignore_ascii_case("ingoing") || kind == "2")
+    }
 }
 
 /// The gateways of one notification module, in id order (the failover order).
@@ -555,6 +569,72 @@ pub fn user_fields(conn: &mut impl Queryable, columns: &[String], id: &str) -> O
         fields.insert_if_absent(&column.name_str().to_ascii_lowercase(), &value);
     }
     Some(fields)
+}
+
+/// BILLmanager's ticket table, as far as incoming messages need it: a ticket
+/// `id` belongs to the user whose `account` is its `account_client`.
+pub const TICKET: &str = "ticket";
+
+/// A user that incoming messages are posted as: `name` is what mgrctl's `su=` takes,
+/// `account` owns tickets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customer {
+    pub id: String,
+    pub name: String,
+    pub account: String,
+}
+
+/// The users whose contact column `column` holds `value`, compared case-insensitively
+/// and without surrounding spaces (two at most: one more than a match needs, to tell an
+/// ambiguous contact). `column` is a plain column name (letters, digits, `_`).
+pub fn users_by_contact(
+    conn: &mut impl Queryable,
+    column: &str,
+    value: &str,
+) -> Result<Vec<Customer>, DbError> {
+    if column.is_empty()
+        || !column
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(DbError::new(
+            DbErrorKind::Schema,
+            format!("'{column}' is not a column name of {USER}"),
+        ));
+    }
+    let what = format!("cannot look up a user by {column}");
+    let rows: Vec<Row> = conn
+        .exec(
+            format!(
+                "SELECT id, name, account FROM `{USER}` \
+                 WHERE LOWER(TRIM(`{column}`)) = LOWER(TRIM(?)) ORDER BY id LIMIT 2"
+            ),
+            (value,),
+        )
+        .map_err(|e| DbError::query(&what, e))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let text = |i: usize| r.as_ref(i).map(value_text).unwrap_or_default();
+            Customer {
+                id: text(0),
+                name: text(1),
+                account: text(2),
+            }
+        })
+        .collect())
+}
+
+/// The `account_client` of ticket `id`; `None` when there is no such ticket.
+pub fn ticket_account(conn: &mut impl Queryable, id: &str) -> Result<Option<String>, DbError> {
+    let what = format!("cannot read ticket {id}");
+    let row: Option<Row> = conn
+        .exec_first(
+            format!("SELECT account_client FROM `{TICKET}` WHERE id = ?"),
+            (id,),
+        )
+        .map_err(|e| DbError::query(&what, e))?;
+    Ok(row.map(|r| r.as_ref(0).map(value_text).unwrap_or_default()))
 }
 
 /// A column value as the text a gateway module reads.
@@ -729,9 +809,90 @@ pub fn clear_backoff(conn: &mut PooledConn, ids: &[u64]) -> Result<u64, DbError>
     Ok(conn.affected_rows())
 }
 
+/// The default name of mgrnotify's table of client-area notifications.
+pub const INTERNAL_TABLE: &str = "mgrnotify_internal";
+
+/// A name usable as a table name as it is: letters, digits and `_`, not starting with a
+/// digit, at most 64 characters (MariaDB's limit).
+pub fn is_table_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Creates mgrnotify's table of client-area notifications when it is missing: one row
+/// a message, for the client area to show (`user_id`, `project_id`, `subject`, `text`,
+/// `html`, `createdate`). DDL commits at once, so it is never run inside a claim.
+pub fn create_internal_table(conn: &mut PooledConn, table: &str) -> Result<(), DbError> {
+    debug_assert!(is_table_name(table));
+    conn.query_drop(format!(
+        "CREATE TABLE IF NOT EXISTS `{table}` (\
+           id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, \
+           user_id BIGINT NOT NULL, \
+           project_id BIGINT NULL, \
+           subject VARCHAR(1024) NOT NULL DEFAULT '', \
+           text MEDIUMTEXT NOT NULL, \
+           html MEDIUMTEXT NULL, \
+           createdate DATETIME NOT NULL, \
+           KEY user_createdate (user_id, createdate)\
+         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    ))
+    .map_err(|e| DbError::query(&format!("cannot create the table {table}"), e))
+}
+
+/// One client-area notification as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternalMessage {
+    pub user_id: i64,
+    pub project_id: Option<i64>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// Stores the messages of one queue row in the claim's transaction, in one statement:
+/// they are all stored, or none, and only when the row's delete commits with them.
+pub fn insert_internal(
+    tx: &mut Transaction<'_>,
+    table: &str,
+    messages: &[InternalMessage],
+) -> Result<(), StatementError> {
+    debug_assert!(is_table_name(table));
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let tuples = vec!["(?, ?, ?, ?, ?, NOW())"; messages.len()].join(", ");
+    let mut values: Vec<Value> = Vec::with_capacity(messages.len() * 5);
+    for m in messages {
+        values.push(m.user_id.into());
+        values.push(m.project_id.into());
+        values.push(m.subject.as_str().into());
+        values.push(m.text.as_str().into());
+        values.push(m.html.as_deref().into());
+    }
+    tx.exec_drop(
+        format!(
+            "INSERT INTO `{table}` (user_id, project_id, subject, text, html, createdate) \
+             VALUES {tuples}"
+        ),
+        values,
+    )
+    .map_err(|e| StatementError::new(&format!("cannot store the message in {table}"), e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_names() {
+        for good in ["mgrnotify_internal", "T1", "_x"] {
+            assert!(is_table_name(good), "{good}");
+        }
+        for bad in ["", "1t", "a-b", "a`b", "a b", "x;drop", &"a".repeat(65)] {
+            assert!(!is_table_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn claim_mode_by_server_version() {

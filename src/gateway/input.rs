@@ -72,6 +72,14 @@ impl GatewaySettings {
             .ok_or_else(|| GatewayError::missed(name))
     }
 
+    /// The seed's ingoing input: `<doc><gateway>..<xmlparams>..</gateway></doc>`.
+    pub fn to_xml(&self) -> String {
+        let mut w = xml::Writer::new();
+        w.start("doc");
+        self.write_into(&mut w);
+        w.finish()
+    }
+
     fn write_into(&self, w: &mut crate::xml::Writer) {
         w.start("gateway");
         self.gateway.write_into(w);

@@ -2,7 +2,9 @@
 //! every gateway role implements, and `serve`, which answers one `--command` with XML
 //! on stdout. Errors are mapped to BILLmanager's error XML here and nowhere else.
 
+pub mod incoming;
 pub mod input;
+pub mod messages;
 pub mod program;
 pub mod script;
 pub mod smtp;
@@ -13,8 +15,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 pub use input::{Attachment, GatewaySettings, OutgoingInput};
+pub use messages::{messages_xml, parse_messages};
 
 use crate::error::BillmgrError;
+use crate::mail::mailbox::Protocol;
 use crate::root::MgrRoot;
 use crate::script::Metadata;
 use crate::xml;
@@ -178,8 +182,8 @@ pub trait GatewayModule {
     fn features(&self) -> Features;
     /// Sends one message.
     fn outgoing(&self, input: &OutgoingInput) -> Result<Delivery, GatewayError>;
-    /// Fetches received messages (their source text).
-    fn ingoing(&self, _settings: &GatewaySettings) -> Result<Vec<String>, GatewayError> {
+    /// Fetches received messages (their raw source) and counts them as handed on.
+    fn ingoing(&self, _settings: &GatewaySettings) -> Result<Vec<Vec<u8>>, GatewayError> {
         Err(unsupported("ingoing"))
     }
     /// Tunes the gateway edit form; the default leaves it as it is.
@@ -278,15 +282,7 @@ pub fn answer(
             let doc_text = read(stdin)?;
             let doc = parse_input(&doc_text)?;
             let messages = module.ingoing(&GatewaySettings::from_doc(&doc)?)?;
-            let mut w = xml::Writer::new();
-            w.start("doc");
-            w.start("messages");
-            for m in &messages {
-                w.start("message");
-                w.text(m);
-                w.end();
-            }
-            Ok(w.finish() + "\n")
+            Ok(messages_xml(&messages) + "\n")
         }
         "outgoing" | "ingoing" | "check_connection" => Err(unsupported(command)),
         "" => Err(GatewayError::new(
@@ -388,6 +384,10 @@ pub fn excerpt(text: &str) -> String {
 pub enum Builtin {
     /// `gwsmtp`: outgoing email over SMTP.
     Smtp,
+    /// `gwimap`: incoming email over IMAP.
+    Imap,
+    /// `gwpop3`: incoming email over POP3.
+    Pop3,
 }
 
 impl Builtin {
@@ -396,6 +396,8 @@ impl Builtin {
     pub fn open(self, root: &MgrRoot) -> Arc<dyn GatewayModule + Send + Sync> {
         match self {
             Builtin::Smtp => Arc::new(smtp::SmtpGateway::new(root)),
+            Builtin::Imap => Arc::new(incoming::MailboxGateway::new(root, Protocol::Imap)),
+            Builtin::Pop3 => Arc::new(incoming::MailboxGateway::new(root, Protocol::Pop3)),
         }
     }
 
@@ -403,17 +405,19 @@ impl Builtin {
     pub fn metadata(self) -> &'static Metadata {
         match self {
             Builtin::Smtp => smtp::metadata(),
+            Builtin::Imap => incoming::metadata(Protocol::Imap),
+            Builtin::Pop3 => incoming::metadata(Protocol::Pop3),
         }
     }
-}
 
-/// Message of the built-in gateway roles that a later version brings.
-pub const NOT_AVAILABLE: &str = "is not available yet in this version of mgrnotify";
-
-/// gwsmtp, gwimap, gwpop3 until they are built: every command a clear error.
-pub fn serve_not_available(role: &str) -> ExitCode {
-    let e = GatewayError::new("unsupported", role, format!("{role} {NOT_AVAILABLE}"));
-    crate::error::fail(role, "", &e, ExitCode::FAILURE)
+    /// The mail protocol of an incoming mail gateway.
+    pub fn mailbox_protocol(self) -> Option<Protocol> {
+        match self {
+            Builtin::Smtp => None,
+            Builtin::Imap => Some(Protocol::Imap),
+            Builtin::Pop3 => Some(Protocol::Pop3),
+        }
+    }
 }
 
 #[cfg(test)]

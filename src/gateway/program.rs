@@ -12,7 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::gateway::{
-    self, Delivery, Feature, Features, GatewayError, GatewayModule, OutgoingInput,
+    self, Delivery, Feature, Features, GatewayError, GatewayModule, GatewaySettings, OutgoingInput,
 };
 use crate::queue::stop;
 use crate::root::MgrRoot;
@@ -48,29 +48,25 @@ impl ProgramGateway {
     /// stops, its process group is killed: nothing it started outlives the exchange.
     /// Returns its stdout (lossy UTF-8) and whether it exited 0.
     fn exchange(&self, command: &str, input: &str) -> Result<(String, bool), GatewayError> {
+        self.exchange_limited(command, input, MAX_REPLY)
+    }
+
+    /// [`Self::exchange`] with a reply of at most `max_reply` bytes.
+    fn exchange_limited(
+        &self,
+        command: &str,
+        input: &str,
+        max_reply: u64,
+    ) -> Result<(String, bool), GatewayError> {
         let module = self.module.as_str();
-        let mut child = Command::new(&self.path)
+        let mut program = Command::new(&self.path);
+        program
             .args(["--command", command])
-            .current_dir(self.root.path())
-            // The DB password has no business in a gateway's environment.
-            .env_remove(crate::db::URL_ENV)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| {
+            .current_dir(self.root.path());
+        let reply =
+            run_bounded(&mut program, input.as_bytes(), self.timeout, max_reply).map_err(|e| {
                 GatewayError::provider(module, format!("cannot start {}: {e}", self.path.display()))
             })?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let input = input.to_owned();
-            // A module that does not read its stdin must not block us.
-            std::thread::spawn(move || {
-                let _ = stdin.write_all(input.as_bytes());
-            });
-        }
-        let reply = Exchange::run(&mut child, Instant::now() + self.timeout);
-        let status = kill_group(&mut child);
         let limit = self.timeout.as_secs_f64();
         if reply.stopped {
             return Err(GatewayError::provider(
@@ -78,7 +74,7 @@ impl ProgramGateway {
                 "killed: the run is stopping",
             ));
         }
-        let Some(status) = status.filter(|_| reply.exited) else {
+        let Some(status) = reply.status else {
             return Err(GatewayError::provider(
                 module,
                 format!("did not answer within {limit} s and was killed"),
@@ -151,6 +147,68 @@ impl GatewayModule for ProgramGateway {
         let (text, exited_ok) = self.exchange("outgoing", &input.to_xml())?;
         gateway::parse_reply(&self.module, &text, exited_ok)
     }
+
+    /// The seed's ingoing exchange: the gateway's settings in, `<messages>` out. What
+    /// the program printed it counts as handed on.
+    fn ingoing(&self, settings: &GatewaySettings) -> Result<Vec<Vec<u8>>, GatewayError> {
+        crate::plugin::register_secrets(&self.root, &self.module, &settings.params);
+        let limit = crate::xml::MAX_INPUT_BYTES as u64;
+        let (text, exited_ok) = self.exchange_limited("ingoing", &settings.to_xml(), limit)?;
+        if !exited_ok {
+            gateway::parse_reply(&self.module, &text, false)?;
+        }
+        gateway::parse_messages(&self.module, &text)
+    }
+}
+
+/// How a program run by [`run_bounded`] ended.
+pub struct Finished {
+    /// Its output, at most the limit given (more was read and dropped).
+    pub stdout: Vec<u8>,
+    /// Its error output, at most 64 KiB.
+    pub stderr: Vec<u8>,
+    /// Its stdout reached its end.
+    pub stdout_closed: bool,
+    /// Its exit status; `None` when it did not exit in time and was killed.
+    pub status: Option<ExitStatus>,
+    /// The run is stopping (SIGTERM): the program was killed early.
+    pub stopped: bool,
+}
+
+/// Runs `command` (with `input` on its stdin) in a process group of its own, reading
+/// at most `max_stdout` bytes of output, until it has exited and its stdout has ended,
+/// or `timeout` has passed, or the run stops; then kills the group, so nothing it
+/// started outlives it. The DB settings of the environment are not passed on.
+pub fn run_bounded(
+    command: &mut Command,
+    input: &[u8],
+    timeout: Duration,
+    max_stdout: u64,
+) -> std::io::Result<Finished> {
+    let mut child = command
+        // The DB password has no business in another program's environment.
+        .env_remove(crate::db::URL_ENV)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let input = input.to_vec();
+        // A program that does not read its stdin must not block us.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let reply = Exchange::run(&mut child, Instant::now() + timeout, max_stdout);
+    let status = kill_group(&mut child);
+    Ok(Finished {
+        status: status.filter(|_| reply.exited),
+        stdout: reply.stdout,
+        stderr: reply.stderr,
+        stdout_closed: reply.stdout_closed,
+        stopped: reply.stopped,
+    })
 }
 
 /// What a gateway program wrote, and how the exchange ended.
@@ -169,8 +227,8 @@ struct Exchange {
 impl Exchange {
     /// Reads stdout and stderr until the program has exited and its stdout has ended,
     /// or until `deadline`, or until the run stops.
-    fn run(child: &mut Child, deadline: Instant) -> Self {
-        let mut stdout = Pipe::new(child.stdout.take().map(OwnedFd::from), MAX_REPLY);
+    fn run(child: &mut Child, deadline: Instant, max_stdout: u64) -> Self {
+        let mut stdout = Pipe::new(child.stdout.take().map(OwnedFd::from), max_stdout);
         let mut stderr = Pipe::new(child.stderr.take().map(OwnedFd::from), MAX_STDERR);
         let mut exited = false;
         // A fast module answers in a few milliseconds: look for its exit often at first.

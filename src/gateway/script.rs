@@ -207,7 +207,7 @@ impl GatewayModule for ScriptGateway {
         Ok(Delivery { id })
     }
 
-    fn ingoing(&self, settings: &GatewaySettings) -> Result<Vec<String>, GatewayError> {
+    fn ingoing(&self, settings: &GatewaySettings) -> Result<Vec<Vec<u8>>, GatewayError> {
         if !self.script.defines(Command::Ingoing) {
             return Err(GatewayError::new(
                 "unsupported",
@@ -227,7 +227,10 @@ impl GatewayModule for ScriptGateway {
         let messages = reply
             .try_cast::<Array>()
             .ok_or_else(|| self.script_error("ingoing() must return an array of message texts"))?;
-        Ok(messages.into_iter().map(|m| m.to_string()).collect())
+        Ok(messages
+            .into_iter()
+            .map(|m| m.to_string().into_bytes())
+            .collect())
     }
 
     fn formtune(&self, form: &str) -> Result<String, GatewayError> {

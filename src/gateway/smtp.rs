@@ -217,7 +217,7 @@ pub fn metadata() -> &'static Metadata {
 }
 
 /// A text field, optional, with its label and hint in English and Russian.
-fn field(name: &str, label: (&str, &str), hint: (&str, &str)) -> Field {
+pub(crate) fn field(name: &str, label: (&str, &str), hint: (&str, &str)) -> Field {
     Field {
         name: name.into(),
         kind: FieldKind::Text,
@@ -232,7 +232,7 @@ fn field(name: &str, label: (&str, &str), hint: (&str, &str)) -> Field {
     }
 }
 
-fn option(value: &str, en: &str, ru: &str) -> SelectOption {
+pub(crate) fn option(value: &str, en: &str, ru: &str) -> SelectOption {
     SelectOption {
         value: value.into(),
         label_en: en.into(),

@@ -3,7 +3,6 @@
 //! one with HTML, and the attachments around it in multipart/mixed. lettre encodes
 //! headers (RFC 2047) and bodies (7bit, quoted-printable or base64, whichever fits).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,12 +12,8 @@ use lettre::message::{Attachment as AttachmentPart, Body, Mailbox, MultiPart, Si
 use lettre::Message;
 
 use crate::gateway::{Attachment, GatewayError};
+use crate::mail::attachments::{self, MAX_ATTACHMENT_BYTES};
 use crate::xml::Params;
-
-/// The most bytes of all attachments of one mail together: a mail server refuses a
-/// message much larger (base64 adds a third), and a runaway file must not be read
-/// into memory whole.
-pub const MAX_ATTACHMENT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Who a mail is from: the gateway parameters `from_email`, `from_name` and `reply_to`.
 #[derive(Debug, Clone)]
@@ -185,42 +180,13 @@ fn attachment_part(
     } else {
         base.join(given)
     };
-    let file = std::fs::File::open(&path).map_err(|e| {
-        error(match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                format!("the attachment file {} does not exist", path.display())
-            }
-            _ => format!("cannot read the attachment file {}: {e}", path.display()),
-        })
-    })?;
-    let mut bytes = Vec::new();
-    file.take(*budget + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| {
-            error(format!(
-                "cannot read the attachment file {}: {e}",
-                path.display()
-            ))
-        })?;
-    if bytes.len() as u64 > *budget {
-        return Err(error(format!(
-            "the attachment file {} makes the attachments larger than {} MiB together",
-            path.display(),
-            MAX_ATTACHMENT_BYTES / (1024 * 1024)
-        )));
-    }
-    *budget -= bytes.len() as u64;
+    let bytes = attachments::read(&path, budget).map_err(error)?;
     let name = match attachment.name.trim() {
-        "" => path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "attachment".to_owned()),
+        "" => attachments::file_name(&path),
         name => one_line(name),
     };
     let content_type = match attachment.content_type.trim() {
-        "" => mime_guess::from_path(&name)
-            .first_raw()
-            .unwrap_or("application/octet-stream"),
+        "" => attachments::guess_type(&name),
         given => given,
     };
     let content_type = ContentType::parse(content_type).map_err(|_| {

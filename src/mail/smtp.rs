@@ -9,7 +9,7 @@
 //! a new one, once, before the message counts as failed). Threads that send at the
 //! same time each get a connection of their own.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use lettre::transport::smtp::Error as SmtpError;
 
 use crate::gateway::GatewayError;
 use crate::mail::message::Mail;
+use crate::mail::server::Endpoint;
 use crate::xml::Params;
 
 /// Largest `ca_file` read: a bundle of a few CAs is kilobytes.
@@ -35,42 +36,14 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The module name errors are reported under.
 const MODULE: &str = "gwsmtp";
 
-/// How the connection is protected: the gateway parameter `security`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Security {
-    /// Plain text (a local relay).
-    None,
-    /// Plain, then STARTTLS before anything else: the submission port.
-    StartTls,
-    /// TLS from the first byte (SMTPS).
-    Tls,
-}
+pub use crate::mail::server::Security;
 
-impl Security {
-    pub const CHOICES: [&'static str; 3] = ["starttls", "tls", "none"];
-
-    fn parse(text: &str) -> Result<Self, GatewayError> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "" | "starttls" => Ok(Security::StartTls),
-            "tls" => Ok(Security::Tls),
-            "none" => Ok(Security::None),
-            other => Err(GatewayError::value(
-                "security",
-                format!(
-                    "security '{other}' is not one of {}",
-                    Self::CHOICES.join(", ")
-                ),
-            )),
-        }
-    }
-
-    /// The usual port: 25 plain, 587 submission with STARTTLS, 465 SMTPS.
-    pub fn default_port(self) -> u16 {
-        match self {
-            Security::None => 25,
-            Security::StartTls => 587,
-            Security::Tls => 465,
-        }
+/// SMTP's usual port: 25 plain, 587 submission with STARTTLS, 465 SMTPS.
+pub fn default_port(security: Security) -> u16 {
+    match security {
+        Security::None => 25,
+        Security::StartTls => 587,
+        Security::Tls => 465,
     }
 }
 
@@ -78,66 +51,33 @@ impl Security {
 /// `ca_file`, `timeout`. Two messages with equal settings may share a connection.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SmtpSettings {
-    pub host: String,
-    pub port: u16,
+    pub endpoint: Endpoint,
     pub security: Security,
     login: Option<String>,
     password: String,
-    ca_file: Option<PathBuf>,
-    pub timeout: Duration,
 }
 
 impl SmtpSettings {
     /// Reads the settings from a gateway's parameters; a relative `ca_file` is taken
     /// relative to `base` (the mgr root).
     pub fn from_params(params: &Params, base: &Path) -> Result<Self, GatewayError> {
-        let host = params
-            .get("host")
-            .map(str::trim)
-            .ok_or_else(|| GatewayError::missed("host"))?;
-        if host.contains(|c: char| c.is_whitespace() || c == '/') {
-            return Err(GatewayError::value(
-                "host",
-                format!("host '{host}' is not a host name or address"),
-            ));
-        }
-        let security = Security::parse(params.get("security").unwrap_or_default())?;
-        let port = match params.get("port").map(str::trim) {
-            None => security.default_port(),
-            Some(text) => text.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-                GatewayError::value("port", format!("port '{text}' is not a port number"))
-            })?,
-        };
-        let timeout = crate::http::Timeouts::from_param(params.get("timeout"))
-            .map_err(|e| GatewayError::value("timeout", e.to_string()))?
-            .total;
+        let (endpoint, security) = Endpoint::from_params(params, base, default_port)?;
         let login = params.get("login").map(|l| l.trim().to_owned());
         let password = params.get("password").unwrap_or_default().to_owned();
         if login.is_some() && password.is_empty() {
             return Err(GatewayError::missed("password"));
         }
-        let ca_file = params.get("ca_file").map(|f| base.join(f.trim()));
         Ok(Self {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            port,
+            endpoint,
             security,
             login,
             password,
-            ca_file,
-            timeout,
         })
     }
 
     /// `host:port`, for messages.
     pub fn server(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        self.endpoint.server()
     }
 }
 
@@ -251,8 +191,8 @@ fn open(settings: &SmtpSettings) -> Result<SmtpConnection, GatewayError> {
     };
     let implicit_tls = tls.as_ref().filter(|_| settings.security == Security::Tls);
     let mut conn = SmtpConnection::connect(
-        (settings.host.as_str(), settings.port),
-        Some(settings.timeout),
+        (settings.endpoint.host.as_str(), settings.endpoint.port),
+        Some(settings.endpoint.timeout),
         &hello,
         implicit_tls,
         None,
@@ -376,9 +316,31 @@ fn transaction(
     }
     conn.command(Data)
         .map_err(|e| refused(format!("{server} refused DATA"), "DATA", e))?;
-    conn.message(&mail.source)
-        .map_err(|e| refused(format!("{server} refused the message"), "the message", e))?;
+    let sent = match String::from_utf8(data_block(&mail.source)) {
+        Ok(block) => conn.command(block),
+        Err(_) => conn.message(&mail.source),
+    };
+    sent.map_err(|e| refused(format!("{server} refused the message"), "the message", e))?;
     Ok(())
+}
+
+/// The message as DATA sends it, in one piece: dot-stuffed (a line's leading `.`
+/// doubled) and ended with `CRLF . CRLF`, as lettre's own `message` does. lettre writes
+/// the final dot separately; with Nagle's algorithm that small write then waits for the
+/// server's delayed ACK of the message (40 ms on Linux), which caps a kept connection at
+/// about 25 mails a second.
+fn data_block(source: &[u8]) -> Vec<u8> {
+    let mut block = Vec::with_capacity(source.len() + source.len() / 64 + 5);
+    let mut line_start = true;
+    for (i, &b) in source.iter().enumerate() {
+        if line_start && b == b'.' {
+            block.push(b'.');
+        }
+        block.push(b);
+        line_start = b == b'\n' && i > 0 && source[i - 1] == b'\r';
+    }
+    block.extend_from_slice(b"\r\n.\r\n");
+    block
 }
 
 /// What an SMTP error says, for the operator: the server's reply (code and text)
@@ -394,7 +356,7 @@ fn describe(e: &SmtpError, settings: &SmtpSettings) -> String {
             ) {
                 return format!(
                     "no answer within {} s (the gateway's timeout)",
-                    settings.timeout.as_secs_f64()
+                    settings.endpoint.timeout.as_secs_f64()
                 );
             }
         }
@@ -427,12 +389,13 @@ fn tls_parameters(settings: &SmtpSettings) -> Result<TlsParameters, GatewayError
     static SYSTEM_HAS_ROOTS: OnceLock<bool> = OnceLock::new();
     let system = *SYSTEM_HAS_ROOTS
         .get_or_init(|| !rustls_native_certs::load_native_certs().certs.is_empty());
-    let mut builder = TlsParameters::builder(settings.host.clone()).certificate_store(if system {
-        CertificateStore::Default
-    } else {
-        CertificateStore::WebpkiRoots
-    });
-    if let Some(path) = &settings.ca_file {
+    let mut builder =
+        TlsParameters::builder(settings.endpoint.host.clone()).certificate_store(if system {
+            CertificateStore::Default
+        } else {
+            CertificateStore::WebpkiRoots
+        });
+    if let Some(path) = &settings.endpoint.ca_file {
         builder = builder.add_root_certificate(read_ca_file(path)?);
     }
     builder
@@ -478,6 +441,15 @@ mod tests {
     }
 
     #[test]
+    fn the_data_block_is_dot_stuffed_and_ended() {
+        assert_eq!(
+            data_block(b".a\r\n.b\r\nc.\n.d\r\n"),
+            b"..a\r\n..b\r\nc.\n.d\r\n\r\n.\r\n"
+        );
+        assert_eq!(data_block(b""), b"\r\n.\r\n");
+    }
+
+    #[test]
     fn ports_default_by_security() {
         let base = Path::new("/");
         for (security, port) in [("none", 25), ("starttls", 587), ("tls", 465), ("", 587)] {
@@ -486,14 +458,14 @@ mod tests {
                 base,
             )
             .unwrap();
-            assert_eq!(s.port, port, "{security}");
+            assert_eq!(s.endpoint.port, port, "{security}");
         }
         let s = SmtpSettings::from_params(
             &params(&[("host", "mx.test"), ("port", "2525"), ("security", "tls")]),
             base,
         )
         .unwrap();
-        assert_eq!((s.port, s.security), (2525, Security::Tls));
+        assert_eq!((s.endpoint.port, s.security), (2525, Security::Tls));
     }
 
     #[test]

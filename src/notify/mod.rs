@@ -2,12 +2,15 @@
 //! the trait every notification role implements and `serve`, which runs one
 //! `--command` (features, process, getmessage).
 
+pub mod ntemail;
+pub mod ntinternal;
 pub mod ntsms;
 
 use std::fmt;
 use std::process::ExitCode;
 
 use crate::error::BillmgrError;
+use crate::inbox::InboxError;
 use crate::queue::QueueError;
 use crate::root::MgrRoot;
 use crate::xml;
@@ -54,12 +57,15 @@ pub enum NotifyError {
     NoGate,
     /// A notification role a later version brings.
     NotAvailable(&'static str),
+    /// Incoming mail could not be read or handed on.
+    Inbox(InboxError),
 }
 
 impl fmt::Display for NotifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NotifyError::Queue(e) => e.fmt(f),
+            NotifyError::Inbox(e) => e.fmt(f),
             NotifyError::NoCommand => {
                 f.write_str("no --command given: use features, process or getmessage")
             }
@@ -82,8 +88,15 @@ impl std::error::Error for NotifyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             NotifyError::Queue(e) => Some(e),
+            NotifyError::Inbox(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<InboxError> for NotifyError {
+    fn from(e: InboxError) -> Self {
+        Self::Inbox(e)
     }
 }
 
@@ -99,7 +112,7 @@ impl BillmgrError for NotifyError {
             NotifyError::NoCommand => "missed",
             NotifyError::UnknownCommand(_) => "unknown",
             NotifyError::NotAvailable(_) => "unsupported",
-            NotifyError::Queue(_) | NotifyError::NoGate => "notify",
+            NotifyError::Queue(_) | NotifyError::Inbox(_) | NotifyError::NoGate => "notify",
         }
     }
 
@@ -111,7 +124,8 @@ impl BillmgrError for NotifyError {
 /// What `--command features` reports.
 pub struct NotifyFeatures {
     pub features: &'static [&'static str],
-    pub contact_type: &'static str,
+    /// The user field a message goes to; none for a module every user can receive.
+    pub contact_type: Option<&'static str>,
 }
 
 impl NotifyFeatures {
@@ -125,8 +139,10 @@ impl NotifyFeatures {
             w.end();
         }
         w.end();
-        w.start("contact_type");
-        w.text(self.contact_type);
+        if let Some(contact_type) = self.contact_type {
+            w.start("contact_type");
+            w.text(contact_type);
+        }
         w.finish() + "\n"
     }
 }
@@ -145,7 +161,8 @@ pub trait NotifyModule {
 pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> ExitCode {
     let result = match kind {
         Kind::Sms => run(&ntsms::Ntsms::new(root.clone()), command, gate),
-        Kind::Email | Kind::Internal => Err(NotifyError::NotAvailable(kind.role())),
+        Kind::Email => run(&ntemail::Ntemail::new(root.clone()), command, gate),
+        Kind::Internal => run(&ntinternal::Ntinternal::new(root.clone()), command, gate),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,8 @@
 //! The queue's settings: `Queue*` lines of `etc/mgrnotify/mgrnotify.conf` (`Key Value`,
-//! like BILLmanager's own conf files). Other keys belong to other parts and are left
-//! alone; a bad value of ours is an error naming the file, line and key.
+//! like BILLmanager's own conf files), and `AttachmentDirs` and `InternalTable` for what
+//! it sends. Other
+//! keys belong to other parts and are left alone; a bad value of ours is an error
+//! naming the file, line and key.
 
 use std::fmt;
 use std::time::Duration;
@@ -36,6 +38,12 @@ pub struct QueueConfig {
     /// User table columns a notice may take besides the standard ones
     /// (`QueueUserFields`, comma-separated, none by default).
     pub user_fields: Vec<String>,
+    /// Folders besides the mgr root that email attachments may come from
+    /// (`AttachmentDirs`, absolute paths separated by spaces or commas).
+    pub attachment_dirs: Vec<std::path::PathBuf>,
+    /// mgrnotify's table of client-area messages (`InternalTable`, default
+    /// `mgrnotify_internal`).
+    pub internal_table: String,
 }
 
 impl Default for QueueConfig {
@@ -52,6 +60,8 @@ impl Default for QueueConfig {
             db_timeout: Duration::from_secs(60),
             max_file_size: 4 << 20,
             user_fields: Vec::new(),
+            attachment_dirs: Vec::new(),
+            internal_table: crate::db::schema::INTERNAL_TABLE.to_owned(),
         }
     }
 }
@@ -105,15 +115,35 @@ impl QueueConfig {
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
         let mut c = Self::default();
         for crate::conf::Entry { line, key, value } in crate::conf::entries(text) {
-            if !key.starts_with("Queue") {
-                continue;
-            }
             let bad = |what: &str| {
                 ConfigError::new(
                     ConfigErrorKind::BadLine,
                     format!("{file} line {line}: {key} '{value}' is not {what}"),
                 )
             };
+            if key == "AttachmentDirs" {
+                for dir in value
+                    .split(|ch: char| ch == ',' || ch.is_whitespace())
+                    .filter(|d| !d.is_empty())
+                {
+                    if !std::path::Path::new(dir).is_absolute() {
+                        return Err(bad("a list of absolute paths"));
+                    }
+                    c.attachment_dirs.push(dir.into());
+                }
+            }
+            if key == "InternalTable" {
+                if !crate::db::schema::is_table_name(value) {
+                    return Err(bad(
+                        "a table name (letters, digits and _, not starting with a digit, \
+                         at most 64)",
+                    ));
+                }
+                value.clone_into(&mut c.internal_table);
+            }
+            if !key.starts_with("Queue") {
+                continue;
+            }
             match key {
                 "QueueWorkers" => {
                     c.workers =
@@ -266,6 +296,15 @@ mod tests {
         assert_eq!(c.db_timeout, Duration::from_secs(5));
         assert_eq!(c.max_file_size, 64 * 1024);
         assert_eq!(c.user_fields, ["account", "tg_id", "telegram"]);
+        let c = QueueConfig::parse("AttachmentDirs /var/docs, /srv/invoices\n", "f").unwrap();
+        let dirs = [
+            std::path::PathBuf::from("/var/docs"),
+            std::path::PathBuf::from("/srv/invoices"),
+        ];
+        assert_eq!(c.attachment_dirs, dirs);
+        assert_eq!(c.internal_table, "mgrnotify_internal");
+        let c = QueueConfig::parse("InternalTable client_notes\n", "f").unwrap();
+        assert_eq!(c.internal_table, "client_notes");
         assert_eq!(
             QueueConfig::parse("QueueMaxFileSize 2M", "f")
                 .unwrap()
@@ -288,6 +327,13 @@ mod tests {
         assert!(QueueConfig::parse("QueueMaxFileSize 2G", "f").is_err());
         assert!(QueueConfig::parse("QueueMaxFileSize 10", "f").is_err());
         assert!(QueueConfig::parse("QueueUserFields a,`b`", "f").is_err());
+        let e = QueueConfig::parse("AttachmentDirs /ok var/docs", "f").unwrap_err();
+        assert!(
+            e.to_string().contains("not a list of absolute paths"),
+            "{e}"
+        );
+        let e = QueueConfig::parse("\nInternalTable notes;drop", "f").unwrap_err();
+        assert!(e.to_string().contains("line 2: InternalTable"), "{e}");
         assert!(QueueConfig::parse("QueueWorkrs 3", "f")
             .unwrap_err()
             .to_string()

@@ -28,7 +28,7 @@ use crate::db::schema::{self, ClaimMode, QueuePosition, ReadyFilter, TableFacts}
 use crate::db::{DbError, DbSettings, StatementError};
 use crate::root::MgrRoot;
 use config::QueueConfig;
-use send::{Channel, Courier};
+use send::{Channel, Courier, Destination, RowTx};
 
 /// Why a run could not do its work (the database, the configuration). Problems of a
 /// single row are not run errors: they go to that row's err_info (see [`send::SendError`]).
@@ -195,16 +195,28 @@ pub fn process(root: &MgrRoot, channel: &Channel) -> Result<Summary, QueueError>
         .claim
         .unwrap_or_else(|| ClaimMode::for_server(&version));
     let facts = schema::check_tables(&mut conn)?;
-    let gateways = schema::gateways(&mut conn, role)?;
+    let gateways = match &channel.destination {
+        Destination::Gateways => schema::gateways(&mut conn, role)?,
+        Destination::Table => {
+            // Before any claim: creating a table commits whatever is open.
+            schema::create_internal_table(&mut conn, &config.internal_table)?;
+            Vec::new()
+        }
+    };
     let user_columns =
         schema::user_columns(&mut conn, &user_fields(&config, &channel.contact_field))?;
     let forced_only = root.do_nothing_flag().exists();
     crate::info!(
-        "process: {} (server {version}, claim {}), {} workers, {} {role} gateway row(s){}",
+        "process: {} (server {version}, claim {}), {} workers, {}{}",
         settings.describe(),
         mode.name(),
         config.workers,
-        gateways.len(),
+        match &channel.destination {
+            Destination::Gateways => format!("{} {role} gateway row(s)", gateways.len()),
+            Destination::Table => {
+                format!("messages stored in the table {}", config.internal_table)
+            }
+        },
         if forced_only {
             ", billmgr.DoNothing present: only forcedonothing='on' rows"
         } else {
@@ -516,11 +528,12 @@ fn claim_and_send(
         return Ok(Outcome::Skipped);
     };
     let started = Instant::now();
-    let columns = &shared.user_columns;
     let result = catch_unwind(AssertUnwindSafe(|| {
-        shared.courier.deliver_file(&task.filename, &mut |id| {
-            schema::user_fields(&mut tx, columns, id)
-        })
+        let mut row = ClaimedRow {
+            tx: &mut tx,
+            user_columns: &shared.user_columns,
+        };
+        shared.courier.deliver_file(&task.filename, &mut row)
     }))
     .unwrap_or_else(|_| {
         Err(send::SendError {
@@ -544,10 +557,9 @@ fn claim_and_send(
             for s in &delivered.sent {
                 shared.stats.sent(shared.courier.role(), &s.module, latency);
                 crate::info!(
-                    "notifytask {}: sent through gateway {} ({}) in {} ms{}",
+                    "notifytask {}: {} in {} ms{}",
                     task.id,
-                    s.gateway_id,
-                    s.module,
+                    s.via(),
                     started.elapsed().as_millis(),
                     s.provider_message_id
                         .as_deref()
@@ -583,6 +595,22 @@ fn claim_and_send(
                 .failed(shared.courier.role(), &reason.gateway, retried);
             Ok(Outcome::Failed)
         }
+    }
+}
+
+/// A claimed row's transaction, as the courier uses it.
+struct ClaimedRow<'a, 't> {
+    tx: &'a mut mysql::Transaction<'t>,
+    user_columns: &'a [String],
+}
+
+impl RowTx for ClaimedRow<'_, '_> {
+    fn user_fields(&mut self, id: &str) -> Option<crate::xml::Params> {
+        schema::user_fields(self.tx, self.user_columns, id)
+    }
+
+    fn store(&mut self, table: &str, messages: &[schema::InternalMessage]) -> Result<(), String> {
+        schema::insert_internal(self.tx, table, messages).map_err(|e| e.to_string())
     }
 }
 

@@ -1,43 +1,82 @@
 //! Sending one notification file: render it, choose the gateways of its provider, and
 //! hand the message to each in turn until one accepts it (failover). The gateways are
 //! [`GatewayModule`]s: one of our own roles runs in-process, any other module in `gate/`
-//! is a [`ProgramGateway`]. Nothing here knows which channel it sends on: the
-//! notification kind's contact field comes with the [`Channel`].
+//! is a [`ProgramGateway`]. A channel that keeps its messages itself (the client area)
+//! stores them through the claimed row's transaction instead ([`RowTx`]). Nothing here
+//! knows which channel it sends on: what differs comes with the [`Channel`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::db::schema::GatewayRow;
+use crate::db::schema::{GatewayRow, InternalMessage};
 use crate::gateway::program::ProgramGateway;
 use crate::gateway::script::ScriptGateway;
-use crate::gateway::{GatewayError, GatewayModule, GatewaySettings, OutgoingInput};
+use crate::gateway::{Attachment, GatewayError, GatewayModule, GatewaySettings, OutgoingInput};
+use crate::mail::attachments::AttachmentPolicy;
 use crate::notice::{self, Notice};
 use crate::queue::config::QueueConfig;
 use crate::queue::stop;
 use crate::roles::Build;
 use crate::root::MgrRoot;
+use crate::template::Body;
 use crate::xml::Params;
 
 /// A gateway module as the queue uses it, shared by the workers.
 type Gateway = Arc<dyn GatewayModule + Send + Sync>;
 
-/// What the queue sends on: a notification module (`modulename`, `notify_module`) and
-/// the `<user>` field that holds a user's address on it.
+/// What the queue sends on: a notification module (`modulename`, `notify_module`), the
+/// `<user>` field that holds a user's address on it, what a message carries, and where
+/// it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Channel {
     pub role: String,
     pub contact_field: String,
+    /// Messages carry an HTML version and a text version made from it when the
+    /// template made HTML; otherwise the rendered text alone.
+    pub html: bool,
+    /// Messages carry the notice's attachments (email).
+    pub attachments: bool,
+    pub destination: Destination,
+}
+
+/// Where a channel's messages go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// The role's active outgoing gateways of the notice's provider, in failover order.
+    Gateways,
+    /// mgrnotify's table of client-area messages (`InternalTable`, see
+    /// [`crate::db::schema::insert_internal`]), written in the transaction that removes
+    /// the row from the queue.
+    Table,
 }
 
 impl From<crate::notify::Kind> for Channel {
+    /// Email carries HTML and attachments; client-area messages carry HTML and go to
+    /// mgrnotify's table; SMS is the text alone.
     fn from(kind: crate::notify::Kind) -> Self {
+        use crate::notify::Kind;
         Self {
             role: kind.role().to_owned(),
             contact_field: kind.contact_field().to_owned(),
+            html: kind != Kind::Sms,
+            attachments: kind == Kind::Email,
+            destination: match kind {
+                Kind::Sms | Kind::Email => Destination::Gateways,
+                Kind::Internal => Destination::Table,
+            },
         }
     }
+}
+
+/// The claimed row's transaction, as sending needs it.
+pub trait RowTx {
+    /// A user's fields by id from BILLmanager's user table.
+    fn user_fields(&mut self, id: &str) -> Option<Params>;
+    /// Stores the messages of the row in `table`, all or none; they are kept only when
+    /// the row's delete commits.
+    fn store(&mut self, table: &str, messages: &[InternalMessage]) -> Result<(), String>;
 }
 
 /// Sends notification files through the gateways of one notification module.
@@ -47,6 +86,10 @@ pub struct Courier {
     channel: Channel,
     /// Active outgoing gateways of the role, in failover order.
     gateways: Vec<Route>,
+    /// Where attachments may come from (channels that carry them).
+    attachments: AttachmentPolicy,
+    /// The table a [`Destination::Table`] channel stores in.
+    internal_table: String,
     timeout: Duration,
     max_file_size: u64,
     own_exe: Option<PathBuf>,
@@ -76,6 +119,8 @@ pub enum SendErrorKind {
     NoGateway,
     /// The template cannot be rendered.
     Template,
+    /// An attachment is missing or refused: the message never goes without it.
+    Attachment,
     /// Every gateway refused for good (see [`GatewayError::permanent`]).
     Refused,
     /// At least one gateway failed in a way that may pass (a timeout, a 5xx, a refused
@@ -114,9 +159,14 @@ pub type UserLookup<'a> = dyn FnMut(&str) -> Option<Params> + 'a;
 pub struct Prepared<'a> {
     /// The notice, its `<user>` completed from the user table.
     pub notice: Notice,
-    /// The provider's active outgoing gateways, in failover order.
+    /// The provider's active outgoing gateways, in failover order (none for a table).
     pub gateways: Vec<&'a Route>,
     pub rendered: crate::template::Rendered,
+    /// What the message carries: the rendered text alone, or for a channel that
+    /// carries HTML the text version and the HTML.
+    pub body: Body,
+    /// The notice's attachments, resolved (channels that carry them).
+    pub attachments: Vec<Attachment>,
 }
 
 /// A gateway row with its settings, read once per run (the row's xmlparams parsed,
@@ -137,9 +187,22 @@ pub struct Delivered {
 /// What a successful delivery went through, for the log.
 #[derive(Debug, Clone)]
 pub struct Sent {
+    /// The gateway row; empty when the message was stored in a table.
     pub gateway_id: String,
+    /// The gateway module, or the table.
     pub module: String,
     pub provider_message_id: Option<String>,
+}
+
+impl Sent {
+    /// "sent through gateway 3 (gwsmtp)", "stored in mgrnotify_internal".
+    pub fn via(&self) -> String {
+        if self.gateway_id.is_empty() {
+            format!("stored in {}", self.module)
+        } else {
+            format!("sent through gateway {} ({})", self.gateway_id, self.module)
+        }
+    }
 }
 
 impl Courier {
@@ -151,6 +214,8 @@ impl Courier {
     ) -> Self {
         Self {
             files: notice::QueuedFiles::new(&root),
+            attachments: AttachmentPolicy::new(&root, &config.attachment_dirs),
+            internal_table: config.internal_table.clone(),
             root,
             channel,
             gateways: gateways
@@ -175,18 +240,23 @@ impl Courier {
         &self.channel.role
     }
 
-    /// Sends every notify block of a queue row's file. The error is the reason an
-    /// operator reads in err_info.
+    /// Sends every notify block of a queue row's file, or stores them all when the
+    /// channel's destination is a table. The error is the reason an operator reads in
+    /// err_info.
     pub fn deliver_file(
         &self,
         filename: &str,
-        users: &mut UserLookup<'_>,
+        row: &mut dyn RowTx,
     ) -> Result<Delivered, SendError> {
         let (path, notices) = self.read_file(filename)?;
+        if self.channel.destination == Destination::Table {
+            let sent = self.store_notices(&notices, &self.internal_table, row)?;
+            return Ok(Delivered { sent, path });
+        }
         let total = notices.len();
         let mut sent = Vec::with_capacity(total);
         for (index, n) in notices.iter().enumerate() {
-            match self.deliver_notice(n, users) {
+            match self.deliver_notice(n, &mut |id| row.user_fields(id)) {
                 Ok(s) => sent.push(s),
                 Err(reason) if total == 1 => return Err(reason),
                 Err(reason) => {
@@ -194,9 +264,8 @@ impl Courier {
                         kind: reason.kind,
                         gateway: reason.gateway,
                         msg: format!(
-                            "notify block {} of {total}: {}{}",
-                            index + 1,
-                            reason.msg,
+                            "{}{}",
+                            in_block(index, total, &reason.msg),
                             if index > 0 {
                                 " (the blocks before it were sent and are sent again on retry)"
                             } else {
@@ -208,6 +277,59 @@ impl Courier {
             }
         }
         Ok(Delivered { sent, path })
+    }
+
+    /// Renders every block and stores them together: a block that cannot be rendered
+    /// stores none.
+    fn store_notices(
+        &self,
+        notices: &[Notice],
+        table: &str,
+        row: &mut dyn RowTx,
+    ) -> Result<Vec<Sent>, SendError> {
+        let total = notices.len();
+        let mut messages = Vec::with_capacity(total);
+        for (index, n) in notices.iter().enumerate() {
+            let in_block = |e: SendError| SendError {
+                msg: in_block(index, total, &e.msg),
+                ..e
+            };
+            let p = self
+                .prepare(n, &mut |id| row.user_fields(id))
+                .map_err(in_block)?;
+            let number = |field: &str, value: Option<&str>| match value.map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
+                    in_block(SendError::new(
+                        SendErrorKind::BadFile,
+                        format!("{field} '{v}' is not a number"),
+                    ))
+                }),
+            };
+            let user_id = number("user id", p.notice.user.get("id"))?.ok_or_else(|| {
+                in_block(SendError::new(
+                    SendErrorKind::NoContact,
+                    "the notice has no user id",
+                ))
+            })?;
+            messages.push(InternalMessage {
+                user_id,
+                project_id: number("project id", p.notice.provider_id().as_deref())?,
+                subject: p.rendered.subject,
+                text: p.body.text,
+                html: p.body.html,
+            });
+        }
+        row.store(table, &messages).map_err(|e| SendError {
+            kind: SendErrorKind::Transient,
+            msg: e,
+            gateway: table.to_owned(),
+        })?;
+        Ok(vec![Sent {
+            gateway_id: String::new(),
+            module: table.to_owned(),
+            provider_message_id: None,
+        }])
     }
 
     /// Everything about a notice up to the sending: the user's contact (from the user
@@ -228,6 +350,39 @@ impl Courier {
                 format!("user {user_id} has no {}", contact_name(contact)),
             ));
         }
+        let gateways = match self.channel.destination {
+            Destination::Gateways => self.gateways_of(&notice)?,
+            Destination::Table => Vec::new(),
+        };
+        let rendered = crate::template::render(&notice)
+            .map_err(|e| SendError::new(Template, format!("template: {e}")))?;
+        let attachments = if self.channel.attachments {
+            self.attachments
+                .resolve(&notice.attachments())
+                .map_err(|e| SendError::new(SendErrorKind::Attachment, e))?
+        } else {
+            Vec::new()
+        };
+        let body = if self.channel.html {
+            rendered.body()
+        } else {
+            Body {
+                text: rendered.text.clone(),
+                html: None,
+            }
+        };
+        Ok(Prepared {
+            notice,
+            gateways,
+            rendered,
+            body,
+            attachments,
+        })
+    }
+
+    /// The active outgoing gateways of the notice's provider, in failover order.
+    fn gateways_of(&self, notice: &Notice) -> Result<Vec<&Route>, SendError> {
+        use SendErrorKind::NoGateway;
         let provider = notice.provider_id().ok_or_else(|| {
             SendError::new(
                 NoGateway,
@@ -248,13 +403,7 @@ impl Courier {
                 ),
             ));
         }
-        let rendered = crate::template::render(&notice)
-            .map_err(|e| SendError::new(Template, format!("template: {e}")))?;
-        Ok(Prepared {
-            notice,
-            gateways,
-            rendered,
-        })
+        Ok(gateways)
     }
 
     /// The notices of a queue row's file as they would be sent, without sending: for
@@ -307,6 +456,8 @@ impl Courier {
             notice: n,
             gateways: candidates,
             rendered,
+            body,
+            attachments,
         } = self.prepare(n, users)?;
         let n = &n;
         let user_id = n.user.get("id").unwrap_or("?");
@@ -322,10 +473,10 @@ impl Courier {
             let attempt = settings.clone().and_then(|settings| {
                 let input = OutgoingInput {
                     settings,
-                    message: rendered.text.clone(),
+                    message: body.text.clone(),
                     subject: rendered.subject.clone(),
-                    html: None,
-                    attachments: Vec::new(),
+                    html: body.html.clone(),
+                    attachments: attachments.clone(),
                     user: n.user.clone(),
                     project: n.project(),
                 };
@@ -405,13 +556,19 @@ impl Courier {
         match crate::roles::lookup(module).map(|spec| spec.build) {
             Some(Build::Script) => Ok(Arc::new(ScriptGateway::open(&self.root, module)?)),
             Some(Build::Builtin(builtin)) => Ok(builtin.open(&self.root)),
-            Some(Build::PlannedGateway) => {
-                unusable(format!("{module} {}", crate::gateway::NOT_AVAILABLE))
-            }
             _ => unusable(format!(
                 "gate/{module} is mgrnotify itself, but {module} is none of its gateways"
             )),
         }
+    }
+}
+
+/// A block's reason, numbered when the file has more than one.
+fn in_block(index: usize, total: usize, msg: &str) -> String {
+    if total == 1 {
+        msg.to_owned()
+    } else {
+        format!("notify block {} of {total}: {msg}", index + 1)
     }
 }
 
@@ -457,6 +614,9 @@ mod tests {
         let channel = Channel {
             role: role.into(),
             contact_field: contact_field.into(),
+            html: role == "ntemail",
+            attachments: role == "ntemail",
+            destination: Destination::Gateways,
         };
         let config = QueueConfig::load(root).unwrap();
         Courier::new(root.clone(), channel, Vec::new(), &config)
@@ -499,12 +659,11 @@ mod tests {
         let root = MgrRoot::new(dir.path());
         std::fs::create_dir_all(root.gate_dir()).unwrap();
         let own = std::env::current_exe().unwrap();
-        for module in ["gwimap", "gwnoscript", "mgrnotify"] {
+        for module in ["gwnoscript", "mgrnotify"] {
             std::os::unix::fs::symlink(&own, root.gate_module(module)).unwrap();
         }
         let c = courier(&root, "ntsms", "phone");
         for (module, why) in [
-            ("gwimap", "not available yet"),
             ("gwnoscript", "no provider script"),
             ("mgrnotify", "none of its gateways"),
         ] {

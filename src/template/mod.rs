@@ -7,6 +7,7 @@ use crate::notice::Notice;
 use crate::xml;
 
 pub mod ejs;
+pub mod html_text;
 pub mod json;
 pub mod macros;
 mod process;
@@ -17,6 +18,34 @@ pub mod xslt;
 pub struct Rendered {
     pub text: String,
     pub subject: String,
+    /// `text` is an HTML document: the stylesheet's `xsl:output` method is html, or
+    /// the text's first tag is one a document starts with (see
+    /// [`html_text::looks_like_html`]).
+    pub html: bool,
+}
+
+/// A message body as email and the client area carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Body {
+    /// The text/plain version: the text itself, or made from the HTML.
+    pub text: String,
+    pub html: Option<String>,
+}
+
+impl Rendered {
+    pub fn body(&self) -> Body {
+        if self.html {
+            Body {
+                text: html_text::to_text(&self.text),
+                html: Some(self.text.clone()),
+            }
+        } else {
+            Body {
+                text: self.text.clone(),
+                html: None,
+            }
+        }
+    }
 }
 
 /// Why a template could not be rendered.
@@ -137,6 +166,7 @@ fn is_stylesheet(doc: &roxmltree::Document<'_>) -> bool {
 /// the notice (XSLT to notice_xml, EJS to notice_xml as JSON, plain text as it is), then
 /// the user macros in the text and in the subject.
 pub fn render(notice: &Notice) -> Result<Rendered, TemplateError> {
+    let mut html_output = false;
     let text = match kind_of(&notice.tmpl)? {
         Kind::Xslt => {
             // libxml2 reads the notice only after the bounded parser accepted it.
@@ -146,15 +176,28 @@ pub fn render(notice: &Notice) -> Result<Rendered, TemplateError> {
                     format!("XSLT: the notice XML is refused: {e}"),
                 )
             })?;
+            html_output = output_method(&notice.tmpl).as_deref() == Some("html");
             xslt::transform(&notice.tmpl, &notice.notice_xml)?
         }
         Kind::Ejs => ejs::render(&notice.tmpl, &json::notice_to_json(&notice.notice_xml)?)?,
         Kind::Plain => notice.tmpl.clone(),
     };
+    let text = macros::apply(&text, &notice.user);
     Ok(Rendered {
-        text: macros::apply(&text, &notice.user),
+        html: html_output || html_text::looks_like_html(&text),
+        text,
         subject: macros::apply(&notice.raw_subject(), &notice.user),
     })
+}
+
+/// The `method` of a stylesheet's top-level `xsl:output` (lower case), when it has one.
+fn output_method(stylesheet: &str) -> Option<String> {
+    let doc = xml::parse_template(stylesheet.trim_start_matches('\u{feff}')).ok()?;
+    let output = doc
+        .root_element()
+        .children()
+        .find(|c| c.has_tag_name((XSLT_NAMESPACE, "output")))?;
+    Some(output.attribute("method")?.trim().to_ascii_lowercase())
 }
 
 #[cfg(test)]
@@ -187,5 +230,35 @@ mod tests {
         let r = render(&notice).unwrap();
         assert_eq!(r.text, "Dear Anna, {user.unknown}");
         assert_eq!(r.subject, "For Anna");
+        assert!(!r.html);
+        assert_eq!(r.body().html, None);
+    }
+
+    #[test]
+    fn html_by_output_method_or_first_tag() {
+        let xslt = |method: &str, out: &str| Notice {
+            tmpl: format!(
+                "<xsl:stylesheet version=\"1.0\" xmlns:xsl=\"{XSLT_NAMESPACE}\">\
+                 <xsl:output method=\"{method}\"/><xsl:template match=\"/\">{out}</xsl:template>\
+                 </xsl:stylesheet>"
+            ),
+            notice_xml: "<doc/>".into(),
+            ..Notice::default()
+        };
+        let r = render(&xslt(
+            "html",
+            "<span>Hi &amp; <a href=\"https://x.test/\">pay</a></span>",
+        ))
+        .unwrap();
+        assert!(r.html, "{r:?}");
+        let body = r.body();
+        assert_eq!(body.text, "Hi & pay (https://x.test/)");
+        assert_eq!(body.html.as_deref(), Some(r.text.as_str()));
+        assert!(!render(&xslt("text", "<span>x</span>")).unwrap().html);
+        let plain = Notice {
+            tmpl: "<p>Dear {user.name}</p>".into(),
+            ..Notice::default()
+        };
+        assert!(render(&plain).unwrap().html);
     }
 }

@@ -333,9 +333,22 @@ pub struct TaskRow {
 }
 
 impl TestDb {
-    /// Adds a gateway row and returns its id.
+    /// Adds an ntsms gateway row and returns its id.
     pub fn add_gateway(
         &self,
+        module: &str,
+        project: u32,
+        xmlparams: &str,
+        active: &str,
+        gateway_type: &str,
+    ) -> u64 {
+        self.add_gateway_for("ntsms", module, project, xmlparams, active, gateway_type)
+    }
+
+    /// Adds a gateway row of the notification module `notify_module` and returns its id.
+    pub fn add_gateway_for(
+        &self,
+        notify_module: &str,
         module: &str,
         project: u32,
         xmlparams: &str,
@@ -345,10 +358,11 @@ impl TestDb {
         let mut c = self.conn();
         c.exec_drop(
             "INSERT INTO gateway (name, gateway_module, notify_module, gateway_type, active, \
-             project, xmlparams) VALUES (?, ?, 'ntsms', ?, ?, ?, ?)",
+             project, xmlparams) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 format!("{module} for {project}"),
                 module,
+                notify_module,
                 gateway_type,
                 active,
                 project,
@@ -382,11 +396,24 @@ impl TestDb {
 
     /// Adds an ntsms queue row and returns its id.
     pub fn add_task(&self, filename: &str, priority: i32, createdate: &str, forced: bool) -> u64 {
+        self.add_task_for("ntsms", filename, priority, createdate, forced)
+    }
+
+    /// Adds a queue row of the notification module `module` and returns its id.
+    pub fn add_task_for(
+        &self,
+        module: &str,
+        filename: &str,
+        priority: i32,
+        createdate: &str,
+        forced: bool,
+    ) -> u64 {
         let mut c = self.conn();
         c.exec_drop(
             "INSERT INTO notifytask (modulename, filename, priority, forcedonothing, createdate) \
-             VALUES ('ntsms', ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?)",
             (
+                module,
                 filename,
                 priority,
                 if forced { "on" } else { "off" },
@@ -498,7 +525,16 @@ pub fn run_process_bounded(
 /// Starts `notify/ntsms --command process` against the database at `url`, its address
 /// space capped at 4 GiB.
 pub fn spawn_process(root: &super::mgr_root::MgrRoot, url: &str) -> std::process::Child {
-    let mut cmd = Command::new(root.path().join("notify/ntsms"));
+    spawn_role_process(root, url, "ntsms")
+}
+
+/// Starts `notify/<role> --command process` like [`spawn_process`].
+pub fn spawn_role_process(
+    root: &super::mgr_root::MgrRoot,
+    url: &str,
+    role: &str,
+) -> std::process::Child {
+    let mut cmd = Command::new(root.path().join("notify").join(role));
     cmd.args(["--command", "process"])
         .current_dir(root.path())
         .env_remove("MGR_ROOT")
@@ -520,7 +556,7 @@ pub fn spawn_process(root: &super::mgr_root::MgrRoot, url: &str) -> std::process
             Ok(())
         });
     }
-    cmd.spawn().expect("start ntsms")
+    cmd.spawn().expect("start the notification module")
 }
 
 /// Waits for `child` to end and collects its output; kills it and fails the test when it
@@ -574,4 +610,20 @@ pub fn running_pids(root: &super::mgr_root::MgrRoot, rel: &str) -> Vec<i32> {
                 .unwrap_or(false)
         })
         .collect()
+}
+
+/// Waits for the child `pid` (spawned, not yet waited for) and returns whether it
+/// succeeded and its resource usage (the benches read its peak RSS and CPU time).
+pub fn wait_rusage(pid: u32) -> (bool, libc::rusage) {
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = libc::pid_t::try_from(pid).expect("pid fits");
+    // SAFETY: waiting for a child we spawned and have not waited for.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4");
+    (
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        usage,
+    )
 }

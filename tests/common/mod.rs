@@ -2,9 +2,11 @@
 //! MariaDB, an SMTP server, a TCP proxy that can hang, and the harness of the provider
 //! script tests.
 
+pub mod dovecot;
 pub mod fake_http;
 pub mod mariadb;
 pub mod mgr_root;
+pub mod mgrctl;
 pub mod providers;
 pub mod smtp;
 pub mod tcp_proxy;

@@ -113,8 +113,9 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// A test CA and a server certificate for 127.0.0.1 and localhost signed by it.
-fn make_certificates(dir: &Path) {
+/// A test CA (`ca.pem`) and a server certificate (`server.pem`, `server.key`) for
+/// 127.0.0.1 and localhost signed by it, made in `dir`.
+pub fn make_certificates(dir: &Path) {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
     let mut ca = vec![
         "req",
