@@ -82,9 +82,10 @@ pub trait RowTx {
 /// Sends notification files through the gateways of one notification module.
 pub struct Courier {
     root: MgrRoot,
+    files: notice::QueuedFiles,
     channel: Channel,
     /// Active outgoing gateways of the role, in failover order.
-    gateways: Vec<GatewayRow>,
+    gateways: Vec<Route>,
     /// Where attachments may come from (channels that carry them).
     attachments: AttachmentPolicy,
     /// The table a [`Destination::Table`] channel stores in.
@@ -159,13 +160,28 @@ pub struct Prepared<'a> {
     /// The notice, its `<user>` completed from the user table.
     pub notice: Notice,
     /// The provider's active outgoing gateways, in failover order (none for a table).
-    pub gateways: Vec<&'a GatewayRow>,
+    pub gateways: Vec<&'a Route>,
     pub rendered: crate::template::Rendered,
     /// What the message carries: the rendered text alone, or for a channel that
     /// carries HTML the text version and the HTML.
     pub body: Body,
     /// The notice's attachments, resolved (channels that carry them).
     pub attachments: Vec<Attachment>,
+}
+
+/// A gateway row with its settings, read once per run (the row's xmlparams parsed,
+/// its secrets registered).
+pub struct Route {
+    pub row: GatewayRow,
+    settings: Result<GatewaySettings, GatewayError>,
+}
+
+/// A queue row's file, sent.
+pub struct Delivered {
+    /// Each notify block's delivery.
+    pub sent: Vec<Sent>,
+    /// Where the file really is (checked to be under `var/notify` when it was read).
+    pub path: PathBuf,
 }
 
 /// What a successful delivery went through, for the log.
@@ -197,6 +213,7 @@ impl Courier {
         config: &QueueConfig,
     ) -> Self {
         Self {
+            files: notice::QueuedFiles::new(&root),
             attachments: AttachmentPolicy::new(&root, &config.attachment_dirs),
             internal_table: config.internal_table.clone(),
             root,
@@ -204,6 +221,10 @@ impl Courier {
             gateways: gateways
                 .into_iter()
                 .filter(GatewayRow::is_active_outgoing)
+                .map(|row| Route {
+                    settings: GatewaySettings::new(row.columns.clone(), &row.xmlparams),
+                    row,
+                })
                 .collect(),
             timeout: config.gateway_timeout,
             max_file_size: config.max_file_size,
@@ -226,10 +247,11 @@ impl Courier {
         &self,
         filename: &str,
         row: &mut dyn RowTx,
-    ) -> Result<Vec<Sent>, SendError> {
-        let notices = self.read_file(filename)?;
+    ) -> Result<Delivered, SendError> {
+        let (path, notices) = self.read_file(filename)?;
         if self.channel.destination == Destination::Table {
-            return self.store_notices(&notices, &self.internal_table, row);
+            let sent = self.store_notices(&notices, &self.internal_table, row)?;
+            return Ok(Delivered { sent, path });
         }
         let total = notices.len();
         let mut sent = Vec::with_capacity(total);
@@ -254,7 +276,7 @@ impl Courier {
                 }
             }
         }
-        Ok(sent)
+        Ok(Delivered { sent, path })
     }
 
     /// Renders every block and stores them together: a block that cannot be rendered
@@ -359,7 +381,7 @@ impl Courier {
     }
 
     /// The active outgoing gateways of the notice's provider, in failover order.
-    fn gateways_of(&self, notice: &Notice) -> Result<Vec<&GatewayRow>, SendError> {
+    fn gateways_of(&self, notice: &Notice) -> Result<Vec<&Route>, SendError> {
         use SendErrorKind::NoGateway;
         let provider = notice.provider_id().ok_or_else(|| {
             SendError::new(
@@ -367,10 +389,10 @@ impl Courier {
                 "the notice has no project/id: its provider is unknown",
             )
         })?;
-        let gateways: Vec<&GatewayRow> = self
+        let gateways: Vec<&Route> = self
             .gateways
             .iter()
-            .filter(|g| g.project.trim() == provider)
+            .filter(|g| g.row.project.trim() == provider)
             .collect();
         if gateways.is_empty() {
             return Err(SendError::new(
@@ -391,19 +413,21 @@ impl Courier {
         filename: &str,
         users: &mut UserLookup<'_>,
     ) -> Result<Vec<Result<Prepared<'_>, SendError>>, SendError> {
-        let notices = self.read_file(filename)?;
+        let (_, notices) = self.read_file(filename)?;
         Ok(notices.iter().map(|n| self.prepare(n, users)).collect())
     }
 
-    /// The notices of a queue row's file.
-    fn read_file(&self, filename: &str) -> Result<Vec<Notice>, SendError> {
+    /// Where a queue row's file really is, and its notices.
+    fn read_file(&self, filename: &str) -> Result<(PathBuf, Vec<Notice>), SendError> {
         use SendErrorKind::BadFile;
         if filename.trim().is_empty() {
             return Err(SendError::new(BadFile, "the row has no filename"));
         }
-        let text = notice::read_queued(&self.root, filename, self.max_file_size)
+        let file = self
+            .files
+            .read(filename, self.max_file_size)
             .map_err(|e| SendError::new(BadFile, e.to_string()))?;
-        notice::parse_file(&text).map_err(|e| {
+        let notices = notice::parse_file(&file.text).map_err(|e| {
             SendError::new(
                 BadFile,
                 format!(
@@ -411,7 +435,8 @@ impl Courier {
                     self.root.notify_file(filename).display()
                 ),
             )
-        })
+        })?;
+        Ok((file.path, notices))
     }
 
     /// The field of `<user>` that holds the contact.
@@ -439,25 +464,24 @@ impl Courier {
         let mut reasons = Vec::new();
         let mut permanent = true;
         let mut last_tried = String::new();
-        for g in candidates {
+        for Route { row: g, settings } in candidates {
             if stop::requested() {
                 reasons.push("the run is stopping".to_owned());
                 permanent = false;
                 break;
             }
-            let attempt =
-                GatewaySettings::new(g.columns.clone(), &g.xmlparams).and_then(|settings| {
-                    let input = OutgoingInput {
-                        settings,
-                        message: body.text.clone(),
-                        subject: rendered.subject.clone(),
-                        html: body.html.clone(),
-                        attachments: attachments.clone(),
-                        user: n.user.clone(),
-                        project: n.project(),
-                    };
-                    self.gateway(&g.module)?.outgoing(&input)
-                });
+            let attempt = settings.clone().and_then(|settings| {
+                let input = OutgoingInput {
+                    settings,
+                    message: body.text.clone(),
+                    subject: rendered.subject.clone(),
+                    html: body.html.clone(),
+                    attachments: attachments.clone(),
+                    user: n.user.clone(),
+                    project: n.project(),
+                };
+                self.gateway(&g.module)?.outgoing(&input)
+            });
             match attempt {
                 Ok(delivery) => {
                     return Ok(Sent {
