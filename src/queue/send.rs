@@ -498,7 +498,12 @@ impl Courier {
                     );
                     permanent &= e.permanent;
                     last_tried.clone_from(&g.module);
-                    reasons.push(format!("gateway {} ({}): {e}", g.id, g.module));
+                    reasons.push(format!(
+                        "gateway {} ({}): {}",
+                        g.id,
+                        g.module,
+                        failure_of(&e, &g.module)
+                    ));
                 }
             }
         }
@@ -569,6 +574,17 @@ fn in_block(index: usize, total: usize, msg: &str) -> String {
         msg.to_owned()
     } else {
         format!("notify block {} of {total}: {msg}", index + 1)
+    }
+}
+
+/// A gateway's error as err_info tells it after `gateway ID (module): `: without the
+/// kind and object when they only repeat that the gateway (module) failed.
+fn failure_of(e: &GatewayError, module: &str) -> String {
+    let names_the_module = e.object.is_empty() || e.object == module;
+    match (e.kind.as_str(), names_the_module) {
+        ("gateway", true) => e.msg.clone(),
+        (kind, true) => format!("{kind}: {}", e.msg),
+        _ => e.to_string(),
     }
 }
 
@@ -651,6 +667,19 @@ mod tests {
             .deliver_notice(&notice("<email>a@example.com</email>"), &mut nobody)
             .unwrap_err();
         assert!(e.msg.contains("user 7 has no phone number"), "{e}");
+    }
+
+    #[test]
+    fn err_info_names_the_gateway_once() {
+        let refused = GatewayError::provider("gwsmtp", "535 authentication failed");
+        assert_eq!(failure_of(&refused, "gwsmtp"), "535 authentication failed");
+        let bad = GatewayError::value("port", "'x' is not a port");
+        assert_eq!(
+            failure_of(&bad, "gwsmtp"),
+            "value (port): 'x' is not a port"
+        );
+        let xml = GatewayError::xml("not XML");
+        assert_eq!(failure_of(&xml, "gwsmtp"), "xml: not XML");
     }
 
     #[test]
