@@ -117,7 +117,7 @@ pub fn parse_args<T: FromArgs>(command: &str, args: &[OsString]) -> Result<T, (E
 pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> ExitCode {
     match role.build {
         Build::Cli => cli::run(argv0, args),
-        Build::Notify(kind) => match start::<NotifyArgs>(argv0, name, &args, |a| a.version) {
+        Build::Notify(kind) => match start::<NotifyArgs>(argv0, name, role, &args, |a| a.version) {
             Ok((a, root)) => notify::serve(
                 &root,
                 kind,
@@ -144,7 +144,8 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
             }
         }
         Build::Builtin(_) | Build::Script => {
-            let (parsed, root) = match start::<GatewayArgs>(argv0, name, &args, |a| a.version) {
+            let (parsed, root) = match start::<GatewayArgs>(argv0, name, role, &args, |a| a.version)
+            {
                 Ok(started) => started,
                 Err(code) => return code,
             };
@@ -162,15 +163,22 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
     }
 }
 
-/// Parses a module's arguments, answers `--help` and `--version`, and opens the
-/// role's log in its root; `Err` is the exit status when there is nothing more to do.
+/// Parses a module's arguments, answers `--help` (with what this role is) and
+/// `--version`, and opens the role's log in its root; `Err` is the exit status when
+/// there is nothing more to do.
 fn start<T: FromArgs>(
     argv0: &OsStr,
     name: &str,
+    role: RoleSpec,
     args: &[OsString],
     wants_version: fn(&T) -> bool,
 ) -> Result<(T, MgrRoot), ExitCode> {
-    let parsed: T = parse_args(name, args).map_err(|(code, usage)| usage_error(code, &usage))?;
+    let parsed: T = parse_args(name, args).map_err(|(code, usage)| {
+        if code == ExitCode::SUCCESS {
+            println!("\n{name}: {}.", role.about);
+        }
+        usage_error(code, &usage)
+    })?;
     if wants_version(&parsed) {
         println!("{name} (mgrnotify) {}", env!("CARGO_PKG_VERSION"));
         return Err(ExitCode::SUCCESS);

@@ -278,6 +278,28 @@ fn a_text_mail_is_text_plain() {
 }
 
 #[test]
+fn an_html_document_in_message_alone_goes_as_html_with_its_text() {
+    // A caller that knows no <html> element (the seed's XML only) puts the HTML of an
+    // HTML template into <message>.
+    let server = SmtpServer::start(Options::default());
+    let root = MgrRoot::new();
+    let xml = outgoing_xml(&params(&server, "none", false), "a@client.test", "").replace(
+        &format!("<message>{}</message>", escape(TEXT)),
+        "<message>&lt;p&gt;Hi &amp;amp; bye&lt;/p&gt;</message>",
+    );
+    let out = send(&root, &xml);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let mails = server.messages();
+    let parsed = MessageParser::default().parse(&mails[0].raw).unwrap();
+    assert_eq!(
+        parsed.content_type().map(|c| (c.ctype(), c.subtype())),
+        Some(("multipart", Some("alternative")))
+    );
+    assert_eq!(parsed.body_text(0).unwrap().trim(), "Hi & bye");
+    assert_eq!(parsed.body_html(0).unwrap().trim(), "<p>Hi &amp; bye</p>");
+}
+
+#[test]
 fn starttls_and_implicit_tls_with_login() {
     for (tls, security) in [
         (Encryption::StartTls, "starttls"),

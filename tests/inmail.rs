@@ -661,3 +661,21 @@ fn a_mail_posted_before_the_mailbox_failed_is_not_posted_again() {
     assert_eq!(s.seen(), [true]);
     assert_eq!(s.root.read(&format!("var/mgrnotify/posted/{gw}.txt")), "");
 }
+
+#[test]
+fn imap_reads_a_folder_with_a_cyrillic_name() {
+    let s = setup();
+    // "Поддержка" in IMAP's modified UTF-7, as dovecot names its Maildir++ folder.
+    const ON_DISK: &str = "&BB8EPgQ0BDQENQRABDYEOgQw-";
+    s.dovecot.deliver_to(MAILBOX, ON_DISK, KOI8_QP_REPLY);
+    s.dovecot.deliver(MAILBOX, &cp1251_new_ticket());
+    s.gateway("gwimap", "<folder>Поддержка</folder>");
+    assert_ok(&s.getmessage("all"));
+    let calls = s.mgrctl.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(arg(&calls[0], "elid"), "55");
+    let folder = s.dovecot.mailbox_folder(MAILBOX, ON_DISK);
+    assert_eq!(folder.len(), 1);
+    assert!(folder[0].1, "the mail in the folder is seen");
+    assert_eq!(s.seen(), [false], "INBOX is not read");
+}

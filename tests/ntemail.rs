@@ -111,8 +111,17 @@ fn a_queued_html_mail_with_attachments_reaches_every_recipient() {
     std::fs::create_dir_all(root.path().join("var/docs")).unwrap();
     std::fs::write(root.path().join("var/docs/invoice-42.pdf"), &invoice).unwrap();
     root.write("var/docs/act.txt", "Акт №42\nline 2\n");
-    let attachments = "<attachment name=\"Счёт №42.pdf\" type=\"application/pdf\">\
-        var/docs/invoice-42.pdf</attachment><attachment>var/docs/act.txt</attachment>";
+    // An absolute path in the temporary folder, outside the mgr root (the default
+    // AttachmentDirs).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let report = elsewhere.path().join("report.csv");
+    std::fs::write(&report, "id;sum\n42;100\n").unwrap();
+    let attachments = format!(
+        "<attachment name=\"Счёт №42.pdf\" type=\"application/pdf\">\
+         var/docs/invoice-42.pdf</attachment><attachment>var/docs/act.txt</attachment>\
+         <attachment>{}</attachment>",
+        report.display()
+    );
     let id = queue(
         &root,
         &db,
@@ -120,7 +129,7 @@ fn a_queued_html_mail_with_attachments_reaches_every_recipient() {
         &notice(
             HTML,
             SUBJECT,
-            attachments,
+            &attachments,
             "a@client.test, b@client.test c@client.test",
         ),
     );
@@ -153,7 +162,7 @@ fn a_queued_html_mail_with_attachments_reaches_every_recipient() {
         "HTML and text as alternatives"
     );
     let files: Vec<_> = parsed.attachments().collect();
-    assert_eq!(files.len(), 2);
+    assert_eq!(files.len(), 3);
     assert_eq!(files[0].attachment_name(), Some("Счёт №42.pdf"));
     assert_eq!(files[0].content_type().unwrap().ctype(), "application");
     assert_eq!(files[0].content_type().unwrap().subtype(), Some("pdf"));
@@ -161,6 +170,8 @@ fn a_queued_html_mail_with_attachments_reaches_every_recipient() {
     assert_eq!(files[1].attachment_name(), Some("act.txt"));
     assert_eq!(files[1].content_type().unwrap().subtype(), Some("plain"));
     assert_eq!(files[1].contents(), "Акт №42\nline 2\n".as_bytes());
+    assert_eq!(files[2].attachment_name(), Some("report.csv"));
+    assert_eq!(files[2].contents(), "id;sum\n42;100\n".as_bytes());
 }
 
 #[test]
@@ -213,13 +224,8 @@ fn a_missing_or_refused_attachment_fails_the_row_and_sends_nothing() {
         "on",
         "outgoing",
     );
-    let outside = tempfile::tempdir().unwrap();
-    std::fs::write(outside.path().join("secret.txt"), "s").unwrap();
-    std::os::unix::fs::symlink(
-        outside.path().join("secret.txt"),
-        root.path().join("var/looks-inside.txt"),
-    )
-    .unwrap();
+    // Outside the root and the temporary folder (the default AttachmentDirs).
+    std::os::unix::fs::symlink("/etc/passwd", root.path().join("var/looks-inside.txt")).unwrap();
     let cases = [
         ("var/docs/none.pdf", "does not exist"),
         ("/etc/passwd", "outside the mgr root"),

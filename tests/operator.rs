@@ -198,6 +198,8 @@ fn doctor_tells_whose_each_module_is_and_checks_the_database_and_gateway_rows() 
     db.add_gateway("gwepochta", 1, "<doc/>", "on", "outgoing");
     db.add_gateway("gwmissing", 1, "<doc/>", "on", "outgoing");
     db.add_gateway("../../bin/sh", 1, "<doc/>", "on", "outgoing");
+    db.add_gateway_for("ntemail", "gwimap", 1, "<doc/>", "On", "2");
+    db.add_gateway_for("ntemail", "gwpop3", 1, "<doc/>", "off", "ingoing");
 
     let out = Command::new(root.join("sbin/mgrnotify"))
         .arg("doctor")
@@ -218,6 +220,14 @@ fn doctor_tells_whose_each_module_is_and_checks_the_database_and_gateway_rows() 
     assert!(line("notify/ntemail").contains("mgrnotify's"));
     assert!(line("reachable").contains(&db.name));
     assert!(line(" gwepochta for").starts_with("  ok"), "{text}");
+    assert!(
+        line(" gwimap for").ends_with("active On, ingoing"),
+        "{text}"
+    );
+    assert!(
+        line(" gwpop3 for").contains("active off, not used"),
+        "{text}"
+    );
     assert!(line("gwmissing").contains("PROBLEM"));
     assert!(line("../../bin/sh").contains("PROBLEM"));
     assert!(!text.contains(&db.server.password));

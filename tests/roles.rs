@@ -40,6 +40,17 @@ fn version_and_help_everywhere() {
         assert!(out.status.success(), "{role}");
         assert!(stdout(&out).contains("Usage"), "{role}: {}", stdout(&out));
     }
+    // Each role's help says what it is.
+    for (role, about) in [
+        ("notify/ntemail", "ntemail: email notifications"),
+        ("notify/ntinternal", "ntinternal: client-area notifications"),
+        ("gate/gwsmtp", "gwsmtp: outgoing email over SMTP."),
+        ("gate/gwimap", "gwimap: incoming email over IMAP."),
+        ("gate/gwpop3", "gwpop3: incoming email over POP3."),
+    ] {
+        let out = root.run(role, &["--help"], "");
+        assert!(stdout(&out).contains(about), "{role}: {}", stdout(&out));
+    }
 }
 
 #[test]

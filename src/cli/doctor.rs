@@ -95,8 +95,10 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, CliError> {
             get("active"),
             if row.is_active_outgoing() {
                 "outgoing"
+            } else if row.is_active_ingoing() {
+                "ingoing"
             } else {
-                "not outgoing"
+                "not used"
             }
         );
         if problems.is_empty() {

@@ -258,7 +258,7 @@ fn build(protocol: Protocol) -> Metadata {
             ("Ticket number pattern", "Шаблон номера тикета"),
             (
                 "A regular expression whose first group is the ticket number in a \
-                 subject; [#(\\d+)] when empty",
+                 subject; \\[#(\\d+)\\] when empty",
                 "Регулярное выражение, первая группа которого — номер тикета в теме; \
                  пусто — \\[#(\\d+)\\]",
             ),
@@ -311,7 +311,13 @@ mod tests {
         assert!(pop3.field("delete").is_some() && pop3.field("folder").is_none());
         for m in [imap, pop3] {
             assert_eq!(m.password_fields(), ["password"]);
-            assert!(m.field("ticket_pattern").is_some());
+            let pattern = m.field("ticket_pattern").expect("ticket_pattern");
+            for hint in [&pattern.hint_en, &pattern.hint_ru] {
+                assert!(
+                    hint.contains(crate::inbox::DEFAULT_TICKET_PATTERN),
+                    "{hint}"
+                );
+            }
         }
     }
 }

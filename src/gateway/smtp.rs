@@ -16,6 +16,7 @@ use crate::mail::message::{self, Content, Sender};
 use crate::mail::smtp::{SmtpClient, SmtpSettings};
 use crate::root::MgrRoot;
 use crate::script::{Field, FieldKind, Metadata, SelectOption};
+use crate::template::html_text;
 use crate::xml::Params;
 
 pub struct SmtpGateway {
@@ -58,11 +59,22 @@ impl GatewayModule for SmtpGateway {
     fn outgoing(&self, input: &OutgoingInput) -> Result<Delivery, GatewayError> {
         let (params, settings) = self.settings(&input.settings.params)?;
         let sender = Sender::from_params(&params)?;
+        // A caller that knows only the seed's XML puts an HTML document into <message>:
+        // it goes as HTML with a text version, as ntemail's own HTML does.
+        let text_of_html;
+        let (text, html) = match input.html.as_deref() {
+            Some(html) => (input.message.as_str(), Some(html)),
+            None if html_text::looks_like_html(&input.message) => {
+                text_of_html = html_text::to_text(&input.message);
+                (text_of_html.as_str(), Some(input.message.as_str()))
+            }
+            None => (input.message.as_str(), None),
+        };
         let content = Content {
             recipients: input.user.get("email").unwrap_or_default(),
             subject: &input.subject,
-            text: &input.message,
-            html: input.html.as_deref(),
+            text,
+            html,
             attachments: &input.attachments,
         };
         let mail = message::compose(&sender, &content, self.root.path())?;

@@ -82,9 +82,10 @@ pub fn ticket_number(pattern: &Regex, subject: &str) -> Option<String> {
 }
 
 /// The text above the quoted history: everything from the first reply marker on is
-/// cut ("On ... wrote:", "... написал(а):", "-----Original Message-----", Outlook's
-/// line of underscores, a "From:" header block), then trailing `>` lines. A text that
-/// would be left empty is kept whole.
+/// cut ("On ... wrote:", "... написал(а):", the "date, Name <address>:" of Gmail in
+/// Russian, Yandex and Mail.ru, "-----Original Message-----", Outlook's line of
+/// underscores, a "From:" header block), then trailing `>` lines. A text that would be
+/// left empty is kept whole.
 pub fn cut_quoted(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let mut end = lines.len();
@@ -95,6 +96,7 @@ pub fn cut_quoted(text: &str) -> String {
             || ((lower.starts_with("on ") || lower.starts_with("в ") || lower.starts_with("le "))
                 && ends_like_attribution(&lower))
             || (ends_like_attribution(&lower) && t.contains('@'))
+            || (t.ends_with(">:") && t.rfind('<').is_some_and(|at| t[at..].contains('@')))
             || (i + 1 < lines.len()
                 && (lower.starts_with("on ") || lower.starts_with("в "))
                 && ends_like_attribution(&lines[i + 1].trim().to_lowercase())
@@ -169,6 +171,14 @@ mod tests {
         assert_eq!(cut_quoted(ru), "Спасибо!");
         let outlook = "Fine\n\n-----Original Message-----\nFrom: a\n";
         assert_eq!(cut_quoted(outlook), "Fine");
+        let gmail_ru = "Да\n\nпн, 30 нояб. 2026 г. в 10:00, Поддержка <s@x.ru>:\n> старое";
+        assert_eq!(cut_quoted(gmail_ru), "Да");
+        let yandex = "Ок\n\n30.11.2026, 10:00, \"Поддержка\" <s@x.ru>:\nстарое из HTML";
+        assert_eq!(cut_quoted(yandex), "Ок");
+        let mail_ru = "Хорошо\nПонедельник, 30 ноября 2026, 10:00 +03:00 от s@x.ru <s@x.ru>:\n";
+        assert_eq!(cut_quoted(mail_ru), "Хорошо");
+        let list = "Write to:\n<s@x.ru> or <t@x.ru>\nthanks";
+        assert_eq!(cut_quoted(list), list);
         let header = "Done\n\nFrom: Support <s@x.com>\nSent: Monday\nTo: me\n\nold";
         assert_eq!(cut_quoted(header), "Done");
         assert_eq!(cut_quoted("top\n> quoted\n>> more\n"), "top");

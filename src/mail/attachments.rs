@@ -3,7 +3,8 @@
 //! A notice names its attachments by path (relative to the mgr root, or absolute);
 //! whoever can shape a notice must not be able to mail out any file the module can
 //! read. So a path is resolved (every symlink followed) and must end inside the mgr
-//! root or a folder listed in `AttachmentDirs` of `mgrnotify.conf`; it must be a
+//! root or a folder listed in `AttachmentDirs` of `mgrnotify.conf` (by default the
+//! system's temporary folder); it must be a
 //! regular file; and there are limits on count and size. Gateways get the resolved
 //! absolute path.
 

@@ -1,5 +1,7 @@
 //! The IMAP4rev1 client incoming mail needs (RFC 3501): LOGIN, SELECT, UID SEARCH
-//! UNSEEN, UID FETCH BODY.PEEK[] and UID STORE \Seen, over [`Wire`].
+//! UNSEEN, UID FETCH BODY.PEEK[] and UID STORE \Seen, over [`Wire`]. Folder names go to
+//! the server in IMAP's modified UTF-7, so an operator types them as a mail client
+//! shows them.
 //!
 //! Written here rather than taken from the `imap` crate: its maintained line is an
 //! alpha, and it reads every literal the server announces whole, however large; this
@@ -23,7 +25,8 @@ pub struct Imap {
 }
 
 impl Imap {
-    /// Reads the greeting, starts TLS when asked, logs in and selects `folder`.
+    /// Reads the greeting, starts TLS when asked, logs in and selects `folder` (its
+    /// name as a person reads it).
     pub fn login(
         wire: Wire,
         starttls: bool,
@@ -57,7 +60,7 @@ impl Imap {
             ])
             .map_err(|e| format!("login as '{login}' refused: {e}"))?;
         }
-        imap.command(&[Part::Raw("SELECT "), Part::Str(folder)])
+        imap.command(&[Part::Raw("SELECT "), Part::Str(&modified_utf7(folder))])
             .map_err(|e| format!("cannot open folder '{folder}': {e}"))?;
         Ok(imap)
     }
@@ -224,6 +227,43 @@ fn is_quotable(text: &str) -> bool {
     text.len() < 1024 && text.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
+/// A mailbox name in IMAP's modified UTF-7 (RFC 3501 5.1.3): printable ASCII as it is
+/// (`&` as `&-`), every run of other characters as `&` + UTF-16BE in base64 with `,`
+/// for `/`, unpadded, + `-`.
+fn modified_utf7(name: &str) -> String {
+    use base64::Engine;
+    const ENGINE: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::IMAP_MUTF7,
+        base64::engine::general_purpose::NO_PAD,
+    );
+    let mut out = String::with_capacity(name.len());
+    let mut wide: Vec<u8> = Vec::new();
+    let flush = |wide: &mut Vec<u8>, out: &mut String| {
+        if !wide.is_empty() {
+            out.push('&');
+            out.push_str(&ENGINE.encode(&*wide));
+            out.push('-');
+            wide.clear();
+        }
+    };
+    for c in name.chars() {
+        if (' '..='~').contains(&c) {
+            flush(&mut wide, &mut out);
+            out.push(c);
+            if c == '&' {
+                out.push('-');
+            }
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                wide.extend_from_slice(&unit.to_be_bytes());
+            }
+        }
+    }
+    flush(&mut wide, &mut out);
+    out
+}
+
 /// `n` of a line ending in `{n}` (or `{n+}`).
 fn literal_size(line: &str) -> Option<usize> {
     let open = line.strip_suffix('}')?.rfind('{')?;
@@ -309,6 +349,15 @@ mod tests {
             Some(99)
         );
         assert!(is_quotable("p\"a\\ss"));
+        assert_eq!(modified_utf7("INBOX"), "INBOX");
+        assert_eq!(modified_utf7("Поддержка"), "&BB8EPgQ0BDQENQRABDYEOgQw-");
+        assert_eq!(modified_utf7("Tom & Jerry"), "Tom &- Jerry");
+        // RFC 3501's example, and a character beyond the BMP (a surrogate pair).
+        assert_eq!(
+            modified_utf7("~peter/mail/台北/日本語"),
+            "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+        );
+        assert_eq!(modified_utf7("a😀"), "a&2D3eAA-");
         assert!(!is_quotable("пароль") && !is_quotable("a\r\nb"));
     }
 }

@@ -136,13 +136,21 @@ pub fn recipients(text: &str) -> Result<Vec<Address>, GatewayError> {
     Ok(addresses)
 }
 
+/// An address, its domain in ASCII (IDNA): a domain such as `пример.рф` goes into
+/// headers, the envelope and Message-IDs as `xn--e1afmkfd.xn--p1ai`, which every server
+/// takes.
 fn parse_address(field: &str, text: &str) -> Result<Address, GatewayError> {
-    text.trim().parse::<Address>().map_err(|e| {
-        GatewayError::value(
-            field,
-            format!("'{}' is not an email address ({e})", text.trim()),
-        )
-    })
+    let text = text.trim();
+    let refused =
+        |e: String| GatewayError::value(field, format!("'{text}' is not an email address ({e})"));
+    let ascii = match text.rsplit_once('@') {
+        Some((user, domain)) if !domain.is_ascii() => {
+            let domain = idna::domain_to_ascii(domain).map_err(|e| refused(e.to_string()))?;
+            format!("{user}@{domain}")
+        }
+        _ => text.to_owned(),
+    };
+    ascii.parse::<Address>().map_err(|e| refused(e.to_string()))
 }
 
 /// Header text on one line: a CR or LF in a subject or a name must not start a
@@ -281,6 +289,37 @@ mod tests {
         );
         let source = String::from_utf8(mail.source).unwrap();
         assert!(source.contains(&format!("Message-ID: <{}>", mail.message_id)));
+    }
+
+    #[test]
+    fn international_domains_go_out_in_ascii() {
+        let mut p = Params::new();
+        p.set("from_email", "billing@пример.рф");
+        let mail = compose(
+            &Sender::from_params(&p).unwrap(),
+            &content("ivan@почта.рф", "S"),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert!(
+            mail.message_id.ends_with("@xn--e1afmkfd.xn--p1ai"),
+            "{}",
+            mail.message_id
+        );
+        let source = String::from_utf8(mail.source).unwrap();
+        assert!(source.contains(&format!("Message-ID: <{}>\r\n", mail.message_id)));
+        assert!(
+            source.contains("From: billing@xn--e1afmkfd.xn--p1ai\r\n"),
+            "{source}"
+        );
+        assert!(
+            source.contains("To: ivan@xn--80a1acny.xn--p1ai\r\n"),
+            "{source}"
+        );
+        assert_eq!(
+            mail.envelope.from().map(ToString::to_string).as_deref(),
+            Some("billing@xn--e1afmkfd.xn--p1ai")
+        );
     }
 
     #[test]

@@ -39,7 +39,9 @@ pub struct QueueConfig {
     /// (`QueueUserFields`, comma-separated, none by default).
     pub user_fields: Vec<String>,
     /// Folders besides the mgr root that email attachments may come from
-    /// (`AttachmentDirs`, absolute paths separated by spaces or commas).
+    /// (`AttachmentDirs`, absolute paths separated by spaces or commas; by default the
+    /// system's temporary folder, where a program that writes a document to attach
+    /// usually puts it). Setting it replaces the default.
     pub attachment_dirs: Vec<std::path::PathBuf>,
     /// mgrnotify's table of client-area messages (`InternalTable`, default
     /// `mgrnotify_internal`).
@@ -60,7 +62,7 @@ impl Default for QueueConfig {
             db_timeout: Duration::from_secs(60),
             max_file_size: 4 << 20,
             user_fields: Vec::new(),
-            attachment_dirs: Vec::new(),
+            attachment_dirs: vec![std::env::temp_dir()],
             internal_table: crate::db::schema::INTERNAL_TABLE.to_owned(),
         }
     }
@@ -122,6 +124,7 @@ impl QueueConfig {
                 )
             };
             if key == "AttachmentDirs" {
+                c.attachment_dirs.clear();
                 for dir in value
                     .split(|ch: char| ch == ',' || ch.is_whitespace())
                     .filter(|d| !d.is_empty())
@@ -296,6 +299,10 @@ mod tests {
         assert_eq!(c.db_timeout, Duration::from_secs(5));
         assert_eq!(c.max_file_size, 64 * 1024);
         assert_eq!(c.user_fields, ["account", "tg_id", "telegram"]);
+        assert_eq!(
+            QueueConfig::parse("", "f").unwrap().attachment_dirs,
+            [std::env::temp_dir()]
+        );
         let c = QueueConfig::parse("AttachmentDirs /var/docs, /srv/invoices\n", "f").unwrap();
         let dirs = [
             std::path::PathBuf::from("/var/docs"),

@@ -10,16 +10,23 @@ pub const MAX_HTML: usize = 4 << 20;
 /// How deep lists and links are tracked; deeper ones are taken as plain text.
 const MAX_LISTS: usize = 16;
 
-/// Tells whether a rendered text is an HTML document: its first tag (after a doctype,
-/// comments and white space) is `<html>`, `<body>`, `<p>`, `<div>` or `<table>`, or it
-/// starts with `<!DOCTYPE html`.
+/// Tells whether a rendered text is an HTML document: its first tag (text before it,
+/// a doctype and comments aside) is `<html>`, `<body>`, `<p>`, `<div>` or `<table>`, or
+/// its doctype is `<!DOCTYPE html`. A `<` not followed by a letter, `/`, `!` or `?`
+/// starts no tag ("price < 100").
 pub fn looks_like_html(text: &str) -> bool {
-    let mut rest = text.trim_start_matches('\u{feff}').trim_start();
+    let mut rest = text;
     loop {
+        let Some(at) = rest.as_bytes().windows(2).position(|w| {
+            w[0] == b'<' && (w[1].is_ascii_alphabetic() || matches!(w[1], b'/' | b'!' | b'?'))
+        }) else {
+            return false;
+        };
+        rest = &rest[at..];
         if let Some(after) = rest.strip_prefix("<!--") {
-            rest = after.split_once("-->").map_or("", |(_, r)| r).trim_start();
+            rest = after.split_once("-->").map_or("", |(_, r)| r);
         } else if let Some(after) = rest.strip_prefix("<?") {
-            rest = after.split_once("?>").map_or("", |(_, r)| r).trim_start();
+            rest = after.split_once("?>").map_or("", |(_, r)| r);
         } else if rest
             .get(..9)
             .is_some_and(|p| p.eq_ignore_ascii_case("<!doctype"))
@@ -32,9 +39,7 @@ pub fn looks_like_html(text: &str) -> bool {
             break;
         }
     }
-    let Some(tag) = rest.strip_prefix('<') else {
-        return false;
-    };
+    let tag = &rest[1..];
     let name: String = tag
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric())
@@ -390,18 +395,22 @@ mod tests {
             "<?xml version=\"1.0\"?><div class=\"x\">",
             "<TABLE>",
             "<body/>",
+            "Hello <p>",
+            "Иван,\n<div>",
+            "\u{feff}<p>BOM",
         ] {
             assert!(looks_like_html(html), "{html}");
         }
         for text in [
-            "Hello <p>",
             "Dear client",
+            "Price < 100 <b>now</b> <p>",
+            "</p>",
+            "Ваш счёт <оплачен>",
             "<b>bold</b>",
             "<pre>x</pre>",
             "<paragraph>",
             "< p>",
             "Hello Иван",
-            "Иван <p>",
             "",
         ] {
             assert!(!looks_like_html(text), "{text}");

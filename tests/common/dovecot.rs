@@ -132,21 +132,41 @@ impl Dovecot {
 
     /// Puts a mail into `user`'s INBOX as a new, unread one.
     pub fn deliver(&self, user: &str, source: &[u8]) {
+        self.deliver_to(user, "", source);
+    }
+
+    /// Puts a mail into `user`'s folder `folder` (its Maildir++ name on disk: IMAP's
+    /// modified UTF-7; "" = INBOX) as a new, unread one; makes the folder when missing.
+    pub fn deliver_to(&self, user: &str, folder: &str, source: &[u8]) {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let name = format!("{}.M{n}P{}.test", 1_700_000_000 + n, std::process::id());
-        let tmp = self.maildir(user).join("tmp").join(&name);
+        let dir = self.folder(user, folder);
+        for sub in ["cur", "new", "tmp"] {
+            if !dir.join(sub).exists() {
+                std::fs::create_dir_all(dir.join(sub)).expect("mkdir maildir");
+                open_to_all(&dir.join(sub));
+            }
+        }
+        open_to_all(&dir);
+        let tmp = dir.join("tmp").join(&name);
         std::fs::write(&tmp, source).expect("write mail");
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666)).expect("chmod");
-        std::fs::rename(&tmp, self.maildir(user).join("new").join(&name)).expect("deliver");
+        std::fs::rename(&tmp, dir.join("new").join(&name)).expect("deliver");
     }
 
     /// Every mail in `user`'s INBOX: its source and whether it is \Seen (the `S` flag
     /// in its maildir file name), ordered by delivery.
     pub fn mailbox(&self, user: &str) -> Vec<(Vec<u8>, bool)> {
+        self.mailbox_folder(user, "")
+    }
+
+    /// As [`Dovecot::mailbox`], of the folder `folder` (as in [`Dovecot::deliver_to`]).
+    pub fn mailbox_folder(&self, user: &str, folder: &str) -> Vec<(Vec<u8>, bool)> {
+        let dir = self.folder(user, folder);
         let mut files: Vec<(String, PathBuf)> = ["new", "cur"]
             .iter()
-            .flat_map(|sub| std::fs::read_dir(self.maildir(user).join(sub)).expect("read maildir"))
+            .flat_map(|sub| std::fs::read_dir(dir.join(sub)).expect("read maildir"))
             .flatten()
             .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
             .collect();
@@ -160,6 +180,13 @@ impl Dovecot {
                 (std::fs::read(path).expect("read mail"), seen)
             })
             .collect()
+    }
+
+    fn folder(&self, user: &str, folder: &str) -> PathBuf {
+        match folder {
+            "" => self.maildir(user),
+            _ => self.maildir(user).join(format!(".{folder}")),
+        }
     }
 }
 
