@@ -133,7 +133,7 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
             else {
                 return notify::unknown_type(&MgrRoot::discover(argv0), name);
             };
-            match start::<NotifyArgs>(argv0, name, &args, |a| a.version) {
+            match start::<NotifyArgs>(argv0, name, role, &args, |a| a.version) {
                 Ok((a, root)) => notify::serve_declared(
                     &root,
                     declaration,
