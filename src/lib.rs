@@ -6,10 +6,13 @@
 //! - [`notify`]: the notification module protocol and the notification roles;
 //! - [`script`]: the rhai provider-script engine; [`http`]: HTTP for scripts;
 //! - [`template`]: rendering notices; [`notice`]: BILLmanager's notification file;
+//! - [`telegram`]: the Telegram channel (Bot API, chat links, polling);
 //! - [`queue`]: the notifytask queue; [`db`]: BILLmanager's database; [`stats`]: what
 //!   the queue did;
 //! - [`inbox`]: incoming mail into tickets; [`tickets`]: incoming messages into
 //!   support tickets (mgrctl);
+//! - [`xmpp`]: the XMPP channel (sessions, the receiver of a bot account); [`tls`]:
+//!   what the TLS clients share;
 //! - [`roles`]: the one table of roles; [`root`], [`log`], [`xml`], [`files`]: the install
 //!   layout, logging with redaction, the bounded XML parser and the writer, bounded
 //!   reads of files named by input, files written whole, and locks;
@@ -35,9 +38,12 @@ pub mod roles;
 pub mod root;
 pub mod script;
 pub mod stats;
+pub mod telegram;
 pub mod template;
 pub mod tickets;
+pub mod tls;
 pub mod xml;
+pub mod xmpp;
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -120,6 +126,23 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
             ),
             Err(code) => code,
         },
+        Build::Declared => {
+            // Known only once the installed gateways are read; an unknown one writes no log.
+            let Some(declaration) =
+                notify::declared::find(&MgrRoot::discover(argv0), roles::ROLES, name)
+            else {
+                return notify::unknown_type(&MgrRoot::discover(argv0), name);
+            };
+            match start::<NotifyArgs>(argv0, name, role, &args, |a| a.version) {
+                Ok((a, root)) => notify::serve_declared(
+                    &root,
+                    declaration,
+                    a.command.as_deref().unwrap_or_default(),
+                    a.gate.as_deref(),
+                ),
+                Err(code) => code,
+            }
+        }
         Build::Builtin(_) | Build::Script => {
             let (parsed, root) = match start::<GatewayArgs>(argv0, name, role, &args, |a| a.version)
             {
@@ -128,7 +151,9 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
             };
             let command = parsed.command.unwrap_or_default();
             if let Build::Builtin(builtin) = role.build {
-                return gateway::serve(&*builtin.open(&root), &command);
+                return builtin
+                    .serve_own(&root, &command)
+                    .unwrap_or_else(|| gateway::serve(&*builtin.open(&root), &command));
             }
             match gateway::script::ScriptGateway::open(&root, name) {
                 Ok(module) => gateway::serve(&module, &command),

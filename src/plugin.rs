@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use crate::root::MgrRoot;
-use crate::script::{Field, FieldKind, Metadata, HOST_PARAMS};
+use crate::script::{Contact, Field, FieldKind, Metadata, HOST_PARAMS};
 use crate::xml::Params;
 use crate::xml::Writer;
 
@@ -72,6 +72,92 @@ fn render(role: &str, origin: &str, meta: &Metadata, host: &[&str]) -> String {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n",
         w.finish()
     )
+}
+
+/// The plugin XML of a declared notification type `role` (nt<name>): the contact
+/// field on the user edit form after `phone`, and the type's and the field's texts.
+pub fn type_plugin_xml(role: &str, declared_by: &str, contact: &Contact) -> String {
+    let mut w = Writer::new();
+    w.comment(&format!(
+        " {} for the notification type that {declared_by} declares; not to be edited ",
+        MARKER.trim_start_matches("<!-- ")
+    ));
+    w.start("mgrdata");
+    w.start("metadata");
+    w.attr("name", "user_include");
+    w.attr("type", "form");
+    w.start("form");
+    w.attr("title", "name");
+    w.start("page");
+    w.attr("name", "user");
+    w.start("field");
+    w.attr("name", &contact.field);
+    w.attr("after", "phone");
+    w.start("input");
+    w.attr("type", "text");
+    w.attr("name", &contact.field);
+    if let Some(check) = &contact.check {
+        w.attr("check", check);
+    }
+    for _ in 0..5 {
+        w.end();
+    }
+    let msg = |w: &mut Writer, name: &str, text: &str| {
+        w.start("msg");
+        w.attr("name", name);
+        w.text(text);
+        w.end();
+    };
+    for lang in [Lang::Ru, Lang::En] {
+        w.start("lang");
+        w.attr("name", lang.pick("en", "ru"));
+        w.start("messages");
+        w.attr("name", "include.notify");
+        let title = lang.pick(&contact.title_en, &contact.title_ru);
+        for name in [
+            format!("type_{role}"),
+            format!("modulename_{role}"),
+            role.to_owned(),
+        ] {
+            msg(&mut w, &name, title);
+        }
+        w.end();
+        w.start("messages");
+        w.attr("name", "user.edit");
+        msg(
+            &mut w,
+            &contact.field,
+            lang.pick(&contact.label_en, &contact.label_ru),
+        );
+        let hint = lang.pick(&contact.hint_en, &contact.hint_ru);
+        if !hint.is_empty() {
+            msg(&mut w, &format!("hint_{}", contact.field), hint);
+        }
+        w.end();
+        w.end();
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n",
+        w.finish()
+    )
+}
+
+/// `etc/sql/billmgr.user.addon/<field>`: BILLmanager adds the contact's column to
+/// its user table on restart.
+pub fn user_addon(contact: &Contact) -> String {
+    addon_text(contact.size)
+}
+
+fn addon_text(size: u32) -> String {
+    format!("type=string\nsize={size}\naccess_read=user+\naccess_write=user+\ndefault=\n")
+}
+
+/// Whether `text` is an addon file as [`user_addon`] writes them, of any size.
+pub fn is_user_addon(text: &str) -> bool {
+    text.split_once("size=")
+        .and_then(|(_, rest)| rest.split_once('\n'))
+        .and_then(|(size, _)| size.parse::<u32>().ok())
+        .is_some_and(|size| text == addon_text(size))
 }
 
 fn element(w: &mut Writer, name: &str, text: &str) {
@@ -452,6 +538,7 @@ mod tests {
             description_ru: "ePochta SMS & co".into(),
             notify_module: "ntsms".into(),
             required_one_of: Vec::new(),
+            contact: None,
             fields: vec![
                 field("login", FieldKind::Text, true),
                 field("password", FieldKind::Password, false),
@@ -505,6 +592,7 @@ mod tests {
             notify_module: "ntsms".into(),
             fields: vec![login],
             required_one_of: Vec::new(),
+            contact: None,
         };
         let text = plugin_xml("gwx", "gwx.rhai", &meta);
         let doc = crate::xml::parse(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));

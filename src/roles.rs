@@ -31,6 +31,9 @@ pub enum Build {
     Builtin(crate::gateway::Builtin),
     /// A gateway backed by the provider script `etc/mgrnotify/scripts/<role>.rhai`.
     Script,
+    /// A notification type a gateway declares in its metadata (`nt<name>`), served by
+    /// [`crate::notify::declared`].
+    Declared,
 }
 
 impl Build {
@@ -50,7 +53,7 @@ pub struct RoleSpec {
 }
 
 /// The roles built into the binary. Script gateways (`gw<name>`) come on top, one per
-/// provider script.
+/// provider script, and the notification types (`nt<name>`) gateways declare.
 pub const ROLES: &[RoleSpec] = &[
     RoleSpec {
         name: "mgrnotify",
@@ -83,6 +86,18 @@ pub const ROLES: &[RoleSpec] = &[
         about: "outgoing email over SMTP",
     },
     RoleSpec {
+        name: "gwtelegram",
+        folder: Folder::Gate,
+        build: Build::Builtin(crate::gateway::Builtin::Telegram),
+        about: "a Telegram bot (outgoing and ingoing)",
+    },
+    RoleSpec {
+        name: "gwjabber",
+        folder: Folder::Gate,
+        build: Build::Builtin(crate::gateway::Builtin::Jabber),
+        about: "an XMPP (Jabber) bot account (outgoing and ingoing)",
+    },
+    RoleSpec {
         name: "gwimap",
         folder: Folder::Gate,
         build: Build::Builtin(crate::gateway::Builtin::Imap),
@@ -96,7 +111,8 @@ pub const ROLES: &[RoleSpec] = &[
     },
 ];
 
-/// What a started name means: an entry of the table, or a script gateway.
+/// What a started name means: an entry of the table, a script gateway, or a declared
+/// notification type (whether a gateway declares it is known only with the root).
 pub fn lookup(name: &str) -> Option<RoleSpec> {
     lookup_in(ROLES, name)
 }
@@ -106,18 +122,36 @@ pub fn lookup_in(table: &[RoleSpec], name: &str) -> Option<RoleSpec> {
     if let Some(spec) = table.iter().find(|r| r.name == name) {
         return Some(*spec);
     }
-    is_script_name(name).then_some(RoleSpec {
-        name: "gw<name>",
-        folder: Folder::Gate,
-        build: Build::Script,
-        about: "a provider script",
+    if is_script_name(name) {
+        return Some(RoleSpec {
+            name: "gw<name>",
+            folder: Folder::Gate,
+            build: Build::Script,
+            about: "a provider script",
+        });
+    }
+    is_declared_name(name).then_some(RoleSpec {
+        name: "nt<name>",
+        folder: Folder::Notify,
+        build: Build::Declared,
+        about: "a notification type a gateway declares",
     })
 }
 
 /// `gw` and then lower-case letters, digits or `_`: a name BILLmanager accepts as a
 /// module and that cannot leave `gate/` or `etc/mgrnotify/scripts/`.
 pub fn is_script_name(name: &str) -> bool {
-    name.strip_prefix("gw").is_some_and(|rest| {
+    is_prefixed_name(name, "gw")
+}
+
+/// `nt` and then lower-case letters, digits or `_`: a notification type a gateway may
+/// declare.
+pub fn is_declared_name(name: &str) -> bool {
+    is_prefixed_name(name, "nt")
+}
+
+fn is_prefixed_name(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix).is_some_and(|rest| {
         !rest.is_empty()
             && rest
                 .bytes()
@@ -139,10 +173,14 @@ pub fn linked(table: &[RoleSpec]) -> impl Iterator<Item = &RoleSpec> {
     table.iter().filter(|r| r.folder != Folder::Sbin)
 }
 
-/// "ntsms, ntemail, ... or gw<provider>": for messages that name what may be started.
+/// "ntsms, ntemail, ..., gw<provider> or nt<type>": for messages that name what may be
+/// started.
 pub fn known_names(table: &[RoleSpec]) -> String {
     let names: Vec<&str> = table.iter().map(|r| r.name).collect();
-    format!("{} or gw<provider>", names.join(", "))
+    format!(
+        "{}, gw<provider> or an nt<type> a gateway declares",
+        names.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -161,7 +199,18 @@ mod tests {
             Some(Build::Builtin(crate::gateway::Builtin::Imap))
         );
         assert_eq!(lookup("gwepochta").map(|r| r.build), Some(Build::Script));
-        for bad in ["gw", "gw/../../x", "gwX", "gw-a", "ntnope", "", "gw.rhai"] {
+        assert_eq!(lookup("ntjabber").map(|r| r.build), Some(Build::Declared));
+        for bad in [
+            "gw",
+            "gw/../../x",
+            "gwX",
+            "gw-a",
+            "nt",
+            "nt/x",
+            "ntA",
+            "",
+            "gw.rhai",
+        ] {
             assert_eq!(lookup(bad), None, "{bad}");
         }
     }

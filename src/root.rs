@@ -82,6 +82,10 @@ impl MgrRoot {
     pub fn plugin_xml(&self, role: &str) -> PathBuf {
         self.xml_dir().join(format!("billmgr_mod_{role}.xml"))
     }
+    /// BILLmanager's description of an extra user-table column.
+    pub fn user_addon(&self, field: &str) -> PathBuf {
+        self.path.join("etc/sql/billmgr.user.addon").join(field)
+    }
     pub fn db_conf(&self) -> PathBuf {
         self.path.join("etc/billmgr.conf.d/db.conf")
     }
@@ -101,6 +105,11 @@ impl MgrRoot {
     }
     pub fn log_file(&self, role: &str) -> PathBuf {
         self.path.join("var").join(format!("{role}.log"))
+    }
+    /// What a channel keeps between runs (chat links, poll offsets, locks), under
+    /// `var/mgrnotify/<channel>`.
+    pub fn state_dir(&self, channel: &str) -> PathBuf {
+        self.path.join("var/mgrnotify").join(channel)
     }
     pub fn notify_files_dir(&self) -> PathBuf {
         self.path.join("var/notify")

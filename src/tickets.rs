@@ -265,6 +265,17 @@ impl Tickets {
     }
 }
 
+/// `#123 text` (with `sign` `#`): the ticket id and the text; `None` when the text
+/// does not start with the sign and a number.
+pub fn ticket_reference(text: &str, sign: char) -> Option<(&str, &str)> {
+    let rest = text.strip_prefix(sign)?;
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let (id, text) = rest.split_at(end);
+    (!id.is_empty() && id.len() <= 18).then(|| (id, text.trim()))
+}
+
 /// The text as an argument can carry it: no NUL, and within [`MAX_TEXT_BYTES`] (cut
 /// at a character boundary, with a note).
 fn fit_text(text: &str) -> String {
@@ -293,6 +304,19 @@ fn clean(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticket_references() {
+        assert_eq!(
+            ticket_reference("#123 thanks", '#'),
+            Some(("123", "thanks"))
+        );
+        assert_eq!(ticket_reference("@7: ok", '@'), Some(("7", ": ok")));
+        assert_eq!(ticket_reference("#123", '#'), Some(("123", "")));
+        assert_eq!(ticket_reference("@123 hi", '#'), None);
+        assert_eq!(ticket_reference("# 12 hi", '#'), None);
+        assert_eq!(ticket_reference("hello", '#'), None);
+    }
 
     #[test]
     fn config_lines_name_file_and_line() {

@@ -129,6 +129,31 @@ pub fn parse(text: &str) -> Result<roxmltree::Document<'_>, ParseError> {
     parse_bounded(text, false)
 }
 
+/// `text` (a document) with `fragment` (well-formed markup) added as the last child
+/// of its root element: what a gateway's formtune adds to the form.
+pub fn append_to_root(text: &str, fragment: &str) -> Result<String, ParseError> {
+    let doc = parse(text)?;
+    let root = doc.root_element();
+    let range = root.range();
+    let element = &text[range.clone()];
+    Ok(if element.ends_with("/>") {
+        let open = element.trim_end_matches("/>").trim_end();
+        // The name as written (with its prefix, if any): up to a space, `/` or `>`.
+        let name = element[1..]
+            .split(|c: char| c.is_whitespace() || c == '/' || c == '>')
+            .next()
+            .unwrap_or_default();
+        format!(
+            "{}{open}>{fragment}</{name}>{}",
+            &text[..range.start],
+            &text[range.end..]
+        )
+    } else {
+        let close = element.rfind("</").map_or(range.end, |i| range.start + i);
+        format!("{}{fragment}{}", &text[..close], &text[close..])
+    })
+}
+
 /// Parses a template (an XSLT stylesheet) under the same limits, also accepting an internal
 /// DTD that declares text entities such as `&nbsp;`, with their expansion bounded.
 /// libxml2 is given only stylesheets this accepted.
@@ -298,6 +323,20 @@ pub fn error_doc(kind: &str, object: &str, msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fragments_go_last_into_the_root() {
+        let frag = "<slist name=\"f\"><val>#id</val></slist>";
+        assert_eq!(
+            append_to_root("<?xml version=\"1.0\"?>\n<doc><a/></doc>\n", frag).unwrap(),
+            format!("<?xml version=\"1.0\"?>\n<doc><a/>{frag}</doc>\n")
+        );
+        assert_eq!(
+            append_to_root("<doc x=\"1\" />", frag).unwrap(),
+            format!("<doc x=\"1\">{frag}</doc>")
+        );
+        assert!(append_to_root("not xml", frag).is_err());
+    }
 
     #[test]
     fn error_doc_shape() {

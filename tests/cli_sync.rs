@@ -52,24 +52,24 @@ fn adds_and_removes_a_provider() {
 fn never_touches_what_it_did_not_make() {
     let root = MgrRoot::new();
     // A third-party gateway program and its plugin XML, and a built-in role's link.
-    root.write("gate/gwjabber", "#!/bin/sh\n");
-    root.write("etc/xml/billmgr_mod_gwjabber.xml", "<mgrdata/>");
+    root.write("gate/gwicq", "#!/bin/sh\n");
+    root.write("etc/xml/billmgr_mod_gwicq.xml", "<mgrdata/>");
     root.write("etc/xml/billmgr_mod_gwother.xml", "<mgrdata/>");
     symlink("/usr/bin/true", root.path().join("gate/gwlinked")).unwrap();
     let out = sync(&root);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(root.read("gate/gwjabber"), "#!/bin/sh\n");
+    assert_eq!(root.read("gate/gwicq"), "#!/bin/sh\n");
     assert_eq!(root.read("etc/xml/billmgr_mod_gwother.xml"), "<mgrdata/>");
     assert!(root.path().join("gate/gwlinked").symlink_metadata().is_ok());
     assert!(root.path().join("gate/gwsmtp").symlink_metadata().is_ok());
 
     // A script whose name is taken by a foreign file: reported, file left alone.
-    root.write("etc/mgrnotify/scripts/gwjabber.rhai", &epochta_script());
+    root.write("etc/mgrnotify/scripts/gwicq.rhai", &epochta_script());
     let out = sync(&root);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("left alone"), "{}", stderr(&out));
-    assert_eq!(root.read("gate/gwjabber"), "#!/bin/sh\n");
-    assert_eq!(root.read("etc/xml/billmgr_mod_gwjabber.xml"), "<mgrdata/>");
+    assert_eq!(root.read("gate/gwicq"), "#!/bin/sh\n");
+    assert_eq!(root.read("etc/xml/billmgr_mod_gwicq.xml"), "<mgrdata/>");
 }
 
 #[test]

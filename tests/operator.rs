@@ -52,7 +52,7 @@ fn install(root: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// A root as a real BILLmanager leaves it: its own ntsms, gwsmtp (a binary) and
-/// gwpop3 (a link elsewhere), and a third party's gwjabber.
+/// gwpop3 (a link elsewhere), and a third party's gwicq.
 fn billmanager_root() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
@@ -77,12 +77,8 @@ fn billmanager_root() -> tempfile::TempDir {
     )
     .unwrap();
     symlink("/usr/local/mgr5/libexec/gwpop3", p.join("gate/gwpop3")).unwrap();
-    std::fs::write(p.join("gate/gwjabber"), "#!/bin/sh\n").unwrap();
-    std::fs::set_permissions(
-        p.join("gate/gwjabber"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::write(p.join("gate/gwicq"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(p.join("gate/gwicq"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(p.join("etc/billmgr.conf"), "DBHost localhost\n").unwrap();
     dir
 }
@@ -125,7 +121,8 @@ fn take_over_and_uninstall_restore_billmanagers_modules_byte_for_byte() {
 
     let out = install(root, &["--uninstall"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let after = snapshot(root, &["var/"]);
+    // The addon files of declared types stay (see install.sh); nothing else.
+    let after = snapshot(root, &["var/", "etc/sql"]);
     let before: BTreeMap<_, _> = before
         .into_iter()
         .filter(|(k, _)| !k.starts_with("var/"))
@@ -142,7 +139,20 @@ fn uninstall_removes_the_folders_install_made() {
     assert!(root.join("gate/gwepochta").symlink_metadata().is_ok());
     let out = install(&root, &["--uninstall"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!root.exists(), "left: {:?}", snapshot(&root, &[]).keys());
+    // Only the user-table addon files of the built-in gateways' types stay, so
+    // BILLmanager keeps the customers' addresses.
+    let left: Vec<String> = snapshot(&root, &[]).into_keys().collect();
+    assert_eq!(
+        left,
+        [
+            "etc",
+            "etc/sql",
+            "etc/sql/billmgr.user.addon",
+            "etc/sql/billmgr.user.addon/jabber",
+            "etc/sql/billmgr.user.addon/telegram"
+        ],
+        "left after --uninstall"
+    );
 }
 
 #[test]
@@ -206,7 +216,7 @@ fn doctor_tells_whose_each_module_is_and_checks_the_database_and_gateway_rows() 
     };
     assert!(line("notify/ntsms").contains("update put its own back"));
     assert!(line("gate/gwsmtp").contains("BILLmanager's"));
-    assert!(line("gate/gwjabber").contains("third party"));
+    assert!(line("gate/gwicq").contains("third party"));
     assert!(line("notify/ntemail").contains("mgrnotify's"));
     assert!(line("reachable").contains(&db.name));
     assert!(line(" gwepochta for").starts_with("  ok"), "{text}");

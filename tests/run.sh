@@ -24,6 +24,8 @@ command -v openssl >/dev/null || need+=(openssl)
 [ -x /usr/lib/dovecot/imap ] || need+=(dovecot-imapd)
 [ -x /usr/lib/dovecot/pop3 ] || need+=(dovecot-pop3d)
 command -v valgrind >/dev/null || need+=(valgrind)
+# The XMPP server of the Jabber tests (tests/common/prosody.rs starts a private one).
+command -v prosody >/dev/null || need+=(prosody)
 if [ ${#need[@]} -gt 0 ]; then
   echo "tests/run.sh: installing ${need[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi

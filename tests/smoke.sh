@@ -32,8 +32,8 @@ expect() { # expect PATTERN EXIT REL ARGS... : output has PATTERN, exit code EXI
 # A piece of BILLmanager that must survive install and uninstall.
 mkdir -p "$ROOT/etc" "$ROOT/notify" "$ROOT/etc/xml"
 echo "DBHost localhost" >"$ROOT/etc/billmgr.conf"
-printf '#!/bin/sh\necho jabber\n' >"$ROOT/notify/ntjabber"; chmod +x "$ROOT/notify/ntjabber"
-echo "<mgrdata/>" >"$ROOT/etc/xml/billmgr_mod_gwjabber.xml"
+printf '#!/bin/sh\necho pager\n' >"$ROOT/notify/ntpager"; chmod +x "$ROOT/notify/ntpager"
+echo "<mgrdata/>" >"$ROOT/etc/xml/billmgr_mod_gwpager.xml"
 
 check "install.sh installs" "$HERE/install.sh" --root "$ROOT" --binary "$BINARY"
 check "install.sh again is idempotent" "$HERE/install.sh" --root "$ROOT" --binary "$BINARY"
@@ -94,7 +94,7 @@ check "uninstall" "$HERE/install.sh" --root "$ROOT" --uninstall
 check "binary gone" test ! -e "$ROOT/sbin/mgrnotify"
 check "symlinks gone" bash -c "! ls '$ROOT'/notify/ntsms '$ROOT'/gate/gwepochta 2>/dev/null"
 check "plugin XML gone" test ! -e "$ROOT/etc/xml/billmgr_mod_gwepochta.xml" -a ! -e "$ROOT/etc/xml/billmgr_mod_gwsmtp.xml"
-check "BILLmanager's files kept" test -f "$ROOT/etc/billmgr.conf" -a -x "$ROOT/notify/ntjabber" -a -f "$ROOT/etc/xml/billmgr_mod_gwjabber.xml"
+check "BILLmanager's files kept" test -f "$ROOT/etc/billmgr.conf" -a -x "$ROOT/notify/ntpager" -a -f "$ROOT/etc/xml/billmgr_mod_gwpager.xml"
 
 echo
 echo "smoke: $passed passed, $failed failed"

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::cli::say;
-use crate::cli::sync::{self, is_our_link};
+use crate::cli::sync::is_our_link;
 use crate::cli::takeover::kept_original;
 use crate::db::{schema, DbSettings};
 use crate::roles::{self, Build, Folder, RoleSpec};
@@ -25,8 +25,8 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, CliError> {
     for role in roles::linked(table).filter(|r| r.build != Build::Script) {
         ok &= report_role(root, role.folder, role.name, true);
     }
-    let scripts =
-        sync::scripts(root, table).map_err(|e| CliError::io("read", &root.scripts_dir(), e))?;
+    let scripts = crate::script::installed(root, table)
+        .map_err(|e| CliError::io("read", &root.scripts_dir(), e))?;
     for (name, _) in &scripts {
         ok &= report_role(root, Folder::Gate, name, true);
     }

@@ -14,8 +14,8 @@ pub fn report(root: &MgrRoot, table: &[RoleSpec]) -> Result<String, CliError> {
         ($($arg:tt)*) => { { let _ = writeln!(out, $($arg)*); } };
     }
     say!("mgr root: {}", root.path().display());
-    let scripts =
-        sync::scripts(root, table).map_err(|e| CliError::io("read", &root.scripts_dir(), e))?;
+    let scripts = crate::script::installed(root, table)
+        .map_err(|e| CliError::io("read", &root.scripts_dir(), e))?;
     // One name column for roles and providers, as wide as the longest name.
     let width = roles::linked(table)
         .map(|r| r.name.len())
@@ -41,17 +41,40 @@ pub fn report(root: &MgrRoot, table: &[RoleSpec]) -> Result<String, CliError> {
         .filter_map(|(_, _, m)| m.as_ref().ok().map(|m| m.title_en.chars().count()))
         .max()
         .unwrap_or(0);
+    let mut loaded_ok = Vec::new();
     for (role, path, meta) in loaded {
         let link = root.gate_module(role);
         match meta {
-            Ok(meta) => say!(
-                "  {role:<width$}  {:<8} {:<title_width$}  gate/{role} {}",
-                meta.notify_module,
-                meta.title_en,
-                link_state(&link)
-            ),
+            Ok(meta) => {
+                say!(
+                    "  {role:<width$}  {:<8} {:<title_width$}  gate/{role} {}",
+                    meta.notify_module,
+                    meta.title_en,
+                    link_state(&link)
+                );
+                loaded_ok.push((role.clone(), meta));
+            }
             Err(e) => say!("  {role:<width$}  ERROR    {}: {e}", path.display()),
         }
+    }
+    say!("\nnotification types gateways declare:");
+    let (declared, _) = crate::notify::declared::collect(
+        crate::notify::declared::builtin_declarers(table)
+            .chain(loaded_ok.iter().map(|(r, m)| (r.as_str(), m))),
+    );
+    if declared.is_empty() {
+        say!("  none");
+    }
+    for d in declared {
+        let link = root.role_path(roles::Folder::Notify, &d.role);
+        say!(
+            "  {:<width$}  contact '{}', declared by {}  notify/{} {}",
+            d.role,
+            d.contact.field,
+            d.declared_by,
+            d.role,
+            link_state(&link)
+        );
     }
     Ok(out)
 }

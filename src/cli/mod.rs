@@ -49,6 +49,10 @@ fn usage(table: &[RoleSpec]) -> String {
         "  {:<28} {}\n",
         "gate/gw<name>", "a provider script"
     ));
+    roles.push_str(&format!(
+        "  {:<28} {}\n",
+        "notify/nt<type>", "a notification type a gateway declares (contact: #{..})"
+    ));
     format!(
         "\
 Usage: mgrnotify <command> [args]
@@ -57,8 +61,10 @@ Commands:
   <role> --command CMD [...]   run a role as if started as it (see Roles below)
   list                         roles, providers and their script paths
   sync                         create the role symlinks, and gate/gw<name> symlinks and
-                               plugin XML for every provider script; remove those of
-                               deleted scripts
+                               plugin XML for every provider script; for each
+                               notification type a gateway declares, its notify/
+                               symlink, plugin XML and user-table addon file; remove
+                               those of deleted scripts
   send gw<name> --to TO --text TEXT [--subject S] [--param k=v ...] [--params FILE]
        [--dry-run]             send one message through a provider script (gw<name>
                                or a .rhai file); --params names a file of parameters
@@ -227,7 +233,7 @@ mod tests {
             roles::lookup_in(&table, "ntprobe").map(|r| r.name),
             Some("ntprobe")
         );
-        assert_eq!(roles::lookup("ntprobe"), None);
+        assert_ne!(roles::lookup("ntprobe").map(|r| r.name), Some("ntprobe"));
         assert!(usage(&table).contains("notify/ntprobe"));
         assert!(!usage(ROLES).contains("ntprobe"));
 

@@ -8,44 +8,21 @@ use super::CliError;
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::cli::say;
 use crate::gateway::Builtin;
+use crate::notify::declared;
 use crate::plugin;
-use crate::roles::{self, Build, RoleSpec};
+use crate::roles::{self, Build, Folder, RoleSpec};
 use crate::root::MgrRoot;
+use crate::script::Contact;
 
 /// Where role symlinks point, relative to `notify/` and `gate/`.
 pub const LINK_TARGET: &str = "../sbin/mgrnotify";
 
-/// The provider scripts in `etc/mgrnotify/scripts/`, as (role, path), sorted.
-pub fn scripts(root: &MgrRoot, table: &[RoleSpec]) -> io::Result<Vec<(String, PathBuf)>> {
-    let dir = root.scripts_dir();
-    let entries = match fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(role) = name
-            .strip_suffix(".rhai")
-            .filter(|r| is_script_role(r, table))
-        {
-            found.push((role.to_owned(), entry.path()));
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-/// A script gateway's name that no built-in role takes.
-fn is_script_role(role: &str, table: &[RoleSpec]) -> bool {
-    roles::is_script_name(role) && !table.iter().any(|r| r.name == role)
-}
+use crate::script::installed as scripts;
+use crate::script::is_script_role;
 
 /// Whether `path` is a role symlink this project made (it points to the binary).
 pub fn is_our_link(path: &Path) -> bool {
@@ -71,6 +48,7 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, CliError> {
             ok &= sync_builtin_xml(root, role.name, builtin)?;
         }
     }
+    let mut loaded: Vec<(String, crate::script::Metadata)> = Vec::new();
     for (role, path) in &scripts {
         let meta = match crate::script::load_metadata(path) {
             Ok(m) => m,
@@ -88,7 +66,10 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, CliError> {
         let xml = plugin::plugin_xml(role, &format!("etc/mgrnotify/scripts/{file}"), &meta);
         ok &= write_plugin_xml(root, role, &xml)?;
         ok &= ensure_link(role, &root.gate_module(role))?;
+        loaded.push((role.clone(), meta));
     }
+    let all_loaded = loaded.len() == scripts.len();
+    ok &= sync_declared_types(root, table, &loaded, all_loaded)?;
     let has_script = |role: &str| scripts.iter().any(|(r, _)| r == role);
     for entry in fs::read_dir(root.gate_dir())
         .into_iter()
@@ -115,6 +96,104 @@ pub fn run(root: &MgrRoot, table: &[RoleSpec]) -> Result<bool, CliError> {
         }
     }
     Ok(ok)
+}
+
+/// Makes each notification type the gateways declare: its `notify/` link, its plugin
+/// XML (the contact field on the user form) and its user-table addon file. Removes
+/// the link and XML of types no longer declared, unless a script could not be read
+/// (`all_loaded` false: its type stays). The addon file always stays: BILLmanager
+/// would drop the column, and the customers' addresses with it.
+fn sync_declared_types(
+    root: &MgrRoot,
+    table: &[RoleSpec],
+    scripts: &[(String, crate::script::Metadata)],
+    all_loaded: bool,
+) -> Result<bool, CliError> {
+    let (declared, problems) = declared::collect(
+        declared::builtin_declarers(table).chain(scripts.iter().map(|(r, m)| (r.as_str(), m))),
+    );
+    let mut ok = problems.is_empty();
+    for p in problems {
+        eprintln!("{p}");
+    }
+    for d in &declared {
+        ok &= ensure_link(&d.role, &root.role_path(Folder::Notify, &d.role))?;
+        let xml = plugin::type_plugin_xml(&d.role, &d.declared_by, &d.contact);
+        ok &= write_plugin_xml(root, &d.role, &xml)?;
+        ok &= write_user_addon(root, &d.role, &d.contact)?;
+    }
+    if !all_loaded {
+        return Ok(ok);
+    }
+    let is_stale = |role: &str| {
+        roles::is_declared_name(role)
+            && !table.iter().any(|r| r.name == role)
+            && !declared.iter().any(|d| d.role == role)
+    };
+    for entry in fs::read_dir(root.notify_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let role = entry.file_name().to_string_lossy().into_owned();
+        if is_stale(&role) && is_our_link(&entry.path()) {
+            remove(&entry.path())?;
+        }
+    }
+    for role in declared_xml_roles(root) {
+        let path = root.plugin_xml(&role);
+        if is_stale(&role) && is_our_plugin_xml(&path) {
+            remove(&path)?;
+        }
+    }
+    Ok(ok)
+}
+
+/// The `nt<name>` of every `billmgr_mod_nt<name>.xml`.
+fn declared_xml_roles(root: &MgrRoot) -> Vec<String> {
+    fs::read_dir(root.xml_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let role = name.strip_prefix("billmgr_mod_")?.strip_suffix(".xml")?;
+            roles::is_declared_name(role).then(|| role.to_owned())
+        })
+        .collect()
+}
+
+fn remove(path: &Path) -> Result<(), CliError> {
+    fs::remove_file(path).map_err(|e| CliError::io("remove", path, e))?;
+    say!("removed {}", path.display());
+    Ok(())
+}
+
+/// Writes the contact's addon file when missing or one of ours with another size;
+/// false when a file of someone else's is there.
+fn write_user_addon(root: &MgrRoot, role: &str, contact: &Contact) -> Result<bool, CliError> {
+    let path = root.user_addon(&contact.field);
+    let text = plugin::user_addon(contact);
+    match fs::read_to_string(&path) {
+        Ok(old) if old == text => return Ok(true),
+        Ok(old) if !plugin::is_user_addon(&old) => {
+            eprintln!(
+                "{role}: {} exists and is not a string column mgrnotify would write: left alone",
+                path.display()
+            );
+            return Ok(false);
+        }
+        _ => {}
+    }
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| CliError::io("create", dir, e))?;
+    }
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, text)
+        .and_then(|()| fs::rename(&tmp, &path))
+        .map_err(|e| CliError::io("write", &path, e))?;
+    say!("wrote {}", path.display());
+    Ok(true)
 }
 
 /// Writes `role`'s plugin XML when it differs; false when the file is someone else's.

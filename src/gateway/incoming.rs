@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 
 use crate::gateway::input::checked_params;
-use crate::gateway::smtp::{field, option};
+use crate::gateway::smtp::option;
 use crate::gateway::{
     Delivery, Feature, Features, GatewayError, GatewayModule, GatewaySettings, OutgoingInput,
 };
@@ -167,7 +167,7 @@ fn build(protocol: Protocol) -> Metadata {
         Field {
             required: true,
             identifier: true,
-            ..field(
+            ..Field::text(
                 "host",
                 ("Mail server", "Почтовый сервер"),
                 (
@@ -176,7 +176,7 @@ fn build(protocol: Protocol) -> Metadata {
                 ),
             )
         },
-        field(
+        Field::text(
             "port",
             ("Port", "Порт"),
             (
@@ -196,7 +196,7 @@ fn build(protocol: Protocol) -> Metadata {
                     "Без шифрования (только локальный сервер)",
                 ),
             ],
-            ..field(
+            ..Field::text(
                 "security",
                 ("Encryption", "Шифрование"),
                 (
@@ -208,7 +208,7 @@ fn build(protocol: Protocol) -> Metadata {
         Field {
             required: true,
             identifier: true,
-            ..field(
+            ..Field::text(
                 "login",
                 ("Login", "Логин"),
                 (
@@ -220,7 +220,7 @@ fn build(protocol: Protocol) -> Metadata {
         Field {
             kind: FieldKind::Password,
             required: true,
-            ..field(
+            ..Field::text(
                 "password",
                 ("Password", "Пароль"),
                 (
@@ -231,7 +231,7 @@ fn build(protocol: Protocol) -> Metadata {
         },
     ];
     match protocol {
-        Protocol::Imap => fields.push(field(
+        Protocol::Imap => fields.push(Field::text(
             "folder",
             ("Folder", "Папка"),
             (
@@ -242,7 +242,7 @@ fn build(protocol: Protocol) -> Metadata {
         Protocol::Pop3 => fields.push(Field {
             kind: FieldKind::Checkbox,
             default: Some("off".into()),
-            ..field(
+            ..Field::text(
                 "delete",
                 ("Delete fetched mail", "Удалять полученные письма"),
                 (
@@ -253,7 +253,7 @@ fn build(protocol: Protocol) -> Metadata {
         }),
     }
     fields.extend([
-        field(
+        Field::text(
             "ticket_pattern",
             ("Ticket number pattern", "Шаблон номера тикета"),
             (
@@ -263,7 +263,7 @@ fn build(protocol: Protocol) -> Metadata {
                  пусто — \\[#(\\d+)\\]",
             ),
         ),
-        field(
+        Field::text(
             "ca_file",
             ("Extra CA certificates", "Дополнительные сертификаты ЦС"),
             (
@@ -271,7 +271,7 @@ fn build(protocol: Protocol) -> Metadata {
                 "Необязательно: PEM-файл сертификатов ЦС, которым доверять кроме системных",
             ),
         ),
-        field(
+        Field::text(
             "timeout",
             ("Timeout, s", "Тайм-аут, с"),
             (
@@ -294,6 +294,7 @@ fn build(protocol: Protocol) -> Metadata {
         ),
         notify_module: "ntemail".into(),
         required_one_of: Vec::new(),
+        contact: None,
         fields,
     }
 }

@@ -4,10 +4,12 @@
 
 pub mod incoming;
 pub mod input;
+pub mod jabber;
 pub mod messages;
 pub mod program;
 pub mod script;
 pub mod smtp;
+pub mod telegram;
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -301,7 +303,7 @@ pub fn answer(
     }
 }
 
-fn read_input(stdin: &mut dyn Read) -> Result<String, GatewayError> {
+pub fn read_input(stdin: &mut dyn Read) -> Result<String, GatewayError> {
     let mut buf = Vec::new();
     stdin
         .take(MAX_INPUT + 1)
@@ -374,6 +376,18 @@ pub fn parse_reply(module: &str, stdout: &str, exited_ok: bool) -> Result<Delive
     Ok(Delivery { id })
 }
 
+/// A chat message's text: the subject on a line of its own above the message, unless
+/// the message already starts with it.
+pub fn subject_and_text(subject: &str, message: &str) -> String {
+    let subject = subject.trim();
+    let message = message.trim();
+    if subject.is_empty() || message.starts_with(subject) {
+        message.to_owned()
+    } else {
+        format!("{subject}\n\n{message}")
+    }
+}
+
 /// The first 300 characters of a text, for error messages (redacted).
 pub fn excerpt(text: &str) -> String {
     crate::log::excerpt(text, 300, "…")
@@ -388,6 +402,10 @@ pub enum Builtin {
     Imap,
     /// `gwpop3`: incoming email over POP3.
     Pop3,
+    /// `gwtelegram`: a Telegram bot.
+    Telegram,
+    /// `gwjabber`: an XMPP bot account.
+    Jabber,
 }
 
 impl Builtin {
@@ -398,6 +416,17 @@ impl Builtin {
             Builtin::Smtp => Arc::new(smtp::SmtpGateway::new(root)),
             Builtin::Imap => Arc::new(incoming::MailboxGateway::new(root, Protocol::Imap)),
             Builtin::Pop3 => Arc::new(incoming::MailboxGateway::new(root, Protocol::Pop3)),
+            Builtin::Telegram => Arc::new(telegram::TelegramGateway::new(root)),
+            Builtin::Jabber => Arc::new(jabber::JabberGateway::new(root)),
+        }
+    }
+
+    /// Runs a command of the role's own that BILLmanager never sends (the Jabber
+    /// receiver); `None` for every other command.
+    pub fn serve_own(self, root: &MgrRoot, command: &str) -> Option<ExitCode> {
+        match (self, command) {
+            (Builtin::Jabber, jabber::RECEIVE) => Some(jabber::serve_receive(root)),
+            _ => None,
         }
     }
 
@@ -407,22 +436,87 @@ impl Builtin {
             Builtin::Smtp => smtp::metadata(),
             Builtin::Imap => incoming::metadata(Protocol::Imap),
             Builtin::Pop3 => incoming::metadata(Protocol::Pop3),
+            Builtin::Telegram => telegram::metadata(),
+            Builtin::Jabber => jabber::metadata(),
         }
     }
 
     /// The mail protocol of an incoming mail gateway.
     pub fn mailbox_protocol(self) -> Option<Protocol> {
         match self {
-            Builtin::Smtp => None,
+            Builtin::Smtp | Builtin::Telegram | Builtin::Jabber => None,
             Builtin::Imap => Some(Protocol::Imap),
             Builtin::Pop3 => Some(Protocol::Pop3),
         }
     }
 }
 
+/// A gateway module as the queue and the notification roles use it, shared by workers.
+pub type SharedGateway = Arc<dyn GatewayModule + Send + Sync>;
+
+/// Opens gateway module `module` of `gate/`: our own roles run in-process (a provider
+/// script, a built-in gateway); any other program there is a
+/// [`program::ProgramGateway`] bounded by `timeout`. Our own executable (`own_exe`) is
+/// never run as a subprocess.
+pub fn open(
+    root: &MgrRoot,
+    module: &str,
+    own_exe: Option<&std::path::Path>,
+    timeout: std::time::Duration,
+) -> Result<SharedGateway, GatewayError> {
+    use crate::roles::Build;
+    let unusable = |why: String| Err(GatewayError::new("unknown", module, why).into_permanent());
+    let safe = !module.is_empty()
+        && !module.starts_with('.')
+        && module
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !safe {
+        return unusable(format!(
+            "gateway_module '{module}' is not a module name in gate/"
+        ));
+    }
+    let path = root.gate_module(module);
+    let Ok(target) = path.canonicalize() else {
+        return unusable(format!(
+            "unknown gateway module '{module}': {} does not exist",
+            path.display()
+        ));
+    };
+    if own_exe != Some(target.as_path()) {
+        return Ok(Arc::new(program::ProgramGateway::new(
+            root, module, path, timeout,
+        )));
+    }
+    match crate::roles::lookup(module).map(|spec| spec.build) {
+        Some(Build::Script) => Ok(Arc::new(script::ScriptGateway::open(root, module)?)),
+        Some(Build::Builtin(builtin)) => Ok(builtin.open(root)),
+        _ => unusable(format!(
+            "gate/{module} is mgrnotify itself, but {module} is none of its gateways"
+        )),
+    }
+}
+
+/// The running executable, as [`open`] compares it.
+pub fn own_exe() -> Option<std::path::PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.canonicalize().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_subject_heads_the_message_once() {
+        assert_eq!(subject_and_text("Invoice", "Paid."), "Invoice\n\nPaid.");
+        assert_eq!(subject_and_text("", "Paid."), "Paid.");
+        assert_eq!(
+            subject_and_text("Invoice", "Invoice 5 paid."),
+            "Invoice 5 paid."
+        );
+    }
 
     #[test]
     fn replies() {

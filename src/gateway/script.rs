@@ -224,13 +224,22 @@ impl GatewayModule for ScriptGateway {
         if reply.is_unit() {
             return Ok(Vec::new());
         }
-        let messages = reply
-            .try_cast::<Array>()
-            .ok_or_else(|| self.script_error("ingoing() must return an array of message texts"))?;
-        Ok(messages
+        let messages = reply.try_cast::<Array>().ok_or_else(|| {
+            self.script_error("ingoing() must return an array of message texts or maps")
+        })?;
+        // A map (a chat message: `#{from, text}`) is handed on as its JSON text.
+        messages
             .into_iter()
-            .map(|m| m.to_string().into_bytes())
-            .collect())
+            .map(|m| {
+                if m.is_map() {
+                    serde_json::to_vec(&m).map_err(|e| {
+                        self.script_error(format!("ingoing(): a message map is not JSON: {e}"))
+                    })
+                } else {
+                    Ok(m.to_string().into_bytes())
+                }
+            })
+            .collect()
     }
 
     fn formtune(&self, form: &str) -> Result<String, GatewayError> {

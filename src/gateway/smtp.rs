@@ -109,11 +109,12 @@ pub fn metadata() -> &'static Metadata {
             .into(),
         notify_module: "ntemail".into(),
         required_one_of: Vec::new(),
+        contact: None,
         fields: vec![
             Field {
                 required: true,
                 identifier: true,
-                ..field(
+                ..Field::text(
                     "host",
                     ("SMTP server", "SMTP-сервер"),
                     (
@@ -122,7 +123,7 @@ pub fn metadata() -> &'static Metadata {
                     ),
                 )
             },
-            field(
+            Field::text(
                 "port",
                 ("Port", "Порт"),
                 (
@@ -146,7 +147,7 @@ pub fn metadata() -> &'static Metadata {
                         "Без шифрования (только локальный релей)",
                     ),
                 ],
-                ..field(
+                ..Field::text(
                     "security",
                     ("Encryption", "Шифрование"),
                     (
@@ -157,7 +158,7 @@ pub fn metadata() -> &'static Metadata {
             },
             Field {
                 identifier: true,
-                ..field(
+                ..Field::text(
                     "login",
                     ("Login", "Логин"),
                     (
@@ -168,7 +169,7 @@ pub fn metadata() -> &'static Metadata {
             },
             Field {
                 kind: FieldKind::Password,
-                ..field(
+                ..Field::text(
                     "password",
                     ("Password", "Пароль"),
                     (
@@ -179,7 +180,7 @@ pub fn metadata() -> &'static Metadata {
             },
             Field {
                 required: true,
-                ..field(
+                ..Field::text(
                     "from_email",
                     ("Sender address", "Адрес отправителя"),
                     (
@@ -188,7 +189,7 @@ pub fn metadata() -> &'static Metadata {
                     ),
                 )
             },
-            field(
+            Field::text(
                 "from_name",
                 ("Sender name", "Имя отправителя"),
                 (
@@ -196,7 +197,7 @@ pub fn metadata() -> &'static Metadata {
                     "Показывается рядом с адресом, например название компании",
                 ),
             ),
-            field(
+            Field::text(
                 "reply_to",
                 ("Reply-To address", "Адрес для ответов"),
                 (
@@ -204,7 +205,7 @@ pub fn metadata() -> &'static Metadata {
                     "Необязательно: куда идут ответы клиентов, например ящик поддержки",
                 ),
             ),
-            field(
+            Field::text(
                 "ca_file",
                 ("Extra CA certificates", "Дополнительные сертификаты ЦС"),
                 (
@@ -214,7 +215,7 @@ pub fn metadata() -> &'static Metadata {
                      системных, для сервера с сертификатом частного ЦС",
                 ),
             ),
-            field(
+            Field::text(
                 "timeout",
                 ("Timeout, s", "Тайм-аут, с"),
                 (
@@ -226,22 +227,6 @@ pub fn metadata() -> &'static Metadata {
             ),
         ],
     })
-}
-
-/// A text field, optional, with its label and hint in English and Russian.
-pub(crate) fn field(name: &str, label: (&str, &str), hint: (&str, &str)) -> Field {
-    Field {
-        name: name.into(),
-        kind: FieldKind::Text,
-        required: false,
-        identifier: false,
-        label_en: label.0.into(),
-        label_ru: label.1.into(),
-        hint_en: hint.0.into(),
-        hint_ru: hint.1.into(),
-        default: None,
-        options: Vec::new(),
-    }
 }
 
 pub(crate) fn option(value: &str, en: &str, ru: &str) -> SelectOption {

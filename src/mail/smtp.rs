@@ -27,8 +27,6 @@ use crate::mail::message::Mail;
 use crate::mail::server::Endpoint;
 use crate::xml::Params;
 
-/// Largest `ca_file` read: a bundle of a few CAs is kilobytes.
-const MAX_CA_FILE: u64 = 1024 * 1024;
 /// Connections kept at most; more are closed after their message.
 const MAX_IDLE: usize = 32;
 /// How long a goodbye (QUIT) to a kept connection may take.
@@ -404,27 +402,8 @@ fn tls_parameters(settings: &SmtpSettings) -> Result<TlsParameters, GatewayError
 }
 
 fn read_ca_file(path: &Path) -> Result<Certificate, GatewayError> {
-    use std::io::Read;
     let bad = |msg: String| GatewayError::value("ca_file", msg);
-    let mut pem = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_CA_FILE + 1).read_to_end(&mut pem))
-        .map_err(|e| bad(format!("cannot read ca_file {}: {e}", path.display())))?;
-    if pem.len() as u64 > MAX_CA_FILE {
-        return Err(bad(format!(
-            "ca_file {} is larger than 1 MiB: not a CA bundle",
-            path.display()
-        )));
-    }
-    let holds_certificate = pem
-        .windows(b"-----BEGIN CERTIFICATE-----".len())
-        .any(|w| w == b"-----BEGIN CERTIFICATE-----");
-    if !holds_certificate {
-        return Err(bad(format!(
-            "ca_file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
-        )));
-    }
+    let pem = crate::tls::read_ca_file(path).map_err(bad)?;
     Certificate::from_pem(&pem).map_err(|e| bad(format!("ca_file {}: {e}", path.display())))
 }
 

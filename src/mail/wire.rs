@@ -6,18 +6,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::path::Path;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
 
 pub use crate::mail::server::Endpoint;
-
-/// Largest `ca_file` read: a bundle of a few CAs is kilobytes.
-const MAX_CA_FILE: u64 = 1024 * 1024;
 
 /// Why talking to the server failed, as a sentence naming the server.
 pub type WireError = String;
@@ -101,7 +95,7 @@ impl Wire {
                 "{server} sent data before the TLS handshake (a STARTTLS injection?)"
             ));
         }
-        let config = tls_config(self.endpoint.ca_file.as_deref())?;
+        let config = crate::tls::client_config(self.endpoint.ca_file.as_deref())?;
         let name = ServerName::try_from(self.endpoint.host.clone())
             .map_err(|e| format!("'{}' is not a host name for TLS: {e}", self.endpoint.host))?;
         let conn = ClientConnection::new(config, name)
@@ -205,43 +199,6 @@ fn io_text(e: &std::io::Error) -> String {
         }
         _ => e.to_string(),
     }
-}
-
-/// The TLS settings: the system's CAs (read once a process), plus `ca_file`'s.
-fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, WireError> {
-    static SYSTEM: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    let system = SYSTEM.get_or_init(|| rustls_native_certs::load_native_certs().certs);
-    let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(system.iter().cloned());
-    if let Some(path) = ca_file {
-        let mut pem = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_CA_FILE + 1).read_to_end(&mut pem))
-            .map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
-        let certs: Vec<_> = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("ca_file {} is not PEM: {e:?}", path.display()))?;
-        if certs.is_empty() || pem.len() as u64 > MAX_CA_FILE {
-            return Err(format!(
-                "ca_file {} holds no certificate (a PEM file up to 1 MiB)",
-                path.display()
-            ));
-        }
-        let (_, refused) = roots.add_parsable_certificates(certs);
-        if refused > 0 {
-            return Err(format!(
-                "ca_file {}: {refused} certificate(s) cannot be used",
-                path.display()
-            ));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot set up TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
 }
 
 /// A scripted server for the protocol clients' tests.

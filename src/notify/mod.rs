@@ -2,6 +2,7 @@
 //! the trait every notification role implements and `serve`, which runs one
 //! `--command` (features, process, getmessage).
 
+pub mod declared;
 pub mod ntemail;
 pub mod ntinternal;
 pub mod ntsms;
@@ -57,6 +58,8 @@ pub enum NotifyError {
     NoGate,
     /// A notification role a later version brings.
     NotAvailable(&'static str),
+    /// `getmessage`: ingoing gateways of a declared type failed.
+    Ingoing(String),
     /// Incoming mail could not be read or handed on.
     Inbox(InboxError),
 }
@@ -74,6 +77,7 @@ impl fmt::Display for NotifyError {
                 "unknown command '{command}': use features, process or getmessage"
             ),
             NotifyError::NoGate => f.write_str("getmessage needs --gate ID or --gate all"),
+            NotifyError::Ingoing(msg) => f.write_str(msg),
             NotifyError::NotAvailable(role) => {
                 write!(
                     f,
@@ -112,7 +116,10 @@ impl BillmgrError for NotifyError {
             NotifyError::NoCommand => "missed",
             NotifyError::UnknownCommand(_) => "unknown",
             NotifyError::NotAvailable(_) => "unsupported",
-            NotifyError::Queue(_) | NotifyError::Inbox(_) | NotifyError::NoGate => "notify",
+            NotifyError::Queue(_)
+            | NotifyError::Inbox(_)
+            | NotifyError::NoGate
+            | NotifyError::Ingoing(_) => "notify",
         }
     }
 
@@ -125,7 +132,7 @@ impl BillmgrError for NotifyError {
 pub struct NotifyFeatures {
     pub features: &'static [&'static str],
     /// The user field a message goes to; none for a module every user can receive.
-    pub contact_type: Option<&'static str>,
+    pub contact_type: Option<String>,
 }
 
 impl NotifyFeatures {
@@ -139,7 +146,7 @@ impl NotifyFeatures {
             w.end();
         }
         w.end();
-        if let Some(contact_type) = self.contact_type {
+        if let Some(contact_type) = &self.contact_type {
             w.start("contact_type");
             w.text(contact_type);
         }
@@ -173,6 +180,38 @@ pub fn serve(root: &MgrRoot, kind: Kind, command: &str, gate: Option<&str>) -> E
             ExitCode::FAILURE,
         ),
     }
+}
+
+/// Runs one command of a declared notification type.
+pub fn serve_declared(
+    root: &MgrRoot,
+    declaration: declared::Declaration,
+    command: &str,
+    gate: Option<&str>,
+) -> ExitCode {
+    let role = declaration.role.clone();
+    let module = declared::DeclaredType::new(root.clone(), declaration);
+    match run(&module, command, gate) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => crate::error::fail(
+            &role,
+            &format!("--command {command}: "),
+            &e,
+            ExitCode::FAILURE,
+        ),
+    }
+}
+
+/// A `nt<name>` that no installed gateway declares: the role table's error, exit 2.
+pub fn unknown_type(root: &MgrRoot, role: &str) -> ExitCode {
+    let msg = format!(
+        "unknown role '{role}': no gateway in {} declares it; start me as {}",
+        root.scripts_dir().display(),
+        crate::roles::known_names(crate::roles::ROLES)
+    );
+    eprintln!("{role}: {msg}");
+    print!("{}", xml::error_doc("unknown", role, &msg));
+    ExitCode::from(2)
 }
 
 fn run(module: &dyn NotifyModule, command: &str, gate: Option<&str>) -> Result<(), NotifyError> {

@@ -24,7 +24,7 @@ impl NotifyModule for Ntemail {
     fn features(&self) -> NotifyFeatures {
         NotifyFeatures {
             features: &["html"],
-            contact_type: Some(KIND.contact_field()),
+            contact_type: Some(KIND.contact_field().to_owned()),
         }
     }
 

@@ -20,7 +20,7 @@ impl NotifyModule for Ntsms {
     fn features(&self) -> NotifyFeatures {
         NotifyFeatures {
             features: &["sms"],
-            contact_type: Some(KIND.contact_field()),
+            contact_type: Some(KIND.contact_field().to_owned()),
         }
     }
 

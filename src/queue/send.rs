@@ -7,24 +7,20 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::db::schema::{GatewayRow, InternalMessage};
-use crate::gateway::program::ProgramGateway;
-use crate::gateway::script::ScriptGateway;
-use crate::gateway::{Attachment, GatewayError, GatewayModule, GatewaySettings, OutgoingInput};
+use crate::gateway::{Attachment, GatewayError, GatewaySettings, OutgoingInput};
 use crate::mail::attachments::AttachmentPolicy;
 use crate::notice::{self, Notice};
 use crate::queue::config::QueueConfig;
 use crate::queue::stop;
-use crate::roles::Build;
 use crate::root::MgrRoot;
 use crate::template::Body;
 use crate::xml::Params;
 
-/// A gateway module as the queue uses it, shared by the workers.
-type Gateway = Arc<dyn GatewayModule + Send + Sync>;
+use crate::gateway::SharedGateway as Gateway;
 
 /// What the queue sends on: a notification module (`modulename`, `notify_module`), the
 /// `<user>` field that holds a user's address on it, what a message carries, and where
@@ -228,9 +224,7 @@ impl Courier {
                 .collect(),
             timeout: config.gateway_timeout,
             max_file_size: config.max_file_size,
-            own_exe: std::env::current_exe()
-                .ok()
-                .and_then(|p| p.canonicalize().ok()),
+            own_exe: crate::gateway::own_exe(),
             modules: Mutex::new(HashMap::new()),
         }
     }
@@ -526,45 +520,8 @@ impl Courier {
             .or_insert_with(|| self.open(module))
             .clone()
     }
-
-    /// Our own roles run in-process (a provider script, a built-in gateway); any other
-    /// program in `gate/` is a [`ProgramGateway`]. Our own executable is never run as
-    /// a subprocess of the queue.
     fn open(&self, module: &str) -> Result<Gateway, GatewayError> {
-        let unusable =
-            |why: String| Err(GatewayError::new("unknown", module, why).into_permanent());
-        let safe = !module.is_empty()
-            && !module.starts_with('.')
-            && module
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if !safe {
-            return unusable(format!(
-                "gateway_module '{module}' is not a module name in gate/"
-            ));
-        }
-        let path = self.root.gate_module(module);
-        let Ok(target) = path.canonicalize() else {
-            return unusable(format!(
-                "unknown gateway module '{module}': {} does not exist",
-                path.display()
-            ));
-        };
-        if self.own_exe.as_deref() != Some(target.as_path()) {
-            return Ok(Arc::new(ProgramGateway::new(
-                &self.root,
-                module,
-                path,
-                self.timeout,
-            )));
-        }
-        match crate::roles::lookup(module).map(|spec| spec.build) {
-            Some(Build::Script) => Ok(Arc::new(ScriptGateway::open(&self.root, module)?)),
-            Some(Build::Builtin(builtin)) => Ok(builtin.open(&self.root)),
-            _ => unusable(format!(
-                "gate/{module} is mgrnotify itself, but {module} is none of its gateways"
-            )),
-        }
+        crate::gateway::open(&self.root, module, self.own_exe.as_deref(), self.timeout)
     }
 }
 

@@ -86,6 +86,100 @@ pub struct Metadata {
     pub fields: Vec<Field>,
     /// Groups of fields of which at least one must have a value (`token` or `login`).
     pub required_one_of: Vec<Vec<String>>,
+    /// For a notification type of its own (not one of [`BUILTIN_TYPES`]): how a user
+    /// is addressed on it. `mgrnotify sync` makes the type from it.
+    pub contact: Option<Contact>,
+}
+
+/// The notification types BILLmanager brings, with contact fields of their own.
+pub const BUILTIN_TYPES: [&str; 3] = ["ntsms", "ntemail", "ntinternal"];
+
+/// Largest `size` of a contact field's column.
+const MAX_CONTACT_SIZE: u32 = 1024;
+
+/// A declared notification type's contact: the user-table field that holds a user's
+/// address on it, shown on the user edit form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// The user-table column (and form field), like `jabber`.
+    pub field: String,
+    /// The type's name in BILLmanager's lists ("Jabber messages").
+    pub title_en: String,
+    pub title_ru: String,
+    pub label_en: String,
+    pub label_ru: String,
+    pub hint_en: String,
+    pub hint_ru: String,
+    /// BILLmanager's input check of the field (`email` for a JID), if any.
+    pub check: Option<String>,
+    /// The column's size in characters.
+    pub size: u32,
+}
+
+impl Contact {
+    fn from_value(value: &Dynamic) -> Result<Self, String> {
+        let map = value.clone().try_cast::<Map>().ok_or(
+            "contact must be a map like #{field: \"jabber\", label: #{en: \"..\", ru: \"..\"}}",
+        )?;
+        check_keys(
+            &map,
+            "contact",
+            &["field", "title", "label", "hint", "check", "size"],
+        )?;
+        let field = string(
+            map.get("field").ok_or("contact has no field")?,
+            "contact.field",
+        )?;
+        let column_name = field.len() <= 64
+            && field.starts_with(|c: char| c.is_ascii_lowercase())
+            && field
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !column_name {
+            return Err(format!(
+                "contact.field '{field}' is not a column name (lower-case letters, digits and _, starting with a letter, at most 64)"
+            ));
+        }
+        let (label_en, label_ru) =
+            texts(map.get("label"), "contact.label")?.ok_or("contact has no label")?;
+        let (title_en, title_ru) = texts(map.get("title"), "contact.title")?
+            .unwrap_or_else(|| (label_en.clone(), label_ru.clone()));
+        let (hint_en, hint_ru) = texts(map.get("hint"), "contact.hint")?.unwrap_or_default();
+        let check = match map.get("check") {
+            None => None,
+            Some(v) => {
+                let check = string(v, "contact.check")?;
+                if !is_xml_name(&check) {
+                    return Err(format!(
+                        "contact.check '{check}' is not a check name like email"
+                    ));
+                }
+                Some(check)
+            }
+        };
+        let size = match map.get("size") {
+            None => 128,
+            Some(v) => v
+                .as_int()
+                .ok()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| (1..=MAX_CONTACT_SIZE).contains(n))
+                .ok_or(format!(
+                    "contact.size must be a whole number from 1 to {MAX_CONTACT_SIZE}"
+                ))?,
+        };
+        Ok(Self {
+            field,
+            title_en,
+            title_ru,
+            label_en,
+            label_ru,
+            hint_en,
+            hint_ru,
+            check,
+            size,
+        })
+    }
 }
 
 impl Metadata {
@@ -126,6 +220,7 @@ impl Metadata {
                 "notify_module",
                 "fields",
                 "required_one_of",
+                "contact",
             ],
         )?;
         let (title_en, title_ru) = texts(map.get("title"), "title")?
@@ -173,6 +268,21 @@ impl Metadata {
             Some(v) => one_of_groups(v, &fields)?,
         };
         check_message_names(&fields)?;
+        let builtin_type = BUILTIN_TYPES.contains(&notify_module.as_str());
+        let contact = match (map.get("contact"), builtin_type) {
+            (None, true) => None,
+            (Some(v), false) => Some(Contact::from_value(v)?),
+            (Some(_), true) => {
+                return Err(format!(
+                    "{notify_module} has its own contact field: drop contact"
+                ))
+            }
+            (None, false) => {
+                return Err(format!(
+                    "notify_module '{notify_module}' is a type of its own: declare how users are addressed on it with contact: #{{field: \"..\", label: #{{en: \"..\", ru: \"..\"}}}}"
+                ))
+            }
+        };
         Ok(Self {
             title_en,
             title_ru,
@@ -181,6 +291,7 @@ impl Metadata {
             notify_module,
             fields,
             required_one_of,
+            contact,
         })
     }
 }
@@ -247,6 +358,23 @@ fn check_message_names(fields: &[Field]) -> Result<(), String> {
 }
 
 impl Field {
+    /// An optional text field with its label and hint in English and Russian (built-in
+    /// gateways' forms).
+    pub fn text(name: &str, label: (&str, &str), hint: (&str, &str)) -> Self {
+        Self {
+            name: name.into(),
+            kind: FieldKind::Text,
+            required: false,
+            identifier: false,
+            label_en: label.0.into(),
+            label_ru: label.1.into(),
+            hint_en: hint.0.into(),
+            hint_ru: hint.1.into(),
+            default: None,
+            options: Vec::new(),
+        }
+    }
+
     fn from_value(value: Dynamic) -> Result<Self, String> {
         let map = value
             .try_cast::<Map>()
@@ -534,11 +662,45 @@ mod tests {
                 r#"#{title: #{ru: "Т"}, notify_module: "ntsms"}"#,
                 "no en text",
             ),
+            (
+                r#"#{title: "T", notify_module: "ntchat"}"#,
+                "a type of its own: declare how users are addressed",
+            ),
+            (
+                r#"#{title: "T", notify_module: "ntsms", contact: #{field: "x", label: "X"}}"#,
+                "ntsms has its own contact field",
+            ),
+            (
+                r#"#{title: "T", notify_module: "ntchat", contact: #{field: "Chat-ID", label: "X"}}"#,
+                "not a column name",
+            ),
+            (
+                r#"#{title: "T", notify_module: "ntchat", contact: #{field: "chat"}}"#,
+                "contact has no label",
+            ),
+            (
+                r#"#{title: "T", notify_module: "ntchat", contact: #{field: "chat", label: "C", size: 0}}"#,
+                "contact.size must be a whole number from 1 to 1024",
+            ),
         ];
         for (text, expected) in cases {
             let err = Metadata::from_value(eval(text)).unwrap_err();
             assert!(err.contains(expected), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_declared_type_and_its_contact() {
+        let m = Metadata::from_value(eval(
+            r#"#{title: "Chat", notify_module: "ntchat",
+                contact: #{field: "chat", label: #{en: "Chat", ru: "Чат"}, check: "email"}}"#,
+        ))
+        .unwrap();
+        let c = m.contact.unwrap();
+        assert_eq!((c.field.as_str(), c.size), ("chat", 128));
+        assert_eq!((c.title_en.as_str(), c.title_ru.as_str()), ("Chat", "Чат"));
+        assert_eq!(c.check.as_deref(), Some("email"));
+        assert!(c.hint_en.is_empty());
     }
 
     #[test]

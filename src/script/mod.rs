@@ -13,8 +13,10 @@ pub mod metadata;
 pub mod sandbox;
 
 use std::fmt;
+use std::fs;
+use std::io;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rhai::{
@@ -22,9 +24,13 @@ use rhai::{
 };
 
 pub use helpers::Abort;
-pub use metadata::{Field, FieldKind, Metadata, SelectOption, CHECKBOX_VALUES, HOST_PARAMS};
+pub use metadata::{
+    Contact, Field, FieldKind, Metadata, SelectOption, BUILTIN_TYPES, CHECKBOX_VALUES, HOST_PARAMS,
+};
 
 use crate::http::HttpClient;
+use crate::roles::{self, RoleSpec};
+use crate::root::MgrRoot;
 
 /// A command function a script may define, with its one parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +197,34 @@ impl Script {
 /// Reads a script's metadata (for the plugin XML and `mgrnotify list`).
 pub fn load_metadata(path: &Path) -> Result<Metadata, ScriptError> {
     Script::load(path).map(|s| s.metadata)
+}
+
+/// The provider scripts in `etc/mgrnotify/scripts/`, as (role, path), sorted.
+pub fn installed(root: &MgrRoot, table: &[RoleSpec]) -> io::Result<Vec<(String, PathBuf)>> {
+    let dir = root.scripts_dir();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(role) = name
+            .strip_suffix(".rhai")
+            .filter(|r| is_script_role(r, table))
+        {
+            found.push((role.to_owned(), entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// A script gateway's name that no built-in role takes.
+pub fn is_script_role(role: &str, table: &[RoleSpec]) -> bool {
+    roles::is_script_name(role) && !table.iter().any(|r| r.name == role)
 }
 
 /// The engine commands run on: sandbox, standard functions, host helpers and `http`
