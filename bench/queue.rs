@@ -11,7 +11,18 @@
 //! real installs run (`innodb_flush_log_at_trx_commit=1`; the tests' private server
 //! starts with 2).
 //!
+//! Beside the rates stands where the CPU goes, in ms a message (a row for the ceiling):
+//! ntsms's own (wait4), the database server's (its /proc stat, when it runs on this
+//! machine) and the bench process's, which is the fake provider during an ntsms run and
+//! the loop's client side during the ceiling. On a machine whose cores are all busy the
+//! rate is bounded by cores / (the sum of the three).
+//!
 //! Uses the test MariaDB (MGRNOTIFY_TEST_DB_URL, or the private server the tests start).
+//!
+//! To profile ntsms: `QUEUE_BENCH_ONLY=1` makes one in-process run (provider at once,
+//! the server's durability), and `QUEUE_BENCH_WRAP` runs ntsms under a program, e.g.
+//! `QUEUE_BENCH_WRAP="perf record -g -o /tmp/ntsms.perf --" cargo bench --profile
+//! profiling --bench queue` (the profiling profile keeps the symbols).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -37,6 +48,108 @@ struct Figures {
     /// CPU time (user + system) ntsms spent per message: unlike the rate, it hardly
     /// depends on what else the machine runs.
     cpu_ms_per_message: f64,
+    /// The same for the database server and the fake provider during the run.
+    others: Others,
+}
+
+/// CPU ms a message of the database server (when it can be watched) and of this
+/// process (the fake provider, or the ceiling loop's client side).
+#[derive(Clone, Copy, Default)]
+struct Others {
+    server_ms: Option<f64>,
+    bench_ms: f64,
+}
+
+impl Others {
+    fn describe(&self, own: Option<f64>, own_name: &str) -> String {
+        let server = match self.server_ms {
+            Some(ms) => format!("{ms:.3}"),
+            None => "?".to_owned(),
+        };
+        let mut text = String::new();
+        if let Some(own) = own {
+            text.push_str(&format!("{own_name} {own:.3} + "));
+        }
+        text.push_str(&format!("database server {server} + "));
+        text.push_str(&format!(
+            "{} {:.3}",
+            if own.is_some() {
+                "fake provider"
+            } else {
+                "loop client"
+            },
+            self.bench_ms
+        ));
+        if let Some(server) = self.server_ms {
+            let total = own.unwrap_or(0.0) + server + self.bench_ms;
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            text.push_str(&format!(
+                " = {total:.3} ms CPU (at most {:.0} a second on {cores} cores)",
+                cores as f64 * 1000.0 / total
+            ));
+        }
+        text
+    }
+}
+
+/// CPU seconds used so far by the database server (when it runs here) and by this
+/// process.
+struct CpuClock {
+    server_pid: Option<u32>,
+    server: Option<f64>,
+    bench: f64,
+}
+
+impl CpuClock {
+    fn start(conn: &mut mysql::Conn) -> Self {
+        let server_pid = conn
+            .query_first::<String, _>("SELECT @@pid_file")
+            .ok()
+            .flatten()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .and_then(|pid| pid.trim().parse().ok());
+        Self {
+            server_pid,
+            server: server_pid.and_then(process_cpu),
+            bench: own_cpu(),
+        }
+    }
+
+    /// What was used since `start`, in ms per `items`.
+    fn per(&self, items: usize) -> Others {
+        let per = |seconds: f64| 1000.0 * seconds / items.max(1) as f64;
+        Others {
+            server_ms: self
+                .server
+                .zip(self.server_pid.and_then(process_cpu))
+                .map(|(before, after)| per(after - before)),
+            bench_ms: per(own_cpu() - self.bench),
+        }
+    }
+}
+
+/// User + system CPU seconds of process `pid` (its /proc stat, in clock ticks).
+fn process_cpu(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / per_second)
+}
+
+/// User + system CPU seconds of this process.
+fn own_cpu() -> f64 {
+    // SAFETY: zeroed rusage is a valid value for getrusage to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills `usage`, ours.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    seconds_of(usage.ru_utime) + seconds_of(usage.ru_stime)
+}
+
+fn seconds_of(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
 }
 
 fn main() {
@@ -49,6 +162,11 @@ fn main() {
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gwepochta.rhai");
     println!("queue bench: {messages} messages, {WORKERS} workers");
+    if std::env::var_os("QUEUE_BENCH_ONLY").is_some() {
+        let f = epochta_run(messages, Duration::ZERO, false);
+        report("ntsms in-process, provider at once", &f);
+        return;
+    }
     if script.is_file() {
         durability_runs(messages);
     }
@@ -97,9 +215,11 @@ fn durability_runs(messages: usize) {
             break;
         }
         println!("  innodb_flush_log_at_trx_commit = {setting}:");
-        let ceiling = ceiling_run(messages);
+        let (ceiling, cpu) = ceiling_run(messages);
         println!(
-            "    ceiling (claim by id, delete, commit; {WORKERS} connections): {ceiling:.0} rows/s"
+            "    ceiling (claim by id, delete, commit; {WORKERS} connections): {ceiling:.0} rows/s; \
+             CPU a row: {}",
+            cpu.describe(None, "")
         );
         for delay in [0, 50] {
             let f = epochta_run(messages, Duration::from_millis(delay), false);
@@ -114,8 +234,9 @@ fn durability_runs(messages: usize) {
             };
             println!(
                 "    ntsms in-process, provider after {delay} ms: {rate:.0} messages/s ({share}), \
-                 {:.2} ms CPU a message, peak RSS {:.1} MB",
-                f.cpu_ms_per_message, f.peak_rss_mb
+                 peak RSS {:.1} MB; CPU a message: {}",
+                f.peak_rss_mb,
+                f.others.describe(Some(f.cpu_ms_per_message), "ntsms")
             );
         }
     }
@@ -125,8 +246,8 @@ fn durability_runs(messages: usize) {
 }
 
 /// Rows per second the database allows: `messages` rows, then WORKERS connections
-/// that each claim a row by primary key, delete it and commit.
-fn ceiling_run(messages: usize) -> f64 {
+/// that each claim a row by primary key, delete it and commit; and the CPU it took.
+fn ceiling_run(messages: usize) -> (f64, Others) {
     let db = TestDb::create();
     let mut conn = db.conn();
     for chunk in (0..messages).collect::<Vec<_>>().chunks(1000) {
@@ -144,11 +265,13 @@ fn ceiling_run(messages: usize) -> f64 {
         .query("SELECT id FROM notifytask ORDER BY id")
         .expect("read the ids");
     let ids = std::sync::Arc::new(std::sync::Mutex::new(ids.into_iter()));
+    let connections: Vec<_> = (0..WORKERS).map(|_| db.conn()).collect();
+    let clock = CpuClock::start(&mut conn);
     let started = Instant::now();
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|_| {
+    let workers: Vec<_> = connections
+        .into_iter()
+        .map(|mut conn| {
             let ids = ids.clone();
-            let mut conn = db.conn();
             std::thread::spawn(move || loop {
                 let Some(id) = ids.lock().expect("ids").next() else {
                     break;
@@ -173,18 +296,20 @@ fn ceiling_run(messages: usize) -> f64 {
     for w in workers {
         w.join().expect("ceiling worker");
     }
-    messages as f64 / started.elapsed().as_secs_f64()
+    let rate = messages as f64 / started.elapsed().as_secs_f64();
+    (rate, clock.per(messages))
 }
 
 fn report(label: &str, f: &Figures) {
     println!(
-        "  {label}: {} sent, {} left, {:.2} s, {:.0} messages/s, {:.2} ms CPU a message, peak RSS {:.1} MB",
+        "  {label}: {} sent, {} left, {:.2} s, {:.0} messages/s, peak RSS {:.1} MB; CPU a \
+         message: {}",
         f.sent,
         f.left,
         f.seconds,
         f.sent as f64 / f.seconds,
-        f.cpu_ms_per_message,
-        f.peak_rss_mb
+        f.peak_rss_mb,
+        f.others.describe(Some(f.cpu_ms_per_message), "ntsms")
     );
 }
 
@@ -237,10 +362,22 @@ fn run(root: &MgrRoot, db: &TestDb, messages: usize) -> Figures {
         ))
         .expect("queue the bench rows");
     }
+    let ntsms = root.path().join("notify/ntsms");
+    let wrap = std::env::var("QUEUE_BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(&ntsms);
+            c
+        }
+        None => Command::new(&ntsms),
+    };
+    let clock = CpuClock::start(&mut conn);
     let started = Instant::now();
     // Reaped by wait4 below, which also reads its peak RSS.
     #[allow(clippy::zombie_processes)]
-    let child = Command::new(root.path().join("notify/ntsms"))
+    let child = command
         .args(["--command", "process"])
         .current_dir(root.path())
         .env_remove("MGR_ROOT")
@@ -250,6 +387,7 @@ fn run(root: &MgrRoot, db: &TestDb, messages: usize) -> Figures {
         .expect("start ntsms");
     let (ok, usage) = wait_rusage(child.id());
     let seconds = started.elapsed().as_secs_f64();
+    let others = clock.per(messages);
     assert!(
         ok,
         "ntsms --command process failed: see {}",
@@ -259,13 +397,13 @@ fn run(root: &MgrRoot, db: &TestDb, messages: usize) -> Figures {
         .query_first("SELECT COUNT(*) FROM notifytask")
         .expect("count rows")
         .unwrap_or(0);
-    let cpu_seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let cpu = cpu_seconds(usage.ru_utime) + cpu_seconds(usage.ru_stime);
+    let cpu = seconds_of(usage.ru_utime) + seconds_of(usage.ru_stime);
     Figures {
         sent: messages - left,
         left,
         seconds,
         peak_rss_mb: usage.ru_maxrss as f64 / 1024.0,
         cpu_ms_per_message: 1000.0 * cpu / messages.max(1) as f64,
+        others,
     }
 }

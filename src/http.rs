@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use ureq::Agent;
 
+mod resolver;
+
 /// Whole-request timeout when the gateway has no `timeout` parameter.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connection setup (DNS, TCP, TLS) never waits longer than this, nor than the timeout.
@@ -248,7 +250,11 @@ impl HttpClient {
             .max_idle_connections_per_host(MAX_IDLE_CONNECTIONS)
             .build();
         Self {
-            agent: config.into(),
+            agent: Agent::with_parts(
+                config,
+                ureq::unversioned::transport::DefaultConnector::default(),
+                resolver::CachingResolver::default(),
+            ),
         }
     }
 

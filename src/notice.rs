@@ -2,7 +2,7 @@
 //! template, the notice as XML text, the user and a fallback subject.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::Cause;
 use crate::files::FileError;
@@ -74,53 +74,92 @@ impl std::error::Error for NoticeError {
     }
 }
 
-/// Where a queue row's notification file (`filename`, see [`MgrRoot::notify_file`])
-/// really is, every symlink resolved, when that is under the root's `var/notify`: a
-/// file elsewhere is never read, sent or deleted.
-pub fn queued_path(root: &MgrRoot, filename: &str) -> Result<PathBuf, NoticeError> {
-    let path = root.notify_file(filename);
-    let dir = root.notify_files_dir();
-    let dir = dir.canonicalize().map_err(|e| {
-        let msg = format!(
-            "cannot resolve the notification folder {}: {e}",
-            dir.display()
-        );
-        NoticeError::io(Unreadable, msg, e)
-    })?;
-    let real = path.canonicalize().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            let msg = format!("the notification file {} is missing", path.display());
-            NoticeError::io(Missing, msg, e)
-        }
-        _ => {
-            let msg = format!(
-                "cannot resolve the notification file {}: {e}",
-                path.display()
-            );
-            NoticeError::io(Unreadable, msg, e)
-        }
-    })?;
-    if !real.starts_with(&dir) {
-        return Err(NoticeError::new(
-            Refused,
-            format!(
-                "refused: the notification file {} is {}, outside {}",
-                path.display(),
-                real.display(),
-                dir.display()
-            ),
-        ));
-    }
-    Ok(real)
+/// The queue's notification files: those under the root's `var/notify` (resolved once
+/// per run), read and deleted nowhere else.
+pub struct QueuedFiles {
+    root: MgrRoot,
+    /// `var/notify` with every symlink resolved, once it could be.
+    dir: std::sync::OnceLock<PathBuf>,
 }
 
-/// Reads a queue row's notification file: a regular file under `var/notify` (see
-/// [`queued_path`]) of at most `max_bytes`. It is opened without blocking and checked
-/// on the opened descriptor, so a FIFO or a device never holds or floods the run.
-pub fn read_queued(root: &MgrRoot, filename: &str, max_bytes: u64) -> Result<String, NoticeError> {
-    let path = queued_path(root, filename)?;
+/// A queue row's file, read.
+pub struct QueuedFile {
+    /// Where it really is, every symlink resolved: the path to delete it by.
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl QueuedFiles {
+    pub fn new(root: &MgrRoot) -> Self {
+        Self {
+            root: root.clone(),
+            dir: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn dir(&self) -> Result<&Path, NoticeError> {
+        if let Some(dir) = self.dir.get() {
+            return Ok(dir);
+        }
+        let dir = self.root.notify_files_dir();
+        let real = dir.canonicalize().map_err(|e| {
+            let msg = format!(
+                "cannot resolve the notification folder {}: {e}",
+                dir.display()
+            );
+            NoticeError::io(Unreadable, msg, e)
+        })?;
+        Ok(self.dir.get_or_init(|| real))
+    }
+
+    /// Where a queue row's notification file (`filename`, see
+    /// [`MgrRoot::notify_file`]) really is, every symlink resolved, when that is under
+    /// `var/notify`: a file elsewhere is never read, sent or deleted.
+    pub fn path(&self, filename: &str) -> Result<PathBuf, NoticeError> {
+        let path = self.root.notify_file(filename);
+        let dir = self.dir()?;
+        let real = path.canonicalize().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                let msg = format!("the notification file {} is missing", path.display());
+                NoticeError::io(Missing, msg, e)
+            }
+            _ => {
+                let msg = format!(
+                    "cannot resolve the notification file {}: {e}",
+                    path.display()
+                );
+                NoticeError::io(Unreadable, msg, e)
+            }
+        })?;
+        if !real.starts_with(dir) {
+            return Err(NoticeError::new(
+                Refused,
+                format!(
+                    "refused: the notification file {} is {}, outside {}",
+                    path.display(),
+                    real.display(),
+                    dir.display()
+                ),
+            ));
+        }
+        Ok(real)
+    }
+
+    /// Reads a queue row's notification file: a regular file under `var/notify` (see
+    /// [`Self::path`]) of at most `max_bytes`. It is opened without blocking and
+    /// checked on the opened descriptor, so a FIFO or a device never holds or floods
+    /// the run.
+    pub fn read(&self, filename: &str, max_bytes: u64) -> Result<QueuedFile, NoticeError> {
+        let path = self.path(filename)?;
+        let text = read_regular(&path, max_bytes)?;
+        Ok(QueuedFile { path, text })
+    }
+}
+
+/// The text of the regular file at `path`, of at most `max_bytes`.
+fn read_regular(path: &Path, max_bytes: u64) -> Result<String, NoticeError> {
     let shown = path.display();
-    let bytes = crate::files::read_regular(&path, max_bytes).map_err(|e| match e {
+    let bytes = crate::files::read_regular(path, max_bytes).map_err(|e| match e {
         FileError::TooLarge(_) => NoticeError::new(
             Refused,
             format!(
@@ -321,14 +360,16 @@ mod file_tests {
         let dir = tempfile::tempdir().unwrap();
         let root = MgrRoot::new(dir.path());
         std::fs::create_dir_all(dir.path().join("var/notify/d")).unwrap();
+        let files = QueuedFiles::new(&root);
+        let read_queued = |name: &str, max: u64| files.read(name, max).map(|f| f.text);
         std::fs::write(dir.path().join("var/notify/d/1"), "text").unwrap();
         std::fs::write(dir.path().join("secret"), "s").unwrap();
-        assert_eq!(read_queued(&root, "d/1", 4).unwrap(), "text");
-        assert_eq!(read_queued(&root, "var/notify/d/1", 4).unwrap(), "text");
-        let e = read_queued(&root, "d/1", 3).unwrap_err();
+        assert_eq!(read_queued("d/1", 4).unwrap(), "text");
+        assert_eq!(read_queued("var/notify/d/1", 4).unwrap(), "text");
+        let e = read_queued("d/1", 3).unwrap_err();
         assert!(e.to_string().contains("larger than"), "{e}");
         assert_eq!(e.kind, Refused);
-        let e = read_queued(&root, "d/2", 4).unwrap_err();
+        let e = read_queued("d/2", 4).unwrap_err();
         assert!(e.to_string().contains("is missing"), "{e}");
         assert_eq!(e.kind, Missing);
         assert!(std::error::Error::source(&e).is_some());
@@ -338,7 +379,7 @@ mod file_tests {
             "/dev/zero",
             "/etc/passwd",
         ] {
-            let e = read_queued(&root, outside, 100).unwrap_err();
+            let e = read_queued(outside, 100).unwrap_err();
             assert_eq!(e.kind, Refused, "{outside}: {e}");
             let e = e.to_string();
             assert!(
@@ -346,15 +387,15 @@ mod file_tests {
                 "{outside}: {e}"
             );
         }
-        let e = read_queued(&root, "d", 100).unwrap_err().to_string();
+        let e = read_queued("d", 100).unwrap_err().to_string();
         assert!(e.contains("not a regular file but a folder"), "{e}");
         std::os::unix::fs::symlink("/dev/null", dir.path().join("var/notify/null")).unwrap();
-        assert!(read_queued(&root, "null", 100)
+        assert!(read_queued("null", 100)
             .unwrap_err()
             .to_string()
             .contains("outside"));
         std::fs::write(dir.path().join("var/notify/bad"), [0xff, 0xfe]).unwrap();
-        assert!(read_queued(&root, "bad", 100)
+        assert!(read_queued("bad", 100)
             .unwrap_err()
             .to_string()
             .contains("UTF-8"));

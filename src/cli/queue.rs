@@ -248,7 +248,7 @@ fn show(root: &MgrRoot, id: &str) -> Result<bool, CliError> {
         let gateways: Vec<String> = p
             .gateways
             .iter()
-            .map(|g| format!("{} ({})", g.id, g.module))
+            .map(|g| format!("{} ({})", g.row.id, g.row.module))
             .collect();
         say!("  gateways in failover order: {}", gateways.join(", "));
         say!("  text:");

@@ -17,6 +17,7 @@ pub mod stop;
 use std::collections::HashSet;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -125,7 +126,6 @@ enum Outcome {
 
 /// Everything a worker needs, shared.
 struct Shared {
-    root: MgrRoot,
     courier: Courier,
     mode: ClaimMode,
     facts: TableFacts,
@@ -224,7 +224,6 @@ pub fn process(root: &MgrRoot, channel: &Channel) -> Result<Summary, QueueError>
         }
     );
     let shared = Arc::new(Shared {
-        root: root.clone(),
         courier: Courier::new(root.clone(), channel.clone(), gateways, &config),
         mode,
         facts,
@@ -544,7 +543,7 @@ fn claim_and_send(
         })
     });
     match result {
-        Ok(sent) => {
+        Ok(delivered) => {
             let done =
                 schema::delete_task(&mut tx, task.id).and_then(|()| schema::commit(tx, task.id));
             if let Err(e) = done {
@@ -555,7 +554,7 @@ fn claim_and_send(
                 return Err(e);
             }
             let latency = started.elapsed();
-            for s in &sent {
+            for s in &delivered.sent {
                 shared.stats.sent(shared.courier.role(), &s.module, latency);
                 crate::info!(
                     "notifytask {}: {} in {} ms{}",
@@ -568,7 +567,7 @@ fn claim_and_send(
                         .unwrap_or_default()
                 );
             }
-            remove_file(&shared.root, &task.filename);
+            remove_file(&delivered.path);
             Ok(Outcome::Sent)
         }
         // Cut short by the stop, not refused by anyone: back to the queue as it was
@@ -615,24 +614,15 @@ impl RowTx for ClaimedRow<'_, '_> {
     }
 }
 
-/// The sent row's file goes too, when it is still a file under `var/notify` (the same
-/// check as for reading it); one that is already gone is fine.
-fn remove_file(root: &MgrRoot, filename: &str) {
-    match crate::notice::queued_path(root, filename) {
-        Ok(path) => {
-            if let Err(e) = std::fs::remove_file(&path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    crate::warn!(
-                        "cannot remove the sent notification file {}: {e}",
-                        path.display()
-                    );
-                }
-            }
-        }
-        Err(e) => {
-            if root.notify_file(filename).symlink_metadata().is_ok() {
-                crate::warn!("the sent notification file stays: {e}");
-            }
+/// The sent row's file goes too (its real path, checked to be under `var/notify` when
+/// it was read); one that is already gone is fine.
+fn remove_file(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            crate::warn!(
+                "cannot remove the sent notification file {}: {e}",
+                path.display()
+            );
         }
     }
 }

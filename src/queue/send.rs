@@ -78,9 +78,10 @@ pub trait RowTx {
 /// Sends notification files through the gateways of one notification module.
 pub struct Courier {
     root: MgrRoot,
+    files: notice::QueuedFiles,
     channel: Channel,
     /// Active outgoing gateways of the role, in failover order.
-    gateways: Vec<GatewayRow>,
+    gateways: Vec<Route>,
     /// Where attachments may come from (channels that carry them).
     attachments: AttachmentPolicy,
     /// The table a [`Destination::Table`] channel stores in.
@@ -155,13 +156,28 @@ pub struct Prepared<'a> {
     /// The notice, its `<user>` completed from the user table.
     pub notice: Notice,
     /// The provider's active outgoing gateways, in failover order (none for a table).
-    pub gateways: Vec<&'a GatewayRow>,
+    pub gateways: Vec<&'a Route>,
     pub rendered: crate::template::Rendered,
     /// What the message carries: the rendered text alone, or for a channel that
     /// carries HTML the text version and the HTML.
     pub body: Body,
     /// The notice's attachments, resolved (channels that carry them).
     pub attachments: Vec<Attachment>,
+}
+
+/// A gateway row with its settings, read once per run (the row's xmlparams parsed,
+/// its secrets registered).
+pub struct Route {
+    pub row: GatewayRow,
+    settings: Result<GatewaySettings, GatewayError>,
+}
+
+/// A queue row's file, sent.
+pub struct Delivered {
+    /// Each notify block's delivery.
+    pub sent: Vec<Sent>,
+    /// Where the file really is (checked to be under `var/notify` when it was read).
+    pub path: PathBuf,
 }
 
 /// What a successful delivery went through, for the log.
@@ -193,6 +209,7 @@ impl Courier {
         config: &QueueConfig,
     ) -> Self {
         Self {
+            files: notice::QueuedFiles::new(&root),
             attachments: AttachmentPolicy::new(&root, &config.attachment_dirs),
             internal_table: config.internal_table.clone(),
             root,
@@ -200,6 +217,10 @@ impl Courier {
             gateways: gateways
                 .into_iter()
                 .filter(GatewayRow::is_active_outgoing)
+                .map(|row| Route {
+                    settings: GatewaySettings::new(row.columns.clone(), &row.xmlparams),
+                    row,
+                })
                 .collect(),
             timeout: config.gateway_timeout,
             max_file_size: config.max_file_size,
@@ -220,10 +241,11 @@ impl Courier {
         &self,
         filename: &str,
         row: &mut dyn RowTx,
-    ) -> Result<Vec<Sent>, SendError> {
-        let notices = self.read_file(filename)?;
+    ) -> Result<Delivered, SendError> {
+        let (path, notices) = self.read_file(filename)?;
         if self.channel.destination == Destination::Table {
-            return self.store_notices(&notices, &self.internal_table, row);
+            let sent = self.store_notices(&notices, &self.internal_table, row)?;
+            return Ok(Delivered { sent, path });
         }
         let total = notices.len();
         let mut sent = Vec::with_capacity(total);
@@ -248,7 +270,7 @@ impl Courier {
                 }
             }
         }
-        Ok(sent)
+        Ok(Delivered { sent, path })
     }
 
     /// Renders every block and stores them together: a block that cannot be rendered
@@ -353,7 +375,7 @@ impl Courier {
     }
 
     /// The active outgoing gateways of the notice's provider, in failover order.
-    fn gateways_of(&self, notice: &Notice) -> Result<Vec<&GatewayRow>, SendError> {
+    fn gateways_of(&self, notice: &Notice) -> Result<Vec<&Route>, SendError> {
         use SendErrorKind::NoGateway;
         let provider = notice.provider_id().ok_or_else(|| {
             SendError::new(
@@ -361,10 +383,10 @@ impl Courier {
                 "the notice has no project/id: its provider is unknown",
             )
         })?;
-        let gateways: Vec<&GatewayRow> = self
+        let gateways: Vec<&Route> = self
             .gateways
             .iter()
-            .filter(|g| g.project.trim() == provider)
+            .filter(|g| g.row.project.trim() == provider)
             .collect();
         if gateways.is_empty() {
             return Err(SendError::new(
@@ -385,19 +407,21 @@ impl Courier {
         filename: &str,
         users: &mut UserLookup<'_>,
     ) -> Result<Vec<Result<Prepared<'_>, SendError>>, SendError> {
-        let notices = self.read_file(filename)?;
+        let (_, notices) = self.read_file(filename)?;
         Ok(notices.iter().map(|n| self.prepare(n, users)).collect())
     }
 
-    /// The notices of a queue row's file.
-    fn read_file(&self, filename: &str) -> Result<Vec<Notice>, SendError> {
+    /// Where a queue row's file really is, and its notices.
+    fn read_file(&self, filename: &str) -> Result<(PathBuf, Vec<Notice>), SendError> {
         use SendErrorKind::BadFile;
         if filename.trim().is_empty() {
             return Err(SendError::new(BadFile, "the row has no filename"));
         }
-        let text = notice::read_queued(&self.root, filename, self.max_file_size)
+        let file = self
+            .files
+            .read(filename, self.max_file_size)
             .map_err(|e| SendError::new(BadFile, e.to_string()))?;
-        notice::parse_file(&text).map_err(|e| {
+        let notices = notice::parse_file(&file.text).map_err(|e| {
             SendError::new(
                 BadFile,
                 format!(
@@ -405,7 +429,8 @@ impl Courier {
                     self.root.notify_file(filename).display()
                 ),
             )
-        })
+        })?;
+        Ok((file.path, notices))
     }
 
     /// The field of `<user>` that holds the contact.
@@ -433,25 +458,24 @@ impl Courier {
         let mut reasons = Vec::new();
         let mut permanent = true;
         let mut last_tried = String::new();
-        for g in candidates {
+        for Route { row: g, settings } in candidates {
             if stop::requested() {
                 reasons.push("the run is stopping".to_owned());
                 permanent = false;
                 break;
             }
-            let attempt =
-                GatewaySettings::new(g.columns.clone(), &g.xmlparams).and_then(|settings| {
-                    let input = OutgoingInput {
-                        settings,
-                        message: body.text.clone(),
-                        subject: rendered.subject.clone(),
-                        html: body.html.clone(),
-                        attachments: attachments.clone(),
-                        user: n.user.clone(),
-                        project: n.project(),
-                    };
-                    self.gateway(&g.module)?.outgoing(&input)
-                });
+            let attempt = settings.clone().and_then(|settings| {
+                let input = OutgoingInput {
+                    settings,
+                    message: body.text.clone(),
+                    subject: rendered.subject.clone(),
+                    html: body.html.clone(),
+                    attachments: attachments.clone(),
+                    user: n.user.clone(),
+                    project: n.project(),
+                };
+                self.gateway(&g.module)?.outgoing(&input)
+            });
             match attempt {
                 Ok(delivery) => {
                     return Ok(Sent {
@@ -468,7 +492,12 @@ impl Courier {
                     );
                     permanent &= e.permanent;
                     last_tried.clone_from(&g.module);
-                    reasons.push(format!("gateway {} ({}): {e}", g.id, g.module));
+                    reasons.push(format!(
+                        "gateway {} ({}): {}",
+                        g.id,
+                        g.module,
+                        failure_of(&e, &g.module)
+                    ));
                 }
             }
         }
@@ -502,6 +531,17 @@ fn in_block(index: usize, total: usize, msg: &str) -> String {
         msg.to_owned()
     } else {
         format!("notify block {} of {total}: {msg}", index + 1)
+    }
+}
+
+/// A gateway's error as err_info tells it after `gateway ID (module): `: without the
+/// kind and object when they only repeat that the gateway (module) failed.
+fn failure_of(e: &GatewayError, module: &str) -> String {
+    let names_the_module = e.object.is_empty() || e.object == module;
+    match (e.kind.as_str(), names_the_module) {
+        ("gateway", true) => e.msg.clone(),
+        (kind, true) => format!("{kind}: {}", e.msg),
+        _ => e.to_string(),
     }
 }
 
@@ -584,6 +624,19 @@ mod tests {
             .deliver_notice(&notice("<email>a@example.com</email>"), &mut nobody)
             .unwrap_err();
         assert!(e.msg.contains("user 7 has no phone number"), "{e}");
+    }
+
+    #[test]
+    fn err_info_names_the_gateway_once() {
+        let refused = GatewayError::provider("gwsmtp", "535 authentication failed");
+        assert_eq!(failure_of(&refused, "gwsmtp"), "535 authentication failed");
+        let bad = GatewayError::value("port", "'x' is not a port");
+        assert_eq!(
+            failure_of(&bad, "gwsmtp"),
+            "value (port): 'x' is not a port"
+        );
+        let xml = GatewayError::xml("not XML");
+        assert_eq!(failure_of(&xml, "gwsmtp"), "xml: not XML");
     }
 
     #[test]
