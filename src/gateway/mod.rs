@@ -228,6 +228,31 @@ pub fn serve(module: &dyn GatewayModule, command: &str) -> ExitCode {
     code
 }
 
+/// The commands the gateway `name` serves, for `--help`: `features` and its features;
+/// all of them when a script cannot be read (its error comes with the first command).
+pub fn commands(root: &MgrRoot, name: &str, build: crate::roles::Build) -> Vec<&'static str> {
+    let features = match build {
+        crate::roles::Build::Builtin(builtin) => Some(builtin.open(root).features()),
+        _ => script::ScriptGateway::open(root, name)
+            .ok()
+            .map(|module| module.features()),
+    };
+    let features = features.map_or_else(
+        || {
+            vec![
+                Feature::Outgoing,
+                Feature::Ingoing,
+                Feature::Formtune,
+                Feature::CheckConnection,
+            ]
+        },
+        |f| f.features,
+    );
+    std::iter::once("features")
+        .chain(features.into_iter().map(Feature::name))
+        .collect()
+}
+
 /// The reply text for `command`, given stdin.
 pub fn answer(
     module: &dyn GatewayModule,
