@@ -187,6 +187,17 @@ fn check_connection_logs_in_and_says_why_it_cannot() {
         .collect();
     assert_eq!(values, ["#id", "@id"], "{form}");
 
+    // A domain DNS knows no server of, said plainly with what to do.
+    let out =
+        check("<doc><jabber>bot@nonexistent.invalid</jabber><password>pw</password></doc>".into());
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("cannot find the XMPP server of nonexistent.invalid")
+            && text.contains("set host"),
+        "{text}"
+    );
+
     // Without the test CA the server's certificate is not trusted, and it says so.
     let out = check(xmlparams(&w.prosody, BOT_PASSWORD, false));
     assert_eq!(out.status.code(), Some(1));

@@ -199,6 +199,25 @@ impl Account {
                 self.jid.domain()
             )),
             _ if text.contains("STARTTLS") => XmppError::permanent(format!("{at}: {text}")),
+            // The library shows DNS failures as debug dumps: said plainly here.
+            tokio_xmpp::Error::DnsNet(e) if e.is_no_records_found() => {
+                XmppError::transient(match &self.host {
+                    Some(host) => {
+                        format!("cannot find the server {host}: DNS has no address for it")
+                    }
+                    None => format!(
+                        "cannot find the XMPP server of {}: DNS has no SRV record or address \
+                         for it; set host (and port) to the server's name",
+                        self.jid.domain()
+                    ),
+                })
+            }
+            tokio_xmpp::Error::DnsNet(e) => {
+                XmppError::transient(format!("cannot look up {at} in DNS: {e}"))
+            }
+            tokio_xmpp::Error::DnsProto(e) => {
+                XmppError::transient(format!("cannot look up {at} in DNS: {e}"))
+            }
             _ => XmppError::transient(format!("cannot log in at {at}: {text}")),
         }
     }
