@@ -59,6 +59,13 @@ fn world() -> World {
     assert!(root
         .read("etc/xml/billmgr_mod_ntjabber.xml")
         .contains("check=\"email\""));
+    // The bot's JID is checked on the gateway form too, as the seed's example does.
+    let form = root.read("etc/xml/billmgr_mod_gwjabber.xml");
+    let form = roxmltree::Document::parse(&form).expect("gwjabber's plugin XML");
+    let jid = form
+        .descendants()
+        .find(|n| n.has_tag_name("input") && n.attribute("name") == Some("jabber"));
+    assert_eq!(jid.and_then(|n| n.attribute("check")), Some("email"));
     let db = TestDb::create();
     db.exec("ALTER TABLE `user` ADD jabber VARCHAR(128) NULL");
     db.exec(

@@ -393,6 +393,7 @@ pub fn metadata() -> &'static Metadata {
             Field {
                 required: true,
                 identifier: true,
+                check: Some("email".into()),
                 ..Field::text(
                     "jabber",
                     ("Bot JID", "JID бота"),
