@@ -79,6 +79,8 @@ fn world() -> World {
              VALUES ('bot {kind}', 'gwjabber', 'ntjabber', '{kind}', 'on', 1, '{params}')"
         ));
     }
+    // BILLmanager's own DB settings, which the receiver (a process of its own) reads too.
+    root.write("etc/billmgr.conf.d/db.conf", &db.db_conf());
     let mgrctl = Mgrctl::install(root.path());
     World {
         prosody,
@@ -89,12 +91,26 @@ fn world() -> World {
 }
 
 fn ntjabber(w: &World, args: &[&str]) -> std::process::Output {
-    w.root.run_env(
-        "notify/ntjabber",
-        args,
-        "",
-        &[("MGRNOTIFY_DB_URL", &w.db.url())],
-    )
+    w.root.run("notify/ntjabber", args, "")
+}
+
+/// Every file under `var/` that holds `secret`.
+fn var_files_holding(w: &World, secret: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![w.root.path().join("var")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|b| String::from_utf8_lossy(&b).contains(secret))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
 
 /// The pid in the bot's receiver lock while a process holds it.
@@ -225,6 +241,14 @@ fn the_receiver_answers_every_message_posts_once_and_stops_on_sigterm() {
         receiver_log(&w).contains("receiver of bot@localhost: online")
     });
     let pid = receiver_pid(&w).expect("a receiver holds the lock");
+    // The password reaches neither the receiver's argv nor its environment.
+    for part in ["cmdline", "environ"] {
+        let bytes = std::fs::read(format!("/proc/{pid}/{part}")).expect("the receiver's /proc");
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(BOT_PASSWORD),
+            "{part}"
+        );
+    }
 
     // A second getmessage changes nothing: no second receiver, no second login.
     let out = ntjabber(&w, &["--command", "getmessage", "--gate", "all"]);
@@ -305,7 +329,10 @@ fn the_receiver_answers_every_message_posts_once_and_stops_on_sigterm() {
     wait_for("the receiver to stop", Duration::from_secs(10), || {
         receiver_pid(&w).is_none()
     });
-    assert!(!receiver_log(&w).contains(BOT_PASSWORD));
+    assert_eq!(
+        var_files_holding(&w, BOT_PASSWORD),
+        Vec::<std::path::PathBuf>::new()
+    );
 }
 
 #[test]
