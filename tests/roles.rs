@@ -167,3 +167,22 @@ fn each_role_lists_only_the_commands_it_serves() {
         ["features", "process", "getmessage"]
     );
 }
+
+#[test]
+fn an_unknown_gateway_command_names_the_commands_the_gateway_serves() {
+    let root = MgrRoot::new();
+    let out = root.run("gate/gwsmtp", &["--command", "frob"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("unknown command 'frob': use features, outgoing, formtune, check_connection"),
+        "{text}"
+    );
+    let out = root.run("gate/gwimap", &[], "");
+    let text = stdout(&out);
+    assert!(
+        text.contains("no --command given: use features, ingoing,"),
+        "{text}"
+    );
+    assert!(!text.contains("outgoing"), "{text}");
+}

@@ -141,6 +141,13 @@ pub struct Features {
 }
 
 impl Features {
+    /// The commands a gateway with these features serves: `features` and each feature.
+    pub fn commands(&self) -> Vec<&'static str> {
+        std::iter::once("features")
+            .chain(self.features.iter().map(|f| f.name()))
+            .collect()
+    }
+
     pub fn to_xml(&self) -> String {
         let mut w = xml::Writer::new();
         w.start("doc");
@@ -228,8 +235,8 @@ pub fn serve(module: &dyn GatewayModule, command: &str) -> ExitCode {
     code
 }
 
-/// The commands the gateway `name` serves, for `--help`: `features` and its features;
-/// all of them when a script cannot be read (its error comes with the first command).
+/// The commands the gateway `name` serves, for `--help`; all of them when a script
+/// cannot be read (its error comes with the first command).
 pub fn commands(root: &MgrRoot, name: &str, build: crate::roles::Build) -> Vec<&'static str> {
     let features = match build {
         crate::roles::Build::Builtin(builtin) => Some(builtin.open(root).features()),
@@ -237,20 +244,21 @@ pub fn commands(root: &MgrRoot, name: &str, build: crate::roles::Build) -> Vec<&
             .ok()
             .map(|module| module.features()),
     };
-    let features = features.map_or_else(
+    features.map_or_else(
         || {
-            vec![
-                Feature::Outgoing,
-                Feature::Ingoing,
-                Feature::Formtune,
-                Feature::CheckConnection,
-            ]
+            Features {
+                features: vec![
+                    Feature::Outgoing,
+                    Feature::Ingoing,
+                    Feature::Formtune,
+                    Feature::CheckConnection,
+                ],
+                notify_module: String::new(),
+            }
+            .commands()
         },
-        |f| f.features,
-    );
-    std::iter::once("features")
-        .chain(features.into_iter().map(Feature::name))
-        .collect()
+        |f| f.commands(),
+    )
 }
 
 /// The reply text for `command`, given stdin.
@@ -315,14 +323,14 @@ pub fn answer(
         "" => Err(GatewayError::new(
             "missed",
             "command",
-            "no --command given: use features, formtune, check_connection, outgoing or ingoing",
+            format!("no --command given: use {}", features.commands().join(", ")),
         )),
         other => Err(GatewayError::new(
             "unknown",
             "command",
             format!(
-                "unknown command '{other}': use features, formtune, check_connection, \
-                 outgoing or ingoing"
+                "unknown command '{other}': use {}",
+                features.commands().join(", ")
             ),
         )),
     }
