@@ -368,3 +368,53 @@ fn the_receiver_logs_in_again_after_the_server_went_away() {
         receiver_pid(&w).is_none()
     });
 }
+
+#[test]
+fn a_receiver_ends_when_its_gateway_is_switched_off_or_changed() {
+    let w = world();
+    // Starts the receiver and waits until it is the `nth` to come online.
+    let start = |w: &World, nth: usize| {
+        let out = ntjabber(w, &["--command", "getmessage", "--gate", "all"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        wait_for("the receiver online", Duration::from_secs(20), || {
+            receiver_log(w)
+                .matches("receiver of bot@localhost: online")
+                .count()
+                == nth
+        });
+    };
+    start(&w, 1);
+    w.db.exec("UPDATE gateway SET active = 'off' WHERE gateway_type = 'ingoing'");
+    wait_for("the receiver to stop", Duration::from_secs(15), || {
+        receiver_pid(&w).is_none()
+    });
+    assert!(
+        receiver_log(&w).contains("no active ingoing gateway has these settings any more"),
+        "{}",
+        receiver_log(&w)
+    );
+
+    // Switched on again with another ticket format: the receiver with the old one ends,
+    // and the next getmessage starts one that reads `@123`.
+    w.db.exec("UPDATE gateway SET active = 'on' WHERE gateway_type = 'ingoing'");
+    start(&w, 2);
+    let changed = xmlparams(&w.prosody, BOT_PASSWORD, true).replace("#id", "@id");
+    w.db.exec(&format!(
+        "UPDATE gateway SET xmlparams = '{changed}' WHERE gateway_type = 'ingoing'"
+    ));
+    wait_for("the old receiver to stop", Duration::from_secs(15), || {
+        receiver_pid(&w).is_none()
+    });
+    start(&w, 3);
+    let mut alice = Client::connect(&w.prosody, "alice", "alice-pw");
+    alice.send(BOT, "@123 the new format");
+    let reply = alice.receive(1, Duration::from_secs(10));
+    assert_eq!(
+        reply,
+        [(
+            BOT.to_owned(),
+            "Your message was added to ticket @123.".to_owned()
+        )]
+    );
+    assert_eq!(w.mgrctl.calls().len(), 1);
+}

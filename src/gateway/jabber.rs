@@ -256,14 +256,16 @@ fn receive(root: &MgrRoot) -> Result<(), String> {
     let tickets = Tickets::load(root).map_err(|e| e.to_string())?;
     let db = DbSettings::load(root).map_err(|e| e.to_string())?;
     crate::info!("receiver of {}: starting", account.jid);
+    let account = Arc::new(account);
     let mut support = Support {
+        gateway,
+        account: account.clone(),
         tickets,
         db,
         sign,
         pool: None,
     };
-    receiver::run(Arc::new(account), |from, text| support.answer(from, text))
-        .map_err(|e| e.to_string())
+    receiver::run(account, &mut support).map_err(|e| e.to_string())
 }
 
 /// The ticket formats the form offers: the sign, then `id`.
@@ -280,6 +282,10 @@ fn ticket_sign(format: Option<&str>) -> char {
 /// What the receiver answers customers with: their message posted to their ticket, or
 /// why not.
 struct Support {
+    /// The gateway's settings as the receiver started with them, to compare with the
+    /// gateway rows.
+    gateway: JabberGateway,
+    account: Arc<Account>,
     tickets: Tickets,
     db: DbSettings,
     sign: char,
@@ -287,7 +293,7 @@ struct Support {
     pool: Option<mysql::Pool>,
 }
 
-impl Support {
+impl receiver::Handler for Support {
     fn answer(&mut self, from: &BareJid, text: &str) -> String {
         match self.try_answer(from, text) {
             Ok(reply) => reply,
@@ -299,10 +305,34 @@ impl Support {
         }
     }
 
-    fn try_answer(&mut self, from: &BareJid, text: &str) -> Result<String, String> {
-        let sign = self.sign;
-        let help =
-            format!("To reply to a ticket, write its number and your text: {sign}123 Thank you");
+    /// Whether an active ingoing gwjabber row still has the settings the receiver runs
+    /// with; a row switched off, deleted or given a new password ends it, and the next
+    /// `ingoing` starts one with the new settings. When the database cannot say, it is.
+    fn wanted(&mut self) -> bool {
+        let rows = self.conn().and_then(|mut conn| {
+            schema::gateways(&mut conn, &metadata().notify_module).map_err(|e| e.to_string())
+        });
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.pool = None;
+                crate::warn!("cannot read the gateway rows of {}: {e}", self.account.jid);
+                return true;
+            }
+        };
+        rows.iter()
+            .filter(|g| g.is_active_ingoing() && g.module == MODULE)
+            .filter_map(|g| GatewaySettings::new(g.columns.clone(), &g.xmlparams).ok())
+            .any(|settings| {
+                self.gateway.account(&settings).ok().as_ref() == Some(&*self.account)
+                    && ticket_sign(settings.params.get("ticket_format")) == self.sign
+            })
+    }
+}
+
+impl Support {
+    /// A connection of the pool, opened at first use and again after a failure.
+    fn conn(&mut self) -> Result<mysql::PooledConn, String> {
         let pool = match &self.pool {
             Some(pool) => pool.clone(),
             None => {
@@ -314,9 +344,15 @@ impl Support {
                 pool
             }
         };
-        let mut conn = pool
-            .get_conn()
-            .map_err(|e| format!("cannot get a database connection: {e}"))?;
+        pool.get_conn()
+            .map_err(|e| format!("cannot get a database connection: {e}"))
+    }
+
+    fn try_answer(&mut self, from: &BareJid, text: &str) -> Result<String, String> {
+        let sign = self.sign;
+        let help =
+            format!("To reply to a ticket, write its number and your text: {sign}123 Thank you");
+        let mut conn = self.conn()?;
         let customer = match self
             .tickets
             .sender(&mut conn, CONTACT_FIELD, from.as_str())
