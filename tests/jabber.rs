@@ -194,7 +194,7 @@ fn check_connection_logs_in_and_says_why_it_cannot() {
         .read("var/gwjabber.log")
         .contains("not-the-password-1"));
 
-    // The ticket format is offered as a list, as the seed's example does.
+    // The ticket format is offered as a list, as (and in the order) the seed's example does.
     let out = w.root.run(
         "gate/gwjabber",
         &["--command", "formtune"],
@@ -208,7 +208,7 @@ fn check_connection_logs_in_and_says_why_it_cannot() {
         .filter(|n| n.has_tag_name("slist") && n.attribute("name") == Some("ticket_format"))
         .flat_map(|n| n.children().filter_map(|v| v.text()))
         .collect();
-    assert_eq!(values, ["#id", "@id"], "{form}");
+    assert_eq!(values, ["@id", "#id"], "{form}");
 
     // A domain DNS knows no server of, said plainly with what to do.
     let out =

@@ -268,8 +268,11 @@ fn receive(root: &MgrRoot) -> Result<(), String> {
     receiver::run(account, &mut support).map_err(|e| e.to_string())
 }
 
-/// The ticket formats the form offers: the sign, then `id`.
-const TICKET_FORMATS: [&str; 2] = ["#id", "@id"];
+/// The ticket formats the form offers (in the seed's example's order): the sign, then
+/// `id`.
+const TICKET_FORMATS: [&str; 2] = ["@id", "#id"];
+/// The format of a gateway that names none.
+const DEFAULT_TICKET_FORMAT: &str = "#id";
 
 /// The sign that starts a ticket number (`#` unless the gateway says `@id`).
 fn ticket_sign(format: Option<&str>) -> char {
@@ -446,7 +449,7 @@ pub fn metadata() -> &'static Metadata {
             },
             Field {
                 kind: FieldKind::Select,
-                default: Some(TICKET_FORMATS[0].into()),
+                default: Some(DEFAULT_TICKET_FORMAT.into()),
                 options: TICKET_FORMATS
                     .iter()
                     .map(|f| SelectOption {
