@@ -129,7 +129,7 @@ impl GatewayModule for JabberGateway {
         })?;
         let text = crate::gateway::subject_and_text(&input.subject, &input.message);
         let mut session = self.session(&account)?;
-        match session.send(&to, &text) {
+        match session.send(&to, &text, input.subject.trim()) {
             Ok(()) => {
                 self.keep(session);
                 Ok(Delivery::default())
