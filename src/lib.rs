@@ -117,7 +117,7 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
         Build::Notify(kind) => match start::<NotifyArgs>(
             argv0,
             name,
-            role,
+            role.about,
             &args,
             |a| a.version,
             |_| kind.commands().to_vec(),
@@ -137,10 +137,14 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
             else {
                 return notify::unknown_type(&MgrRoot::discover(argv0), name);
             };
+            let about = format!(
+                "{}, the notification type {} declares (its contact is the user field '{}')",
+                declaration.contact.title_en, declaration.declared_by, declaration.contact.field
+            );
             match start::<NotifyArgs>(
                 argv0,
                 name,
-                role,
+                &about,
                 &args,
                 |a| a.version,
                 |_| notify::declared::COMMANDS.to_vec(),
@@ -157,7 +161,8 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
         Build::Builtin(_) | Build::Script => {
             let commands = |root: &MgrRoot| gateway::commands(root, name, role.build);
             let (parsed, root) =
-                match start::<GatewayArgs>(argv0, name, role, &args, |a| a.version, commands) {
+                match start::<GatewayArgs>(argv0, name, role.about, &args, |a| a.version, commands)
+                {
                     Ok(started) => started,
                     Err(code) => return code,
                 };
@@ -181,7 +186,7 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
 fn start<T: FromArgs>(
     argv0: &OsStr,
     name: &str,
-    role: RoleSpec,
+    about: &str,
     args: &[OsString],
     wants_version: fn(&T) -> bool,
     commands: impl FnOnce(&MgrRoot) -> Vec<&'static str>,
@@ -192,7 +197,7 @@ fn start<T: FromArgs>(
             for command in commands(&MgrRoot::discover(argv0)) {
                 println!("  {command:<18}{}", roles::command_help(command));
             }
-            println!("\n{name}: {}.", role.about);
+            println!("\n{name}: {about}.");
         }
         usage_error(code, &usage)
     })?;

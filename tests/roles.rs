@@ -166,6 +166,13 @@ fn each_role_lists_only_the_commands_it_serves() {
         listed_commands(&root, "notify/ntjabber"),
         ["features", "process", "getmessage"]
     );
+    // It says which gateway declares it, and the user field it sends to.
+    let help = stdout(&root.run("notify/ntjabber", &["--help"], ""));
+    assert!(
+        help.contains("ntjabber: Jabber messages, the notification type gwjabber declares")
+            && help.contains("user field 'jabber'"),
+        "{help}"
+    );
 }
 
 #[test]
