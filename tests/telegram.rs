@@ -32,12 +32,16 @@ struct World {
     updates: Vec<Value>,
     /// (chat_id, text) of every sendMessage.
     sent: Vec<(i64, String)>,
+    /// The parse_mode of every sendMessage.
+    parse_modes: Vec<Option<String>>,
     /// Offsets getUpdates was called with.
     offsets: Vec<i64>,
     /// Requests that break the Bot API's rules.
     violations: Vec<String>,
     /// sendMessage answers after this long (a hanging API).
     send_delay: Option<Duration>,
+    /// What a method answers instead of the API's normal reply (an API in trouble).
+    forced: Vec<(&'static str, Response)>,
 }
 
 struct FakeTelegram {
@@ -64,6 +68,11 @@ impl FakeTelegram {
             .filter(|(c, _)| *c == chat)
             .map(|(_, t)| t)
             .collect()
+    }
+    fn force(&self, method: &'static str, response: Response) {
+        let mut w = self.world.lock().unwrap();
+        w.forced.retain(|(m, _)| *m != method);
+        w.forced.push((method, response));
     }
     fn offsets(&self) -> Vec<i64> {
         self.world.lock().unwrap().offsets.clone()
@@ -104,6 +113,9 @@ fn answer(world: &mut World, req: &Request) -> Response {
     };
     if token != TOKEN {
         return refuse(401, "Unauthorized");
+    }
+    if let Some((_, forced)) = world.forced.iter().find(|(m, _)| *m == method) {
+        return forced.clone();
     }
     if req.method != "POST" && req.method != "GET" {
         return bad(format!("method {}", req.method));
@@ -182,15 +194,23 @@ fn answer(world: &mut World, req: &Request) -> Response {
             if chars == 0 || chars > 4096 {
                 return bad(format!("text must be 1-4096 characters, not {chars}"));
             }
-            if let Some(mode) = params.get("parse_mode") {
-                if !matches!(mode.as_str(), Some("HTML" | "MarkdownV2" | "Markdown")) {
-                    return bad(format!("parse_mode {mode}"));
+            let mode = params
+                .get("parse_mode")
+                .map(|m| m.as_str().unwrap_or("?").to_owned());
+            match mode.as_deref() {
+                None | Some("MarkdownV2" | "Markdown") => {}
+                Some("HTML") => {
+                    if let Err(why) = telegram_html_ok(text) {
+                        return refuse(400, &format!("Bad Request: can't parse entities: {why}"));
+                    }
                 }
+                Some(other) => return bad(format!("parse_mode {other}")),
             }
             if ![ALICE_CHAT, STRANGER_CHAT, BOB_CHAT].contains(&chat) {
                 return refuse(400, "Bad Request: chat not found");
             }
             world.sent.push((chat, text.to_owned()));
+            world.parse_modes.push(mode);
             let reply = ok(
                 json!({"message_id": 500 + world.sent.len(), "date": 1_700_000_000,
                 "chat": {"id": chat, "type": "private"}, "text": text}),
@@ -201,6 +221,69 @@ fn answer(world: &mut World, req: &Request) -> Response {
             }
         }
         _ => unreachable!(),
+    }
+}
+
+/// The Bot API's HTML style: only its tags (b, strong, i, em, u, ins, s, strike, del,
+/// a href, code, pre, blockquote, tg-spoiler), properly nested, and only the entities
+/// &lt; &gt; &amp; &quot; and numeric ones.
+fn telegram_html_ok(text: &str) -> Result<(), String> {
+    const TAGS: &[&str] = &[
+        "b",
+        "strong",
+        "i",
+        "em",
+        "u",
+        "ins",
+        "s",
+        "strike",
+        "del",
+        "a",
+        "code",
+        "pre",
+        "blockquote",
+        "tg-spoiler",
+    ];
+    let mut open: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(['<', '&']) {
+        rest = &rest[i..];
+        if rest.starts_with('&') {
+            let end = rest.find(';').ok_or("an & that starts no entity")?;
+            let name = &rest[1..end];
+            let known = matches!(name, "lt" | "gt" | "amp" | "quot")
+                || name.strip_prefix('#').is_some_and(|n| {
+                    n.parse::<u32>().is_ok()
+                        || n.strip_prefix('x')
+                            .is_some_and(|h| u32::from_str_radix(h, 16).is_ok())
+                });
+            if !known {
+                return Err(format!("unsupported entity &{name};"));
+            }
+            rest = &rest[end + 1..];
+            continue;
+        }
+        let end = rest.find('>').ok_or("a < that starts no tag")?;
+        let tag = &rest[1..end];
+        rest = &rest[end + 1..];
+        if let Some(name) = tag.strip_prefix('/') {
+            if open.pop().as_deref() != Some(name) {
+                return Err(format!("</{name}> closes nothing open"));
+            }
+            continue;
+        }
+        let name = tag.split_whitespace().next().unwrap_or("");
+        if !TAGS.contains(&name) {
+            return Err(format!("unsupported start tag \"{name}\""));
+        }
+        if name == "a" && !tag.starts_with("a href=\"") {
+            return Err("a link without href".into());
+        }
+        open.push(name.to_owned());
+    }
+    match open.last() {
+        Some(name) => Err(format!("<{name}> is not closed")),
+        None => Ok(()),
     }
 }
 
@@ -244,7 +327,8 @@ impl Setup {
             .unwrap();
             c.last_insert_id()
         };
-        let alice = user("alice", 10, "Alice_TG", "ru");
+        // Customers type the @ the form asks them to leave out.
+        let alice = user("alice", 10, "@Alice_TG", "ru");
         let bob = user("bob", 11, "bob_tg", "en");
         db.exec("INSERT INTO ticket (id, account_client, name) VALUES (123, 10, 'VPS'), (456, 11, 'DNS')");
         let params = format!(
@@ -629,4 +713,163 @@ fn the_gateway_answers_features_and_checks_the_token() {
     assert!(seen.iter().all(|p| p.ends_with("/getMe")), "{seen:?}");
     s.api.assert_no_violations();
     s.assert_token_nowhere(&[]);
+}
+
+#[test]
+fn refusals_and_odd_answers_of_the_api_are_clear_errors() {
+    let s = Setup::new();
+    s.link_alice(1);
+    let task = add_task(&s.db, &s.root, "a1", s.alice, "Payment received");
+    let process = || {
+        let out = s.run("notify/nttelegram", &["--command", "process"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        s.db.task(task)
+            .expect("the row stays")
+            .err_info
+            .unwrap_or_default()
+    };
+    // Flood control: tried again later.
+    s.api.force(
+        "sendMessage",
+        refuse(429, "Too Many Requests: retry after 5"),
+    );
+    let info = process();
+    assert!(
+        info.contains("(429)") && info.contains("transient"),
+        "{info}"
+    );
+    // Blocked by the customer: retrying cannot help.
+    s.db.exec("UPDATE notifytask SET error_count = 0, err_info = NULL");
+    s.api.force(
+        "sendMessage",
+        refuse(403, "Forbidden: bot was blocked by the user"),
+    );
+    let info = process();
+    assert!(
+        info.contains("blocked") && info.contains("permanent"),
+        "{info}"
+    );
+
+    // A proxy's error page instead of the API: an error, and nothing confirmed.
+    s.api
+        .push(message(2, ALICE_CHAT, Some("alice_tg"), "en", "hello"));
+    s.api.force(
+        "getUpdates",
+        Response::text(502, "<html>Bad Gateway</html>"),
+    );
+    let out = s.getmessage();
+    assert!(!out.status.success());
+    assert!(stdout(&out).contains("not JSON"), "{}", stdout(&out));
+    assert_eq!(s.offset(), "2");
+    // More updates than asked for: refused whole.
+    let flood: Vec<Value> = (2..=102)
+        .map(|i| message(i, ALICE_CHAT, Some("alice_tg"), "en", "spam"))
+        .collect();
+    s.api.force(
+        "getUpdates",
+        Response::json(&json!({"ok": true, "result": flood}).to_string()),
+    );
+    let out = s.getmessage();
+    assert!(
+        stdout(&out).contains("more than the 100"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(s.mgrctl.calls().len(), 0);
+    assert_eq!(s.offset(), "2");
+    s.assert_token_nowhere(&[&stdout(&out), &stderr(&out)]);
+}
+
+#[test]
+fn html_templates_reach_telegram_in_its_html_subset() {
+    let s = Setup::new();
+    s.link_alice(1);
+    let before = s.api.sent().len();
+    // The notice's template makes HTML (escaped once more inside the notification file).
+    let html = "&lt;div class=\"mail\"&gt;&lt;p&gt;Payment of &lt;strong&gt;5 &amp;euro;\
+                &lt;/strong&gt; received &amp;amp; &lt;span style=\"x\"&gt;booked&lt;/span&gt;.\
+                &lt;br&gt;&lt;a href=\"https://my.example.com/billing?a=1&amp;amp;b=2\"&gt;\
+                Invoices&lt;/a&gt;&lt;/p&gt;&lt;/div&gt;";
+    let short = add_task(&s.db, &s.root, "h1", s.alice, html);
+    let long_html = format!("&lt;p&gt;{}&lt;/p&gt;", "Long line. ".repeat(500));
+    let long = add_task(&s.db, &s.root, "h2", s.alice, &long_html);
+    let out = s.run("notify/nttelegram", &["--command", "process"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    s.api.assert_no_violations();
+    assert_eq!(s.db.task(short), None);
+    assert_eq!(s.db.task(long), None);
+    let world = s.api.world.lock().unwrap();
+    let sent: Vec<_> = world.sent[before..]
+        .iter()
+        .zip(&world.parse_modes[before..])
+        .map(|((_, text), mode)| (text.clone(), mode.clone()))
+        .collect();
+    let (html_sent, mode) = &sent[0];
+    assert_eq!(mode.as_deref(), Some("HTML"));
+    assert_eq!(
+        html_sent,
+        "<b>Invoice</b>\n\nPayment of <b>5 €</b> received &amp; booked.\n\
+         <a href=\"https://my.example.com/billing?a=1&amp;b=2\">Invoices</a>"
+    );
+    // Too long for one HTML message: its text version, split, without markup.
+    let rest: Vec<_> = sent[1..].iter().collect();
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    assert!(rest
+        .iter()
+        .all(|(t, m)| m.is_none() && t.chars().count() <= 4096 && !t.contains('<')));
+    assert_eq!(
+        rest.iter()
+            .map(|(t, _)| t.as_str())
+            .collect::<String>()
+            .matches("Long line.")
+            .count(),
+        500
+    );
+}
+
+#[test]
+fn a_message_support_keeps_refusing_is_given_up_after_three_runs() {
+    let s = Setup::new();
+    s.link_alice(1);
+    s.mgrctl.answer(Answer::ErrorXml);
+    s.api
+        .push(message(2, ALICE_CHAT, Some("alice_tg"), "en", "#123 stuck"));
+    s.api
+        .push(message(3, ALICE_CHAT, Some("alice_tg"), "en", "next one"));
+    let sent_before = s.api.sent().len();
+    for run in 1..=2 {
+        let out = s.getmessage();
+        assert!(!out.status.success(), "run {run}");
+        assert_eq!(s.offset(), "2", "run {run}: not confirmed");
+        assert_eq!(
+            s.api.sent().len(),
+            sent_before,
+            "run {run}: nothing answered"
+        );
+    }
+    // The third run gives it up and tells Alice (in her profile's language); the next
+    // message is tried (and fails the same way for now).
+    let out = s.getmessage();
+    assert!(!out.status.success());
+    assert_eq!(s.offset(), "3");
+    let answers = s.api.sent_to(ALICE_CHAT);
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert!(answers[1].starts_with("Поддержка не смогла"), "{answers:?}");
+    let log = s.root.read("var/nttelegram.log");
+    assert!(
+        log.contains("given up") && log.contains("#123 stuck"),
+        "{log}"
+    );
+    // Support is back: the next message goes through, the given-up one is not retried.
+    s.mgrctl.answer(Answer::Ok);
+    let out = s.getmessage();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(s.offset(), "4");
+    let posted: Vec<String> = s
+        .mgrctl
+        .calls()
+        .iter()
+        .filter_map(|c| Mgrctl::arg(c, "message").map(str::to_owned))
+        .collect();
+    assert_eq!(posted, ["stuck", "stuck", "stuck", "next one", "next one"]);
 }

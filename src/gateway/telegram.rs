@@ -1,5 +1,6 @@
 //! `gate/gwtelegram`: a Telegram bot as a gateway of `nttelegram`. Outgoing sends the
-//! message to the chat the customer linked with `/start` ([`crate::telegram::state`]);
+//! message to the chat the customer linked with `/start` ([`crate::telegram::state`]),
+//! an HTML one in Telegram's HTML subset ([`html_text::to_telegram`]);
 //! ingoing polls the bot ([`crate::telegram::poll`]); check_connection asks `getMe`.
 //! Built into the binary rather than a provider script: linking and support need the
 //! user and ticket tables, mgrctl and per-bot files under `var/`, which a sandboxed
@@ -15,9 +16,10 @@ use crate::gateway::{
 use crate::http::HttpClient;
 use crate::root::MgrRoot;
 use crate::script::{Contact, Field, FieldKind, Metadata};
-use crate::telegram::api::BotApi;
+use crate::telegram::api::{ApiError, BotApi, MAX_TEXT_CHARS};
 use crate::telegram::state::BotState;
 use crate::telegram::{poll, Bot, CONTACT_FIELD};
+use crate::template::html_text;
 
 /// The role's name, as errors name it.
 const MODULE: &str = "gwtelegram";
@@ -113,10 +115,26 @@ impl GatewayModule for TelegramGateway {
             )
             .into_permanent());
         };
+        let api = BotApi::new(&bot, &self.http);
         let text = crate::gateway::subject_and_text(&input.subject, &input.message);
-        let id = BotApi::new(&bot, &self.http)
-            .send_message(link.chat_id, &text, false)
-            .map_err(|e| e.into_gateway_error())?;
+        let sent = match input
+            .html
+            .as_deref()
+            .and_then(|h| telegram_html(&input.subject, h))
+        {
+            Some(html) => match api.send_message(link.chat_id, &html, true) {
+                Err(ApiError::Refused {
+                    code: 400,
+                    description,
+                }) if description.contains("parse entities") => {
+                    crate::warn!("Telegram refused the HTML ({description}): sent as text");
+                    api.send_message(link.chat_id, &text, false)
+                }
+                other => other,
+            },
+            None => api.send_message(link.chat_id, &text, false),
+        };
+        let id = sent.map_err(|e| e.into_gateway_error())?;
         Ok(Delivery {
             id: Some(id.to_string()),
         })
@@ -151,6 +169,19 @@ impl GatewayModule for TelegramGateway {
     fn password_fields(&self) -> Vec<String> {
         metadata().password_fields()
     }
+}
+
+/// The message in Telegram's HTML subset, the subject bold above it; `None` when it
+/// would not fit one message (the text version is sent instead, split).
+fn telegram_html(subject: &str, html: &str) -> Option<String> {
+    let body = html_text::to_telegram(html);
+    let subject = subject.trim();
+    let text = if subject.is_empty() || html_text::to_text(html).starts_with(subject) {
+        body
+    } else {
+        format!("<b>{}</b>\n\n{body}", crate::xml::escape_text(subject))
+    };
+    (!text.trim().is_empty() && text.chars().count() <= MAX_TEXT_CHARS).then_some(text)
 }
 
 /// gwtelegram's form.

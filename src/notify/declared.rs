@@ -110,11 +110,12 @@ impl DeclaredType {
     }
 
     fn channel(&self) -> Channel {
-        // Chat channels carry the rendered text alone.
+        // An HTML template reaches chat channels as its text version, with the HTML
+        // beside it for those that can show some (Telegram's subset).
         Channel {
             role: self.declaration.role.clone(),
             contact_field: self.declaration.contact.field.clone(),
-            html: false,
+            html: true,
             attachments: false,
             destination: Destination::Gateways,
         }

@@ -54,6 +54,8 @@ impl ApiError {
     }
 }
 
+impl std::error::Error for ApiError {}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -172,7 +174,7 @@ impl<'a> BotApi<'a> {
         let reply = self
             .http
             .send(&request, self.bot.timeouts)
-            .map_err(|e| ApiError::Transport(crate::log::redact(&e.to_string())))?;
+            .map_err(|e| ApiError::Transport(e.to_string()))?;
         let answer: Value = serde_json::from_str(&reply.body).map_err(|e| {
             ApiError::BadReply(format!(
                 "{method}: HTTP {} with a body that is not JSON ({e}): {}",
@@ -240,17 +242,20 @@ fn parse_message(value: &Value) -> Option<Message> {
     })
 }
 
-/// `text` in pieces of at most `max` characters, cut after the last line break of a
-/// piece when it has one.
+/// `text` in pieces of at most `max` characters, cut after the last line break in the
+/// second half of a piece, else after its last space there, else at the limit.
 pub fn split_text(text: &str, max: usize) -> Vec<&str> {
     let mut pieces = Vec::new();
     let mut rest = text;
     while rest.chars().count() > max {
         let limit = rest.char_indices().nth(max).map_or(rest.len(), |(i, _)| i);
-        let cut = match rest[..limit].rfind('\n') {
-            Some(nl) if nl > 0 => nl + 1,
-            _ => limit,
-        };
+        let window = &rest[..limit];
+        let late = |at: &usize| *at >= limit / 2;
+        let cut = window
+            .rfind('\n')
+            .filter(late)
+            .or_else(|| window.rfind(' ').filter(late))
+            .map_or(limit, |at| at + 1);
         pieces.push(&rest[..cut]);
         rest = &rest[cut..];
     }
@@ -278,6 +283,7 @@ mod tests {
             [4096, 4096, 808]
         );
         assert!(split_text("", 10).is_empty());
+        assert_eq!(split_text("ab\ncd ef gh", 8), ["ab\ncd ", "ef gh"]);
     }
 
     #[test]

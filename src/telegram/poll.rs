@@ -11,7 +11,9 @@
 //! handled and before it is answered: a run that dies before that handles it again
 //! next time, one that dies after it has posted it once. A failure to hand a message
 //! on (the database, mgrctl) ends the bot's poll without confirming it, so nothing is
-//! lost. One run polls a bot at a time ([`BotState::try_lock`]).
+//! lost; after three runs in which mgrctl did not take it, the message is logged as an
+//! error and given up, so it cannot hold up the others. One run polls a bot at a time
+//! ([`BotState::try_lock`]).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -21,34 +23,79 @@ use mysql::PooledConn;
 use crate::db::{schema, DbError, DbSettings};
 use crate::http::HttpClient;
 use crate::root::MgrRoot;
-use crate::telegram::api::{BotApi, Message, Update};
+use crate::telegram::api::{ApiError, BotApi, Message, Update};
 use crate::telegram::replies::{Lang, Reply};
 use crate::telegram::state::BotState;
 use crate::telegram::{Bot, CONTACT_FIELD};
-use crate::tickets::{Customer, Posted, Sender, Tickets};
+use crate::tickets::{Customer, Posted, Sender, TicketError, Tickets};
 
 /// A run stops fetching further batches of a bot after this long; BILLmanager starts
 /// getmessage again on its schedule.
 const RUN_BUDGET: Duration = Duration::from_secs(50);
+/// Runs in which support may fail to take one message before it is given up.
+const MAX_ATTEMPTS: u32 = 3;
 /// Longest subject of a new ticket, in characters (its first line).
 const SUBJECT_CHARS: usize = 100;
 
-/// Why polling could not go on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PollError(pub String);
+/// Why polling a bot could not go on; the update being handled stays unconfirmed.
+#[derive(Debug)]
+pub enum PollError {
+    /// The user or ticket tables could not be read.
+    Db(DbError),
+    /// The message could not be handed to support (mgrctl, its settings).
+    Tickets(TicketError),
+    /// The Bot API failed or answered oddly.
+    Api(ApiError),
+    /// The bot's files under `var/` could not be read or written.
+    State {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
 
 impl fmt::Display for PollError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::log::redact(&self.0))
+        match self {
+            PollError::Db(e) => e.fmt(f),
+            PollError::Tickets(e) => write!(f, "cannot hand the message to support: {e}"),
+            PollError::Api(e) => e.fmt(f),
+            PollError::State { what, source } => write!(f, "{what}: {source}"),
+        }
     }
 }
 
-impl std::error::Error for PollError {}
+impl std::error::Error for PollError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PollError::Db(e) => Some(e),
+            PollError::Tickets(e) => Some(e),
+            PollError::Api(e) => Some(e),
+            PollError::State { source, .. } => Some(source),
+        }
+    }
+}
 
 impl From<DbError> for PollError {
     fn from(e: DbError) -> Self {
-        Self(e.to_string())
+        Self::Db(e)
     }
+}
+
+impl From<TicketError> for PollError {
+    fn from(e: TicketError) -> Self {
+        Self::Tickets(e)
+    }
+}
+
+impl From<ApiError> for PollError {
+    fn from(e: ApiError) -> Self {
+        Self::Api(e)
+    }
+}
+
+/// A failure of the bot's files.
+fn state_error(what: &'static str) -> impl FnOnce(std::io::Error) -> PollError {
+    move |source| PollError::State { what, source }
 }
 
 /// What one poll of a bot did.
@@ -62,10 +109,9 @@ pub struct Polled {
 /// Polls one bot until no update is left or the run's budget is spent.
 pub fn poll_bot(root: &MgrRoot, bot: &Bot, http: &HttpClient) -> Result<Polled, PollError> {
     let state = BotState::new(root, &bot.id);
-    let io = |what: &str, e: std::io::Error| PollError(format!("{what}: {e}"));
     let Some(_lock) = state
         .try_lock()
-        .map_err(|e| io("cannot lock the bot's state", e))?
+        .map_err(state_error("cannot lock the bot's state"))?
     else {
         return Ok(Polled {
             handled: 0,
@@ -79,7 +125,7 @@ pub fn poll_bot(root: &MgrRoot, bot: &Bot, http: &HttpClient) -> Result<Polled, 
     let api = BotApi::new(bot, http);
     let mut handler = Handler {
         state: &state,
-        tickets: Tickets::load(root).map_err(|e| PollError(e.to_string()))?,
+        tickets: Tickets::load(root)?,
         conn: &mut conn,
     };
     let started = Instant::now();
@@ -87,10 +133,8 @@ pub fn poll_bot(root: &MgrRoot, bot: &Bot, http: &HttpClient) -> Result<Polled, 
     while started.elapsed() < RUN_BUDGET && !crate::queue::stop::requested() {
         let offset = state
             .offset()
-            .map_err(|e| io("cannot read the offset", e))?;
-        let updates = api
-            .get_updates(offset)
-            .map_err(|e| PollError(e.to_string()))?;
+            .map_err(state_error("cannot read the offset"))?;
+        let updates = api.get_updates(offset)?;
         let fresh: Vec<Update> = updates
             .into_iter()
             .filter(|u| u.update_id >= offset)
@@ -99,10 +143,14 @@ pub fn poll_bot(root: &MgrRoot, bot: &Bot, http: &HttpClient) -> Result<Polled, 
             break;
         }
         for update in fresh {
-            let answer = handler.handle(&update)?;
+            let answer = match handler.handle(&update) {
+                Ok(answer) => answer,
+                Err(PollError::Tickets(e)) => give_up_after_attempts(&mut handler, &update, e)?,
+                Err(e) => return Err(e),
+            };
             state
                 .confirm(update.update_id.saturating_add(1))
-                .map_err(|e| io("cannot record the offset", e))?;
+                .map_err(state_error("cannot record the offset"))?;
             polled.handled += 1;
             if let Some((chat_id, text)) = answer {
                 if let Err(e) = api.send_message(chat_id, &text, false) {
@@ -115,6 +163,36 @@ pub fn poll_bot(root: &MgrRoot, bot: &Bot, http: &HttpClient) -> Result<Polled, 
         }
     }
     Ok(polled)
+}
+
+/// After [`MAX_ATTEMPTS`] runs in which support did not take an update's message,
+/// the update is given up (logged as an error with the message, the sender told), so
+/// one message cannot hold up the bot's others for good; before that, the error.
+fn give_up_after_attempts(
+    handler: &mut Handler<'_>,
+    update: &Update,
+    e: TicketError,
+) -> Result<Option<(i64, String)>, PollError> {
+    let attempts = handler
+        .state
+        .failed_attempt(update.update_id)
+        .map_err(state_error("cannot count the failed attempts"))?;
+    let Some(m) = update.message.as_ref().filter(|_| attempts >= MAX_ATTEMPTS) else {
+        return Err(PollError::Tickets(e));
+    };
+    crate::error!(
+        "update {}: support did not take the message from chat {} in {attempts} runs, \
+         given up: {e}; the message: {}",
+        update.update_id,
+        m.chat_id,
+        crate::log::excerpt(m.text.as_deref().unwrap_or_default(), 500, "…")
+    );
+    let lang = match m.username.as_deref().map(|u| handler.sender(u)) {
+        Some(Ok(Sender::Known(c))) => handler.language(&c),
+        _ => None,
+    };
+    let lang = lang.unwrap_or(Lang::of(m.language.as_deref()));
+    Ok(Some((m.chat_id, Reply::NotPosted.text(lang))))
 }
 
 struct Handler<'a> {
@@ -141,7 +219,7 @@ impl Handler<'_> {
             .is_some_and(|t| t == "/start" || t.starts_with("/start "));
         let customer = match m.username.as_deref() {
             None => None,
-            Some(username) => match self.tickets.sender(self.conn, CONTACT_FIELD, username)? {
+            Some(username) => match self.sender(username)? {
                 Sender::Known(c) => Some(Ok(c)),
                 Sender::Ambiguous => Some(Err(Reply::Ambiguous {
                     username: username.to_owned(),
@@ -156,7 +234,7 @@ impl Handler<'_> {
                 (Some(Ok(c)), Some(username)) => {
                     self.state
                         .save_link(&c.id, m.chat_id, username)
-                        .map_err(|e| PollError(format!("cannot save the chat link: {e}")))?;
+                        .map_err(state_error("cannot save the chat link"))?;
                     crate::info!("user {} linked Telegram chat {}", c.name, m.chat_id);
                     let lang = self.language(&c).unwrap_or(lang);
                     (Reply::Linked { name: c.name }, lang)
@@ -170,7 +248,7 @@ impl Handler<'_> {
             (Some(Ok(c)), Some(username)) => self
                 .state
                 .link(&c.id, username)
-                .map_err(|e| PollError(format!("cannot read the chat link: {e}")))?
+                .map_err(state_error("cannot read the chat link"))?
                 .filter(|l| l.chat_id == m.chat_id)
                 .map(|_| c),
             _ => None,
@@ -201,8 +279,7 @@ impl Handler<'_> {
             .collect();
         let posted = self
             .tickets
-            .post(self.conn, customer, ticket, &subject, body)
-            .map_err(|e| PollError(format!("cannot hand the message to support: {e}")))?;
+            .post(self.conn, customer, ticket, &subject, body)?;
         Ok(match (posted, ticket) {
             (Posted::Reply(id), _) => Reply::Replied {
                 ticket: id.parse().unwrap_or_default(),
@@ -212,6 +289,18 @@ impl Handler<'_> {
             },
             (Posted::NewTicket, None) => Reply::Opened,
         })
+    }
+
+    /// Who has `username` in the profile, as asked (without `@`) or as customers often
+    /// type it (with `@`).
+    fn sender(&mut self, username: &str) -> Result<Sender, DbError> {
+        match self.tickets.sender(self.conn, CONTACT_FIELD, username)? {
+            Sender::Unknown => {
+                self.tickets
+                    .sender(self.conn, CONTACT_FIELD, &format!("@{username}"))
+            }
+            found => Ok(found),
+        }
     }
 
     /// The user's own language, when the user table has one.

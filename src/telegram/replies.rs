@@ -40,10 +40,10 @@ pub enum Reply {
     Replied { ticket: u64 },
     /// A new ticket was opened with the text.
     Opened,
-    /// `#<id>` names a ticket of someone else, or none.
+    /// `#<id>` names a ticket of someone else, or none: a new ticket was opened.
     NotYourTicket { ticket: u64 },
-    /// Support refused the message.
-    NotPosted { reason: String },
+    /// Support did not take the message, again and again: given up.
+    NotPosted,
 }
 
 impl Reply {
@@ -101,17 +101,17 @@ impl Reply {
                 "Отправлено в поддержку новым тикетом; ответ придёт сюда и на почту.".into()
             }
             (Reply::NotYourTicket { ticket }, En) => {
-                format!("Ticket #{ticket} is not one of yours: the message was not posted.")
+                format!("Ticket #{ticket} is not one of yours: the message went to support as a new ticket.")
             }
             (Reply::NotYourTicket { ticket }, Ru) => {
-                format!("Тикет #{ticket} не ваш: сообщение не отправлено.")
+                format!("Тикет #{ticket} не ваш: сообщение отправлено в поддержку новым тикетом.")
             }
-            (Reply::NotPosted { reason }, En) => {
-                format!("Support did not accept the message: {reason}")
-            }
-            (Reply::NotPosted { reason }, Ru) => {
-                format!("Поддержка не приняла сообщение: {reason}")
-            }
+            (Reply::NotPosted, En) => "Support could not take the message. Please write again \
+                 later, or by email."
+                .into(),
+            (Reply::NotPosted, Ru) => "Поддержка не смогла принять сообщение. Напишите, \
+                 пожалуйста, позже или по почте."
+                .into(),
         }
     }
 }

@@ -2,13 +2,15 @@
 //! - `links/<user id>`: `<chat id> <username>`, written when the user sent `/start`;
 //!   the link holds only while the user's `telegram` field still names that username;
 //! - `offset`: the next update to fetch (everything before it was handled);
+//! - `failing`: `<update id> <attempts>` of the update support refused last;
 //! - `poll.lock`: held by the one run that polls the bot.
 //!
 //! Files are replaced whole (written aside, synced, renamed), so a crash leaves the old
-//! or the new content, never a torn one. The token is never written here.
+//! or the new content, never a torn one; only mgrnotify's user may read them. The token
+//! is never written here.
 
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::files;
@@ -92,6 +94,21 @@ impl BotState {
         write_durably(&self.dir.join("offset"), &format!("{next}\n"))
     }
 
+    /// Counts one more failed attempt to hand update `update_id` on; how many there
+    /// were (the count starts afresh for another update).
+    pub fn failed_attempt(&self, update_id: i64) -> io::Result<u32> {
+        let path = self.dir.join("failing");
+        let before = read_small(&path)?
+            .and_then(|t| {
+                let (id, count) = t.trim().split_once(' ')?;
+                (id.parse::<i64>().ok()? == update_id).then(|| count.parse::<u32>().ok())?
+            })
+            .unwrap_or(0);
+        let now = before.saturating_add(1);
+        write_durably(&path, &format!("{update_id} {now}\n"))?;
+        Ok(now)
+    }
+
     /// The poll lock, or `None` when another run holds it.
     pub fn try_lock(&self) -> io::Result<Option<PollLock>> {
         files::lock(&self.dir.join("poll.lock"), false, files::Access::Private)
@@ -112,26 +129,16 @@ pub fn normalize_username(name: &str) -> String {
 }
 
 fn read_small(path: &Path) -> io::Result<Option<String>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut text = String::new();
-    file.take(MAX_FILE).read_to_string(&mut text)?;
-    Ok(Some(text))
+    match files::read_regular(path, MAX_FILE) {
+        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(files::FileError::Missing) => Ok(None),
+        Err(e) => Err(io::Error::other(format!("{} {e}", path.display()))),
+    }
 }
 
-/// Replaces `path` with `text`: written aside, synced, renamed, the folder synced.
+/// Replaces `path` with `text` whole, readable by mgrnotify's user only.
 fn write_durably(path: &Path, text: &str) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = File::create(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    files::write_atomically(path, text.as_bytes(), files::Access::Private)
 }
 
 #[cfg(test)]
@@ -159,6 +166,9 @@ mod tests {
         assert_eq!(state.offset().unwrap(), 0);
         state.confirm(77).unwrap();
         assert_eq!(state.offset().unwrap(), 77);
+        assert_eq!(state.failed_attempt(77).unwrap(), 1);
+        assert_eq!(state.failed_attempt(77).unwrap(), 2);
+        assert_eq!(state.failed_attempt(78).unwrap(), 1);
         let held = state.try_lock().unwrap();
         assert!(held.is_some());
         assert!(state.try_lock().unwrap().is_none());

@@ -1,7 +1,8 @@
 //! A readable text/plain version of an HTML message: paragraphs and line breaks kept,
 //! list items marked, tags removed, entities decoded, link targets kept after the link
 //! text ("Pay (https://...)"). A single pass over the text with a small fixed state, so
-//! nesting costs nothing; the input is capped ([`MAX_HTML`]).
+//! nesting costs nothing; the input is capped ([`MAX_HTML`]). The same layout in
+//! Telegram's HTML subset keeps the emphasis, code and links ([`to_telegram`]).
 
 /// The largest HTML converted; the rest is left out of the text version (the HTML
 /// part itself is sent whole).
@@ -52,11 +53,47 @@ pub fn looks_like_html(text: &str) -> bool {
 
 /// The text version of `html`.
 pub fn to_text(html: &str) -> String {
+    convert(html, Flavor::Text)
+}
+
+/// `html` in Telegram's HTML subset (the Bot API's `parse_mode=HTML`): laid out as
+/// [`to_text`] does, with `b`, `i`, `u`, `s`, `code`, `pre`, `blockquote` and links to
+/// http(s), tg and mailto kept (their synonyms `strong`, `em`, `ins`, `strike`, `del`
+/// as these), every other tag removed with its text kept, the text escaped, and every
+/// tag closed in order.
+pub fn to_telegram(html: &str) -> String {
+    convert(html, Flavor::Telegram)
+}
+
+/// What the converter writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Flavor {
+    #[default]
+    Text,
+    Telegram,
+}
+
+/// The Telegram tag an HTML inline tag is written as.
+fn telegram_inline(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "b" | "strong" => "b",
+        "i" | "em" => "i",
+        "u" | "ins" => "u",
+        "s" | "strike" | "del" => "s",
+        "code" => "code",
+        _ => return None,
+    })
+}
+
+fn convert(html: &str, flavor: Flavor) -> String {
     let html = match html.char_indices().nth(MAX_HTML) {
         Some((end, _)) => &html[..end],
         None => html,
     };
-    let mut out = Writer::default();
+    let mut out = Writer {
+        flavor,
+        ..Writer::default()
+    };
     let mut rest = html;
     // Content of these elements is not text the reader sees.
     let mut hidden: Option<String> = None;
@@ -89,6 +126,16 @@ pub fn to_text(html: &str) -> String {
             }
             continue;
         }
+        if flavor == Flavor::Telegram {
+            if let Some(name) = telegram_inline(&tag.name) {
+                if tag.closing {
+                    out.close_tag(name);
+                } else if !tag.self_closing {
+                    out.open_tag(name, "");
+                }
+                continue;
+            }
+        }
         match (tag.name.as_str(), tag.closing) {
             ("script" | "style" | "head" | "title" | "template", false) if !tag.self_closing => {
                 hidden = Some(tag.name.clone())
@@ -114,9 +161,19 @@ pub fn to_text(html: &str) -> String {
                 | "pre",
                 closing,
             ) => {
+                if closing && flavor == Flavor::Telegram {
+                    out.close_tag(&tag.name);
+                }
                 out.block(2);
                 if tag.name == "pre" {
                     out.pre = !closing;
+                }
+                if !closing && flavor == Flavor::Telegram {
+                    match tag.name.as_str() {
+                        "pre" => out.open_tag("pre", ""),
+                        "blockquote" => out.open_tag("blockquote", ""),
+                        _ => {}
+                    }
                 }
             }
             ("li", false) => {
@@ -138,6 +195,14 @@ pub fn to_text(html: &str) -> String {
                 _,
             ) => out.block(1),
             ("td" | "th", false) => out.cell(),
+            ("a", false) if flavor == Flavor::Telegram => {
+                let href = tag.href.unwrap_or_default();
+                let scheme = href.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+                if let Some("http" | "https" | "tg" | "mailto") = scheme.as_deref() {
+                    out.open_tag("a", &href);
+                }
+            }
+            ("a", true) if flavor == Flavor::Telegram => out.close_tag("a"),
             ("a", false) if links.len() < MAX_LISTS => {
                 links.push(tag.href.unwrap_or_default());
                 out.since_link = out.out.len();
@@ -255,6 +320,9 @@ fn attribute(attributes: &str, name: &str) -> Option<String> {
 /// The text being written, and where in it the writer is.
 #[derive(Default)]
 struct Writer {
+    flavor: Flavor,
+    /// Telegram tags open, innermost last.
+    open: Vec<&'static str>,
     out: String,
     /// Newlines wanted before the next text (a block's edge), at most 2.
     pending_breaks: usize,
@@ -277,7 +345,7 @@ impl Writer {
         let decoded = html_escape::decode_html_entities(raw);
         if self.pre {
             self.flush_breaks();
-            self.out.push_str(&decoded.replace("\r\n", "\n"));
+            self.push_text(&decoded.replace("\r\n", "\n"));
             return;
         }
         for (i, word) in decoded
@@ -295,7 +363,54 @@ impl Writer {
                 self.out.push(' ');
             }
             self.pending_space = false;
-            self.out.push_str(&word.replace('\u{a0}', " "));
+            let word = word.replace('\u{a0}', " ");
+            self.push_text(&word);
+        }
+    }
+
+    /// Decoded text, escaped for Telegram's HTML.
+    fn push_text(&mut self, text: &str) {
+        if self.flavor == Flavor::Telegram {
+            self.out.push_str(&crate::xml::escape_text(text));
+        } else {
+            self.out.push_str(text);
+        }
+    }
+
+    /// Opens a Telegram tag (`a` with its `href`) where the next text goes. Deeper than
+    /// [`MAX_LISTS`] tags are left out.
+    fn open_tag(&mut self, name: &'static str, href: &str) {
+        if self.open.len() >= MAX_LISTS || (name == "a" && self.open.contains(&"a")) {
+            return;
+        }
+        self.flush_breaks();
+        if self.pending_space && !self.at_line_start() {
+            self.out.push(' ');
+        }
+        self.pending_space = false;
+        if name == "a" {
+            self.out.push_str("<a href=\"");
+            self.out.push_str(&crate::xml::escape_text(href));
+            self.out.push_str("\">");
+        } else {
+            self.out.push('<');
+            self.out.push_str(name);
+            self.out.push('>');
+        }
+        self.open.push(name);
+    }
+
+    /// Closes the open tag `name` and the tags opened inside it; nothing when it is
+    /// not open.
+    fn close_tag(&mut self, name: &str) {
+        let name = telegram_inline(name).unwrap_or(name);
+        let Some(at) = self.open.iter().rposition(|open| *open == name) else {
+            return;
+        };
+        for open in self.open.split_off(at).into_iter().rev() {
+            self.out.push_str("</");
+            self.out.push_str(open);
+            self.out.push('>');
         }
     }
 
@@ -363,7 +478,12 @@ impl Writer {
         self.out.is_empty() || self.out.ends_with('\n')
     }
 
-    fn finish(self) -> String {
+    fn finish(mut self) -> String {
+        while let Some(open) = self.open.pop() {
+            self.out.push_str("</");
+            self.out.push_str(open);
+            self.out.push('>');
+        }
         let lines: Vec<&str> = self.out.lines().map(str::trim_end).collect();
         let mut text = String::with_capacity(self.out.len());
         let mut blank = 0;
@@ -451,5 +571,34 @@ mod tests {
         assert_eq!(to_text("<script>never closed"), "");
         let big = "a ".repeat(MAX_HTML);
         assert!(to_text(&big).len() <= MAX_HTML);
+    }
+
+    #[test]
+    fn telegram_keeps_its_subset_and_the_text() {
+        let html = "<html><head><style>p{}</style></head><body>\
+            <h1>Invoice <span class=\"n\">#5</span></h1>\
+            <p>Dear <strong>Ann</strong> &amp; <em>co</em>,<br>pay <a href=\"https://x.test/p?a=1&amp;b=2\">here</a> \
+            or <a href=\"javascript:alert(1)\">not</a>.</p>\
+            <table><tr><td>1 &lt; 2</td></tr></table><pre>a  b</pre></body></html>";
+        assert_eq!(
+            to_telegram(html),
+            "Invoice #5\n\nDear <b>Ann</b> &amp; <i>co</i>,\npay \
+             <a href=\"https://x.test/p?a=1&amp;b=2\">here</a> or not.\n\n1 &lt; 2\n\n\
+             <pre>a  b</pre>"
+        );
+    }
+
+    #[test]
+    fn telegram_tags_are_closed_in_order() {
+        assert_eq!(to_telegram("<b>a <i>b</b> c</i>"), "<b>a <i>b</i></b> c");
+        assert_eq!(to_telegram("<p><u>open"), "<u>open</u>");
+        assert_eq!(
+            to_telegram("x</s> <code>1<2</code>"),
+            "x <code>1&lt;2</code>"
+        );
+        assert_eq!(
+            to_text("<b>a</b> <a href=\"https://e.test\">b</a>"),
+            "a b (https://e.test)"
+        );
     }
 }
