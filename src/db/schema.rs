@@ -328,7 +328,7 @@ pub struct Task {
 /// Not a `mysql::Transaction`: that sends START TRANSACTION, the claim, DELETE and
 /// COMMIT as four round trips. A claim sends START TRANSACTION with the claim, and
 /// DELETE with COMMIT, as two multi-statement text queries (see [`batch`]): half the
-/// round trips, so half the server's and our system calls and thread switches a row.
+/// round trips, each a send, a receive and a thread switch on both sides.
 pub struct Claim<'c> {
     conn: &'c mut PooledConn,
     pub task: Task,
