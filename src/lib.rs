@@ -69,8 +69,7 @@ pub fn role_name(argv0: &OsStr) -> String {
 /// Runs a notification module: BILLmanager starts it with one `--command`.
 #[derive(FromArgs)]
 struct NotifyArgs {
-    /// features (what the module supports, as XML), process (send the notifytask
-    /// queue's rows of this module) or getmessage (fetch incoming messages)
+    /// the command to run: one of the commands below
     #[argh(option)]
     command: Option<String>,
     /// for getmessage: the id of the gateway to fetch from, or `all`
@@ -84,9 +83,7 @@ struct NotifyArgs {
 /// Runs a gateway module: BILLmanager starts it with one `--command` and XML on stdin.
 #[derive(FromArgs)]
 struct GatewayArgs {
-    /// features (what the gateway supports), formtune (tune the edit form on stdin),
-    /// check_connection (check the form's credentials), outgoing (send the message on
-    /// stdin) or ingoing (fetch received messages)
+    /// the command to run: one of the commands below
     #[argh(option)]
     command: Option<String>,
     /// print the version and exit
@@ -117,7 +114,14 @@ pub fn parse_args<T: FromArgs>(command: &str, args: &[OsString]) -> Result<T, (E
 pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> ExitCode {
     match role.build {
         Build::Cli => cli::run(argv0, args),
-        Build::Notify(kind) => match start::<NotifyArgs>(argv0, name, role, &args, |a| a.version) {
+        Build::Notify(kind) => match start::<NotifyArgs>(
+            argv0,
+            name,
+            role.about,
+            &args,
+            |a| a.version,
+            |_| kind.commands().to_vec(),
+        ) {
             Ok((a, root)) => notify::serve(
                 &root,
                 kind,
@@ -133,7 +137,18 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
             else {
                 return notify::unknown_type(&MgrRoot::discover(argv0), name);
             };
-            match start::<NotifyArgs>(argv0, name, role, &args, |a| a.version) {
+            let about = format!(
+                "{}, the notification type {} declares (its contact is the user field '{}')",
+                declaration.contact.title_en, declaration.declared_by, declaration.contact.field
+            );
+            match start::<NotifyArgs>(
+                argv0,
+                name,
+                &about,
+                &args,
+                |a| a.version,
+                |_| notify::declared::COMMANDS.to_vec(),
+            ) {
                 Ok((a, root)) => notify::serve_declared(
                     &root,
                     declaration,
@@ -144,11 +159,13 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
             }
         }
         Build::Builtin(_) | Build::Script => {
-            let (parsed, root) = match start::<GatewayArgs>(argv0, name, role, &args, |a| a.version)
-            {
-                Ok(started) => started,
-                Err(code) => return code,
-            };
+            let commands = |root: &MgrRoot| gateway::commands(root, name, role.build);
+            let (parsed, root) =
+                match start::<GatewayArgs>(argv0, name, role.about, &args, |a| a.version, commands)
+                {
+                    Ok(started) => started,
+                    Err(code) => return code,
+                };
             let command = parsed.command.unwrap_or_default();
             if let Build::Builtin(builtin) = role.build {
                 return builtin
@@ -163,19 +180,24 @@ pub fn run(argv0: &OsStr, name: &str, role: RoleSpec, args: Vec<OsString>) -> Ex
     }
 }
 
-/// Parses a module's arguments, answers `--help` (with what this role is) and
-/// `--version`, and opens the role's log in its root; `Err` is the exit status when
-/// there is nothing more to do.
+/// Parses a module's arguments, answers `--help` (with the commands this role serves
+/// and what it is) and `--version`, and opens the role's log in its root; `Err` is the
+/// exit status when there is nothing more to do.
 fn start<T: FromArgs>(
     argv0: &OsStr,
     name: &str,
-    role: RoleSpec,
+    about: &str,
     args: &[OsString],
     wants_version: fn(&T) -> bool,
+    commands: impl FnOnce(&MgrRoot) -> Vec<&'static str>,
 ) -> Result<(T, MgrRoot), ExitCode> {
     let parsed: T = parse_args(name, args).map_err(|(code, usage)| {
         if code == ExitCode::SUCCESS {
-            println!("\n{name}: {}.", role.about);
+            println!("\nCommands:");
+            for command in commands(&MgrRoot::discover(argv0)) {
+                println!("  {command:<18}{}", roles::command_help(command));
+            }
+            println!("\n{name}: {about}.");
         }
         usage_error(code, &usage)
     })?;

@@ -193,6 +193,9 @@ fn form_field(w: &mut Writer, f: &Field) {
     if f.identifier {
         w.attr("identifier", "yes");
     }
+    if let Some(check) = &f.check {
+        w.attr("check", check);
+    }
     if f.kind == FieldKind::Select {
         for option in options_in_form_order(f) {
             element(w, "msg", &option.value);
@@ -418,6 +421,7 @@ mod tests {
             hint_ru: String::new(),
             default: None,
             options: Vec::new(),
+            check: None,
         }
     }
 

@@ -173,6 +173,20 @@ pub fn linked(table: &[RoleSpec]) -> impl Iterator<Item = &RoleSpec> {
     table.iter().filter(|r| r.folder != Folder::Sbin)
 }
 
+/// What a `--command` does, for the command list of a role's `--help`.
+pub fn command_help(command: &str) -> &'static str {
+    match command {
+        "features" => "what the role supports, as XML",
+        "process" => "send the notifytask queue's rows of this module",
+        "getmessage" => "hand on the messages of the ingoing gateway --gate ID, or of all",
+        "formtune" => "tune the gateway edit form on stdin",
+        "check_connection" => "check the credentials of the form on stdin",
+        "outgoing" => "send the message on stdin",
+        "ingoing" => "receive the messages of the gateway on stdin",
+        _ => "",
+    }
+}
+
 /// "ntsms, ntemail, ..., gw<provider> or nt<type>": for messages that name what may be
 /// started.
 pub fn known_names(table: &[RoleSpec]) -> String {

@@ -59,6 +59,13 @@ fn world() -> World {
     assert!(root
         .read("etc/xml/billmgr_mod_ntjabber.xml")
         .contains("check=\"email\""));
+    // The bot's JID is checked on the gateway form too, as the seed's example does.
+    let form = root.read("etc/xml/billmgr_mod_gwjabber.xml");
+    let form = roxmltree::Document::parse(&form).expect("gwjabber's plugin XML");
+    let jid = form
+        .descendants()
+        .find(|n| n.has_tag_name("input") && n.attribute("name") == Some("jabber"));
+    assert_eq!(jid.and_then(|n| n.attribute("check")), Some("email"));
     let db = TestDb::create();
     db.exec("ALTER TABLE `user` ADD jabber VARCHAR(128) NULL");
     db.exec(
@@ -72,6 +79,8 @@ fn world() -> World {
              VALUES ('bot {kind}', 'gwjabber', 'ntjabber', '{kind}', 'on', 1, '{params}')"
         ));
     }
+    // BILLmanager's own DB settings, which the receiver (a process of its own) reads too.
+    root.write("etc/billmgr.conf.d/db.conf", &db.db_conf());
     let mgrctl = Mgrctl::install(root.path());
     World {
         prosody,
@@ -82,12 +91,26 @@ fn world() -> World {
 }
 
 fn ntjabber(w: &World, args: &[&str]) -> std::process::Output {
-    w.root.run_env(
-        "notify/ntjabber",
-        args,
-        "",
-        &[("MGRNOTIFY_DB_URL", &w.db.url())],
-    )
+    w.root.run("notify/ntjabber", args, "")
+}
+
+/// Every file under `var/` that holds `secret`.
+fn var_files_holding(w: &World, secret: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![w.root.path().join("var")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|b| String::from_utf8_lossy(&b).contains(secret))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
 
 /// The pid in the bot's receiver lock while a process holds it.
@@ -129,11 +152,19 @@ fn queued_ntjabber_rows_reach_the_customer() {
     let out = ntjabber(&w, &["--command", "process"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(w.db.tasks().is_empty(), "{:?}", w.db.tasks());
-    let mut got = alice.receive(texts.len(), Duration::from_secs(10));
+    // The subject heads the text (chat clients rarely show a chat's <subject>) and is
+    // the message's <subject> too, as the seed's example sends it.
+    let mut got = alice.receive_with_subjects(texts.len(), Duration::from_secs(10));
     got.sort();
     let mut want: Vec<_> = texts
         .iter()
-        .map(|t| (BOT.to_owned(), format!("Subj\n\n{t}")))
+        .map(|t| {
+            (
+                BOT.to_owned(),
+                format!("Subj\n\n{t}"),
+                Some("Subj".to_owned()),
+            )
+        })
         .collect();
     want.sort();
     assert_eq!(got, want);
@@ -171,7 +202,7 @@ fn check_connection_logs_in_and_says_why_it_cannot() {
         .read("var/gwjabber.log")
         .contains("not-the-password-1"));
 
-    // The ticket format is offered as a list, as the seed's example does.
+    // The ticket format is offered as a list, as (and in the order) the seed's example does.
     let out = w.root.run(
         "gate/gwjabber",
         &["--command", "formtune"],
@@ -185,7 +216,18 @@ fn check_connection_logs_in_and_says_why_it_cannot() {
         .filter(|n| n.has_tag_name("slist") && n.attribute("name") == Some("ticket_format"))
         .flat_map(|n| n.children().filter_map(|v| v.text()))
         .collect();
-    assert_eq!(values, ["#id", "@id"], "{form}");
+    assert_eq!(values, ["@id", "#id"], "{form}");
+
+    // A domain DNS knows no server of, said plainly with what to do.
+    let out =
+        check("<doc><jabber>bot@nonexistent.invalid</jabber><password>pw</password></doc>".into());
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("cannot find the XMPP server of nonexistent.invalid")
+            && text.contains("set host"),
+        "{text}"
+    );
 
     // Without the test CA the server's certificate is not trusted, and it says so.
     let out = check(xmlparams(&w.prosody, BOT_PASSWORD, false));
@@ -207,6 +249,14 @@ fn the_receiver_answers_every_message_posts_once_and_stops_on_sigterm() {
         receiver_log(&w).contains("receiver of bot@localhost: online")
     });
     let pid = receiver_pid(&w).expect("a receiver holds the lock");
+    // The password reaches neither the receiver's argv nor its environment.
+    for part in ["cmdline", "environ"] {
+        let bytes = std::fs::read(format!("/proc/{pid}/{part}")).expect("the receiver's /proc");
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(BOT_PASSWORD),
+            "{part}"
+        );
+    }
 
     // A second getmessage changes nothing: no second receiver, no second login.
     let out = ntjabber(&w, &["--command", "getmessage", "--gate", "all"]);
@@ -287,7 +337,10 @@ fn the_receiver_answers_every_message_posts_once_and_stops_on_sigterm() {
     wait_for("the receiver to stop", Duration::from_secs(10), || {
         receiver_pid(&w).is_none()
     });
-    assert!(!receiver_log(&w).contains(BOT_PASSWORD));
+    assert_eq!(
+        var_files_holding(&w, BOT_PASSWORD),
+        Vec::<std::path::PathBuf>::new()
+    );
 }
 
 #[test]
@@ -322,4 +375,54 @@ fn the_receiver_logs_in_again_after_the_server_went_away() {
     wait_for("the receiver to stop", Duration::from_secs(10), || {
         receiver_pid(&w).is_none()
     });
+}
+
+#[test]
+fn a_receiver_ends_when_its_gateway_is_switched_off_or_changed() {
+    let w = world();
+    // Starts the receiver and waits until it is the `nth` to come online.
+    let start = |w: &World, nth: usize| {
+        let out = ntjabber(w, &["--command", "getmessage", "--gate", "all"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        wait_for("the receiver online", Duration::from_secs(20), || {
+            receiver_log(w)
+                .matches("receiver of bot@localhost: online")
+                .count()
+                == nth
+        });
+    };
+    start(&w, 1);
+    w.db.exec("UPDATE gateway SET active = 'off' WHERE gateway_type = 'ingoing'");
+    wait_for("the receiver to stop", Duration::from_secs(15), || {
+        receiver_pid(&w).is_none()
+    });
+    assert!(
+        receiver_log(&w).contains("no active ingoing gateway has these settings any more"),
+        "{}",
+        receiver_log(&w)
+    );
+
+    // Switched on again with another ticket format: the receiver with the old one ends,
+    // and the next getmessage starts one that reads `@123`.
+    w.db.exec("UPDATE gateway SET active = 'on' WHERE gateway_type = 'ingoing'");
+    start(&w, 2);
+    let changed = xmlparams(&w.prosody, BOT_PASSWORD, true).replace("#id", "@id");
+    w.db.exec(&format!(
+        "UPDATE gateway SET xmlparams = '{changed}' WHERE gateway_type = 'ingoing'"
+    ));
+    wait_for("the old receiver to stop", Duration::from_secs(15), || {
+        receiver_pid(&w).is_none()
+    });
+    start(&w, 3);
+    let mut alice = Client::connect(&w.prosody, "alice", "alice-pw");
+    alice.send(BOT, "@123 the new format");
+    let reply = alice.receive(1, Duration::from_secs(10));
+    assert_eq!(
+        reply,
+        [(
+            BOT.to_owned(),
+            "Your message was added to ticket @123.".to_owned()
+        )]
+    );
+    assert_eq!(w.mgrctl.calls().len(), 1);
 }

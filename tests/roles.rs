@@ -109,3 +109,87 @@ fn the_symlinks_folder_holds_only_real_roles() {
         }
     }
 }
+
+/// The command names a role's `--help` lists under "Commands:".
+fn listed_commands(root: &MgrRoot, role: &str) -> Vec<String> {
+    let out = root.run(role, &["--help"], "");
+    assert!(out.status.success(), "{role}: {}", stderr(&out));
+    let text = stdout(&out);
+    let list = text
+        .split("\nCommands:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{role}: no command list in\n{text}"));
+    list.lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn each_role_lists_only_the_commands_it_serves() {
+    let root = MgrRoot::new();
+    for (role, commands) in [
+        ("notify/ntsms", &["features", "process"][..]),
+        ("notify/ntinternal", &["features", "process"]),
+        ("notify/ntemail", &["features", "process", "getmessage"]),
+        (
+            "gate/gwsmtp",
+            &["features", "outgoing", "formtune", "check_connection"],
+        ),
+        (
+            "gate/gwimap",
+            &["features", "ingoing", "formtune", "check_connection"],
+        ),
+        (
+            "gate/gwjabber",
+            &[
+                "features",
+                "outgoing",
+                "ingoing",
+                "formtune",
+                "check_connection",
+            ],
+        ),
+        // A script serves the functions it defines.
+        ("gate/gwwebhook", &["features", "outgoing"]),
+        (
+            "gate/gwepochta",
+            &["features", "outgoing", "check_connection", "formtune"],
+        ),
+    ] {
+        assert_eq!(listed_commands(&root, role), commands, "{role}");
+    }
+    // A declared type once a gateway declares it.
+    let out = root.run("sbin/mgrnotify", &["sync"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        listed_commands(&root, "notify/ntjabber"),
+        ["features", "process", "getmessage"]
+    );
+    // It says which gateway declares it, and the user field it sends to.
+    let help = stdout(&root.run("notify/ntjabber", &["--help"], ""));
+    assert!(
+        help.contains("ntjabber: Jabber messages, the notification type gwjabber declares")
+            && help.contains("user field 'jabber'"),
+        "{help}"
+    );
+}
+
+#[test]
+fn an_unknown_gateway_command_names_the_commands_the_gateway_serves() {
+    let root = MgrRoot::new();
+    let out = root.run("gate/gwsmtp", &["--command", "frob"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("unknown command 'frob': use features, outgoing, formtune, check_connection"),
+        "{text}"
+    );
+    let out = root.run("gate/gwimap", &[], "");
+    let text = stdout(&out);
+    assert!(
+        text.contains("no --command given: use features, ingoing,"),
+        "{text}"
+    );
+    assert!(!text.contains("outgoing"), "{text}");
+}

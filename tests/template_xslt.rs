@@ -228,7 +228,7 @@ fn endless_allocation_is_stopped() {
 }
 
 #[test]
-fn endless_work_is_stopped_by_the_deadline() {
+fn endless_work_is_stopped_by_the_deadline_or_the_step_limit() {
     // Binary recursion, 2^40 calls, well inside the depth limit.
     let xsl = text_output(
         r#"<xsl:template match="/"><xsl:call-template name="t"><xsl:with-param name="n" select="40"/></xsl:call-template></xsl:template>
@@ -236,7 +236,12 @@ fn endless_work_is_stopped_by_the_deadline() {
     );
     let started = Instant::now();
     let err = assert_refused(&xsl, NOTICE);
-    assert!(err.contains("longer than"), "{err}");
+    // The deadline and the XPath step limit (about a second of work) are near each
+    // other: which one stops it depends on how fast this machine runs just now.
+    assert!(
+        err.contains("longer than") || err.contains("XPath steps"),
+        "{err}"
+    );
     assert!(started.elapsed() < xslt::TIME_LIMIT + Duration::from_secs(3));
 }
 

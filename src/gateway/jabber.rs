@@ -129,7 +129,7 @@ impl GatewayModule for JabberGateway {
         })?;
         let text = crate::gateway::subject_and_text(&input.subject, &input.message);
         let mut session = self.session(&account)?;
-        match session.send(&to, &text) {
+        match session.send(&to, &text, input.subject.trim()) {
             Ok(()) => {
                 self.keep(session);
                 Ok(Delivery::default())
@@ -256,18 +256,23 @@ fn receive(root: &MgrRoot) -> Result<(), String> {
     let tickets = Tickets::load(root).map_err(|e| e.to_string())?;
     let db = DbSettings::load(root).map_err(|e| e.to_string())?;
     crate::info!("receiver of {}: starting", account.jid);
+    let account = Arc::new(account);
     let mut support = Support {
+        gateway,
+        account: account.clone(),
         tickets,
         db,
         sign,
         pool: None,
     };
-    receiver::run(Arc::new(account), |from, text| support.answer(from, text))
-        .map_err(|e| e.to_string())
+    receiver::run(account, &mut support).map_err(|e| e.to_string())
 }
 
-/// The ticket formats the form offers: the sign, then `id`.
-const TICKET_FORMATS: [&str; 2] = ["#id", "@id"];
+/// The ticket formats the form offers (in the seed's example's order): the sign, then
+/// `id`.
+const TICKET_FORMATS: [&str; 2] = ["@id", "#id"];
+/// The format of a gateway that names none.
+const DEFAULT_TICKET_FORMAT: &str = "#id";
 
 /// The sign that starts a ticket number (`#` unless the gateway says `@id`).
 fn ticket_sign(format: Option<&str>) -> char {
@@ -280,6 +285,10 @@ fn ticket_sign(format: Option<&str>) -> char {
 /// What the receiver answers customers with: their message posted to their ticket, or
 /// why not.
 struct Support {
+    /// The gateway's settings as the receiver started with them, to compare with the
+    /// gateway rows.
+    gateway: JabberGateway,
+    account: Arc<Account>,
     tickets: Tickets,
     db: DbSettings,
     sign: char,
@@ -287,7 +296,7 @@ struct Support {
     pool: Option<mysql::Pool>,
 }
 
-impl Support {
+impl receiver::Handler for Support {
     fn answer(&mut self, from: &BareJid, text: &str) -> String {
         match self.try_answer(from, text) {
             Ok(reply) => reply,
@@ -299,10 +308,34 @@ impl Support {
         }
     }
 
-    fn try_answer(&mut self, from: &BareJid, text: &str) -> Result<String, String> {
-        let sign = self.sign;
-        let help =
-            format!("To reply to a ticket, write its number and your text: {sign}123 Thank you");
+    /// Whether an active ingoing gwjabber row still has the settings the receiver runs
+    /// with; a row switched off, deleted or given a new password ends it, and the next
+    /// `ingoing` starts one with the new settings. When the database cannot say, it is.
+    fn wanted(&mut self) -> bool {
+        let rows = self.conn().and_then(|mut conn| {
+            schema::gateways(&mut conn, &metadata().notify_module).map_err(|e| e.to_string())
+        });
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.pool = None;
+                crate::warn!("cannot read the gateway rows of {}: {e}", self.account.jid);
+                return true;
+            }
+        };
+        rows.iter()
+            .filter(|g| g.is_active_ingoing() && g.module == MODULE)
+            .filter_map(|g| GatewaySettings::new(g.columns.clone(), &g.xmlparams).ok())
+            .any(|settings| {
+                self.gateway.account(&settings).ok().as_ref() == Some(&*self.account)
+                    && ticket_sign(settings.params.get("ticket_format")) == self.sign
+            })
+    }
+}
+
+impl Support {
+    /// A connection of the pool, opened at first use and again after a failure.
+    fn conn(&mut self) -> Result<mysql::PooledConn, String> {
         let pool = match &self.pool {
             Some(pool) => pool.clone(),
             None => {
@@ -314,9 +347,15 @@ impl Support {
                 pool
             }
         };
-        let mut conn = pool
-            .get_conn()
-            .map_err(|e| format!("cannot get a database connection: {e}"))?;
+        pool.get_conn()
+            .map_err(|e| format!("cannot get a database connection: {e}"))
+    }
+
+    fn try_answer(&mut self, from: &BareJid, text: &str) -> Result<String, String> {
+        let sign = self.sign;
+        let help =
+            format!("To reply to a ticket, write its number and your text: {sign}123 Thank you");
+        let mut conn = self.conn()?;
         let customer = match self
             .tickets
             .sender(&mut conn, CONTACT_FIELD, from.as_str())
@@ -393,6 +432,7 @@ pub fn metadata() -> &'static Metadata {
             Field {
                 required: true,
                 identifier: true,
+                check: Some("email".into()),
                 ..Field::text(
                     "jabber",
                     ("Bot JID", "JID бота"),
@@ -409,7 +449,7 @@ pub fn metadata() -> &'static Metadata {
             },
             Field {
                 kind: FieldKind::Select,
-                default: Some(TICKET_FORMATS[0].into()),
+                default: Some(DEFAULT_TICKET_FORMAT.into()),
                 options: TICKET_FORMATS
                     .iter()
                     .map(|f| SelectOption {

@@ -141,6 +141,13 @@ pub struct Features {
 }
 
 impl Features {
+    /// The commands a gateway with these features serves: `features` and each feature.
+    pub fn commands(&self) -> Vec<&'static str> {
+        std::iter::once("features")
+            .chain(self.features.iter().map(|f| f.name()))
+            .collect()
+    }
+
     pub fn to_xml(&self) -> String {
         let mut w = xml::Writer::new();
         w.start("doc");
@@ -228,6 +235,32 @@ pub fn serve(module: &dyn GatewayModule, command: &str) -> ExitCode {
     code
 }
 
+/// The commands the gateway `name` serves, for `--help`; all of them when a script
+/// cannot be read (its error comes with the first command).
+pub fn commands(root: &MgrRoot, name: &str, build: crate::roles::Build) -> Vec<&'static str> {
+    let features = match build {
+        crate::roles::Build::Builtin(builtin) => Some(builtin.open(root).features()),
+        _ => script::ScriptGateway::open(root, name)
+            .ok()
+            .map(|module| module.features()),
+    };
+    features.map_or_else(
+        || {
+            Features {
+                features: vec![
+                    Feature::Outgoing,
+                    Feature::Ingoing,
+                    Feature::Formtune,
+                    Feature::CheckConnection,
+                ],
+                notify_module: String::new(),
+            }
+            .commands()
+        },
+        |f| f.commands(),
+    )
+}
+
 /// The reply text for `command`, given stdin.
 pub fn answer(
     module: &dyn GatewayModule,
@@ -290,14 +323,14 @@ pub fn answer(
         "" => Err(GatewayError::new(
             "missed",
             "command",
-            "no --command given: use features, formtune, check_connection, outgoing or ingoing",
+            format!("no --command given: use {}", features.commands().join(", ")),
         )),
         other => Err(GatewayError::new(
             "unknown",
             "command",
             format!(
-                "unknown command '{other}': use features, formtune, check_connection, \
-                 outgoing or ingoing"
+                "unknown command '{other}': use {}",
+                features.commands().join(", ")
             ),
         )),
     }

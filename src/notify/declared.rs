@@ -15,6 +15,9 @@ use crate::root::MgrRoot;
 use crate::script::{Contact, Metadata};
 use crate::tickets::{ticket_reference, Sender, Tickets};
 
+/// The commands a declared type serves, for `--help`.
+pub const COMMANDS: &[&str] = &["features", "process", "getmessage"];
+
 /// One declared notification type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Declaration {

@@ -33,6 +33,14 @@ impl Kind {
         }
     }
 
+    /// The commands the role serves, for `--help` (SMS and the client area only send).
+    pub fn commands(self) -> &'static [&'static str] {
+        match self {
+            Kind::Sms | Kind::Internal => &["features", "process"],
+            Kind::Email => &["features", "process", "getmessage"],
+        }
+    }
+
     /// The `<user>` field that holds a user's address on this channel; the queue
     /// requires it and fills it from the user table when the notice lacks it.
     pub fn contact_field(self) -> &'static str {

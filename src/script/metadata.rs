@@ -71,6 +71,9 @@ pub struct Field {
     pub default: Option<String>,
     /// The choices of a `select` field, in form order; empty for other kinds.
     pub options: Vec<SelectOption>,
+    /// BILLmanager's check of a text field's value (`email` for a JID); built-in
+    /// gateways only.
+    pub check: Option<String>,
 }
 
 /// A provider script's declaration.
@@ -372,6 +375,7 @@ impl Field {
             hint_ru: hint.1.into(),
             default: None,
             options: Vec::new(),
+            check: None,
         }
     }
 
@@ -459,6 +463,7 @@ impl Field {
             hint_ru,
             default,
             options,
+            check: None,
         })
     }
 }

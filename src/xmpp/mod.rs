@@ -199,6 +199,25 @@ impl Account {
                 self.jid.domain()
             )),
             _ if text.contains("STARTTLS") => XmppError::permanent(format!("{at}: {text}")),
+            // The library shows DNS failures as debug dumps: said plainly here.
+            tokio_xmpp::Error::DnsNet(e) if e.is_no_records_found() => {
+                XmppError::transient(match &self.host {
+                    Some(host) => {
+                        format!("cannot find the server {host}: DNS has no address for it")
+                    }
+                    None => format!(
+                        "cannot find the XMPP server of {}: DNS has no SRV record or address \
+                         for it; set host (and port) to the server's name",
+                        self.jid.domain()
+                    ),
+                })
+            }
+            tokio_xmpp::Error::DnsNet(e) => {
+                XmppError::transient(format!("cannot look up {at} in DNS: {e}"))
+            }
+            tokio_xmpp::Error::DnsProto(e) => {
+                XmppError::transient(format!("cannot look up {at} in DNS: {e}"))
+            }
             _ => XmppError::transient(format!("cannot log in at {at}: {text}")),
         }
     }
@@ -238,7 +257,11 @@ async fn online(client: &mut Client, account: &Account) -> Result<(), XmppError>
 
 /// A chat message to `to`.
 pub fn chat(to: BareJid, text: &str) -> Stanza {
-    Stanza::Message(Message::chat(Some(Jid::from(to))).with_body(Lang::default(), text.to_owned()))
+    Stanza::Message(chat_message(to, text))
+}
+
+fn chat_message(to: BareJid, text: &str) -> Message {
+    Message::chat(Some(Jid::from(to))).with_body(Lang::default(), text.to_owned())
 }
 
 /// A logged-in account that sends chat messages, its runtime with it.
@@ -273,9 +296,14 @@ impl Session {
         &self.account
     }
 
-    /// Hands a chat message to `to` to the server.
-    pub fn send(&mut self, to: &BareJid, text: &str) -> Result<(), XmppError> {
-        let stanza = chat(to.clone(), text);
+    /// Hands a chat message to `to` to the server, with `subject` as its `<subject>`
+    /// when there is one (as the seed's example sends it).
+    pub fn send(&mut self, to: &BareJid, text: &str, subject: &str) -> Result<(), XmppError> {
+        let mut message = chat_message(to.clone(), text);
+        if !subject.is_empty() {
+            message.subjects.insert(Lang::default(), subject.to_owned());
+        }
+        let stanza = Stanza::Message(message);
         let Some(client) = self.client.as_mut() else {
             return Err(XmppError::transient("the session has ended"));
         };

@@ -1,7 +1,8 @@
 //! The receiver of one bot account: stays logged in (tokio-xmpp logs in again after a
 //! lost connection, waiting 1 s, 2 s, ... up to 30 s between tries), announces itself
 //! so the server hands over the messages it kept while the bot was away, answers every
-//! chat message with what `answer` says, and ends on SIGTERM or SIGINT.
+//! chat message with what its [`Handler`] says, and ends on SIGTERM or SIGINT, or once
+//! the handler no longer wants it (its gateway switched off or changed).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -18,14 +19,20 @@ use crate::xmpp::{chat, Account, XmppError};
 
 /// Message ids remembered to drop a message the server hands over twice.
 const REMEMBERED: usize = 4096;
+/// How often the receiver asks whether it is still wanted.
+const RECHECK: Duration = Duration::from_secs(5);
 
-/// Runs until SIGTERM or SIGINT; `Err` when the account cannot log in at all (a wrong
-/// password) or the runtime cannot start. `answer` gets the sender's bare JID and the
-/// text and returns the reply.
-pub fn run(
-    account: Arc<Account>,
-    mut answer: impl FnMut(&BareJid, &str) -> String,
-) -> Result<(), XmppError> {
+/// What the receiver asks its owner.
+pub trait Handler {
+    /// The reply to `text` from `from` (a bare JID).
+    fn answer(&mut self, from: &BareJid, text: &str) -> String;
+    /// False once the receiver should end (nothing it serves is there any more).
+    fn wanted(&mut self) -> bool;
+}
+
+/// Runs until SIGTERM or SIGINT or until `handler` no longer wants it; `Err` when the
+/// account cannot log in at all (a wrong password) or the runtime cannot start.
+pub fn run(account: Arc<Account>, handler: &mut impl Handler) -> Result<(), XmppError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -43,8 +50,20 @@ pub fn run(
         }
         let mut client = account.client()?;
         let mut seen = Seen::default();
+        let mut recheck = tokio::time::interval(RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let event = tokio::select! {
+                _ = recheck.tick() => {
+                    if handler.wanted() {
+                        continue;
+                    }
+                    crate::info!(
+                        "receiver of {}: no active ingoing gateway has these settings any more, stopping",
+                        account.jid
+                    );
+                    break;
+                }
                 _ = term.recv() => {
                     crate::info!("receiver of {}: SIGTERM, stopping", account.jid);
                     break;
@@ -85,7 +104,7 @@ pub fn run(
                         crate::info!("a message from {from} came again: already answered");
                         continue;
                     }
-                    let reply = answer(&from, &text);
+                    let reply = handler.answer(&from, &text);
                     if let Err(e) = client.send_stanza(chat(from.clone(), &reply)).await {
                         crate::warn!("cannot answer {from}: {e}");
                     }

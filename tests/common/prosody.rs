@@ -195,6 +195,18 @@ impl Client {
     /// The chat messages received, `(from bare JID, body)`, until `count` came or
     /// `wait` passed.
     pub fn receive(&mut self, count: usize, wait: Duration) -> Vec<(String, String)> {
+        self.receive_with_subjects(count, wait)
+            .into_iter()
+            .map(|(from, body, _)| (from, body))
+            .collect()
+    }
+
+    /// Up to `count` messages as (sender, body, subject).
+    pub fn receive_with_subjects(
+        &mut self,
+        count: usize,
+        wait: Duration,
+    ) -> Vec<(String, String, Option<String>)> {
         use futures::StreamExt;
         let client = &mut self.client;
         self.runtime.block_on(async {
@@ -207,7 +219,8 @@ impl Client {
                 };
                 if let tokio_xmpp::Event::Stanza(tokio_xmpp::Stanza::Message(m)) = event {
                     if let (Some(from), Some((_, body))) = (&m.from, m.get_best_body(Vec::new())) {
-                        got.push((from.to_bare().to_string(), body.clone()));
+                        let subject = m.get_best_subject(Vec::new()).map(|(_, s)| s.clone());
+                        got.push((from.to_bare().to_string(), body.clone(), subject));
                     }
                 }
             }
