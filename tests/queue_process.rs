@@ -459,6 +459,77 @@ fn err_info_fits_an_old_utf8mb3_column_and_an_unrecordable_failure_stops_nothing
     assert!(log.contains("refused by a trigger"), "{log}");
 }
 
+#[test]
+fn a_sent_row_whose_delete_is_refused_stays_queued_with_its_file() {
+    let (root, db) = setup("QueueWorkers 1\n");
+    add_program(&root, "gwrecord", RECORDING_GATEWAY);
+    db.add_gateway("gwrecord", 1, "", "on", "outgoing");
+    let kept = queue(&root, &db, "kept", "kept", 1);
+    let good = queue(&root, &db, "good", "good", 1);
+    // The delete and the commit go to the server together: the delete's error must
+    // still be seen, and the commit must not run.
+    db.exec(&format!(
+        "CREATE TRIGGER refuse_delete BEFORE DELETE ON notifytask FOR EACH ROW \
+         BEGIN IF OLD.id = {kept} THEN \
+         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'delete refused by a trigger'; END IF; END"
+    ));
+
+    let out = run_process_bounded(&root, &db, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(db.task(good).is_none());
+    assert!(!root.path().join("var/notify/2026-01-01/good").exists());
+    // Sent once, but its row could not leave the queue: it stays as it was, with its
+    // file, for the next run (which may send it again, and says so).
+    let row = db
+        .task(kept)
+        .expect("the row whose delete was refused stays");
+    assert_eq!((row.error_count, row.err_info), (0, None));
+    assert!(root.path().join("var/notify/2026-01-01/kept").exists());
+    let log = root.read("var/ntsms.log");
+    assert!(
+        log.contains("could not be deleted, so it may be sent again")
+            && log.contains("delete refused by a trigger"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_claim_the_server_refuses_leaves_the_row_as_it_was_and_says_why() {
+    let (root, db) = setup("QueueWorkers 1\n");
+    add_program(&root, "gwrecord", RECORDING_GATEWAY);
+    db.add_gateway("gwrecord", 1, "", "on", "outgoing");
+    let refused = queue(&root, &db, "refused", "refused", 1);
+    let good = queue(&root, &db, "good", "good", 1);
+    // The queue seen through a view whose filename fails for one row: the claim's
+    // SELECT, the statement after START TRANSACTION in the same round trip, fails
+    // (the queue's paging reads no filename, so it lists the row).
+    db.exec("RENAME TABLE notifytask TO notifytask_rows");
+    db.exec(&format!(
+        "CREATE FUNCTION checked_filename(row_id BIGINT, name VARCHAR(255)) \
+         RETURNS VARCHAR(255) DETERMINISTIC BEGIN IF row_id = {refused} THEN \
+         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'claim refused by the server'; \
+         END IF; RETURN name; END"
+    ));
+    db.exec(
+        "CREATE VIEW notifytask AS SELECT id, modulename, \
+         checked_filename(id, filename) AS filename, priority, error_count, forcedonothing, \
+         err_info, createdate FROM notifytask_rows",
+    );
+
+    let out = run_process_bounded(&root, &db, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(delivered(&root), ["+79990000001|good"]);
+    assert!(db.task(good).is_none());
+    let row = db.task(refused).expect("the row whose claim failed stays");
+    assert_eq!((row.error_count, row.err_info), (0, None));
+    let log = root.read("var/ntsms.log");
+    assert!(
+        log.contains(&format!("cannot claim notifytask row {refused}"))
+            && log.contains("claim refused by the server"),
+        "{log}"
+    );
+}
+
 /// A gateway that answers and exits at once while a process it started keeps its stdout
 /// open (and records its pid in var/lingering.pids).
 fn lingering_gateway(reply: &str) -> String {

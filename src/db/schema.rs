@@ -27,7 +27,7 @@
 //! 18:14:00 UTC]`; the timestamp is compared in SQL (it sorts lexically).
 
 use mysql::prelude::{FromRow, Queryable};
-use mysql::{PooledConn, Row, Transaction, TxOpts, Value};
+use mysql::{PooledConn, Row, Value};
 
 use crate::db::column::{Charset, TextColumn};
 use crate::db::{DbError, DbErrorKind, StatementError};
@@ -226,26 +226,32 @@ pub struct ReadyFilter {
 }
 
 impl ReadyFilter {
-    /// The WHERE condition (3 parameters: module, max_attempts, now). A row is ready
+    /// The WHERE condition with `values` in the places of module, max_attempts and now
+    /// (`?` placeholders, or the [`Self::params`] as literals). A row is ready
     /// when it has failed fewer than max_attempts times, its failure was not permanent
     /// and its retry time, if any, has come; an operator who resets error_count to 0
     /// makes it ready at once.
-    fn condition(&self) -> String {
+    fn condition(&self, [module, max_attempts, now]: [String; 3]) -> String {
         let forced = if self.forced_only {
             " AND LOWER(COALESCE(forcedonothing, '')) = 'on'"
         } else {
             ""
         };
         format!(
-            "modulename = ? AND {ERRORS} < ? AND ({ERRORS} = 0 OR NOT (\
+            "modulename = {module} AND {ERRORS} < {max_attempts} AND ({ERRORS} = 0 OR NOT (\
              COALESCE(err_info, '') LIKE '% [attempt %/%, {PERMANENT}: %]' OR (\
              COALESCE(err_info, '') LIKE '%, retry after ____-__-__ __:__:__ UTC]' AND \
-             SUBSTRING(err_info, CHAR_LENGTH(err_info) - 23, 19) > ?))){forced}"
+             SUBSTRING(err_info, CHAR_LENGTH(err_info) - 23, 19) > {now}))){forced}"
         )
     }
 
-    fn params(&self) -> Vec<Value> {
-        vec![
+    /// The condition for a prepared statement with [`Self::params`].
+    fn prepared_condition(&self) -> String {
+        self.condition(["?"; 3].map(String::from))
+    }
+
+    fn params(&self) -> [Value; 3] {
+        [
             Value::from(self.module.as_str()),
             Value::from(self.max_attempts),
             Value::from(self.now.as_str()),
@@ -272,9 +278,9 @@ pub fn ready_page(
 ) -> Result<Vec<QueuePosition>, DbError> {
     let mut sql = format!(
         "SELECT id, {PRIORITY}, {CREATED} FROM {NOTIFYTASK} WHERE {}",
-        filter.condition()
+        filter.prepared_condition()
     );
-    let mut params = filter.params();
+    let mut params = filter.params().to_vec();
     if let Some(p) = after {
         sql.push_str(&format!(
             " AND ({PRIORITY} < ? OR ({PRIORITY} = ? AND ({CREATED} > ? OR ({CREATED} = ? AND id > ?))))"
@@ -315,16 +321,103 @@ pub struct Task {
     pub error_count: u32,
 }
 
+/// A claimed row: an open transaction on `conn` that holds the row's lock. It ends
+/// with [`Claim::delete`] or [`Claim::record_failure`], each of which commits, or
+/// rolls back when dropped (an error, a panic unwinding).
+///
+/// Not a `mysql::Transaction`: that sends START TRANSACTION, the claim, DELETE and
+/// COMMIT as four round trips. A claim sends START TRANSACTION with the claim, and
+/// DELETE with COMMIT, as two multi-statement text queries (see [`batch`]): half the
+/// round trips, each a send, a receive and a thread switch on both sides.
+pub struct Claim<'c> {
+    conn: &'c mut PooledConn,
+    pub task: Task,
+    /// The transaction has not ended yet: dropping the claim rolls it back.
+    open: bool,
+}
+
+impl Claim<'_> {
+    /// The claim's connection, for statements inside its transaction.
+    pub fn conn(&mut self) -> &mut PooledConn {
+        self.conn
+    }
+
+    /// The message went out: the row leaves the queue, committed in the same round
+    /// trip.
+    pub fn delete(mut self) -> Result<(), StatementError> {
+        let id = self.task.id;
+        batch(
+            self.conn,
+            &format!("DELETE FROM {NOTIFYTASK} WHERE id = {id}; COMMIT"),
+        )
+        .map_err(|e| StatementError::new(&format!("cannot delete notifytask row {id}"), e))?;
+        self.open = false;
+        Ok(())
+    }
+
+    /// The attempt failed: one more error, and why (with the retry marker; fitted to
+    /// the column, see [`TableFacts::err_info`]), committed.
+    pub fn record_failure(mut self, err_info: &str) -> Result<(), StatementError> {
+        let id = self.task.id;
+        let fail = |e| {
+            StatementError::new(
+                &format!("cannot record the failure of notifytask row {id}"),
+                e,
+            )
+        };
+        self.conn
+            .exec_drop(
+                format!(
+                    "UPDATE {NOTIFYTASK} SET error_count = {ERRORS} + 1, err_info = ? WHERE id = ?"
+                ),
+                (err_info, id),
+            )
+            .map_err(fail)?;
+        self.conn.query_drop("COMMIT").map_err(fail)?;
+        self.open = false;
+        Ok(())
+    }
+
+    /// Ends the transaction without a change (the row was not claimable after all).
+    fn rollback(mut self) -> Result<(), mysql::Error> {
+        self.open = false;
+        self.conn.query_drop("ROLLBACK")
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // As `mysql::Transaction` does: a failed rollback means a lost connection,
+            // and the server rolls back what a lost connection left open.
+            let _ = self.conn.query_drop("ROLLBACK");
+        }
+    }
+}
+
+/// Runs `sql`, several statements separated by `;`, in one round trip, and returns
+/// the rows of the last one. Every statement's result is read, so an error in any of
+/// them is returned (the server runs none after a failed one). `query_drop` would not
+/// do: it drops the results after the first unread, errors included.
+fn batch(conn: &mut PooledConn, sql: &str) -> Result<Vec<Row>, mysql::Error> {
+    let mut result = conn.query_iter(sql)?;
+    let mut rows = Vec::new();
+    while let Some(set) = result.iter() {
+        rows = set.collect::<Result<_, _>>()?;
+    }
+    Ok(rows)
+}
+
 /// Claims row `id` if it is still there, still ready and nobody else holds it. The
-/// claim is the returned transaction (a row lock); in [`ClaimMode::NamedLocks`] also
-/// a named lock on the connection, which [`release`] drops after the transaction.
-/// A killed process loses its connection, and the server drops both.
+/// claim is a transaction holding the row lock; in [`ClaimMode::NamedLocks`] also a
+/// named lock on the connection, which [`release`] drops after the transaction. A
+/// killed process loses its connection, and the server drops both.
 pub fn claim<'c>(
     conn: &'c mut PooledConn,
     mode: ClaimMode,
     filter: &ReadyFilter,
     id: i64,
-) -> Result<Option<(Transaction<'c>, Task)>, StatementError> {
+) -> Result<Option<Claim<'c>>, StatementError> {
     let what = format!("cannot claim notifytask row {id}");
     let fail = |e: mysql::Error| StatementError::new(&what, e);
     let lock = match mode {
@@ -347,29 +440,37 @@ pub fn claim<'c>(
             " FOR UPDATE"
         }
     };
+    // A text query, so its values are written into it, escaped as the server expects.
+    let no_backslash_escape = conn.no_backslash_escape();
+    let literal = |v: Value| v.as_sql(no_backslash_escape);
     let sql = format!(
-        "SELECT id, filename, {ERRORS} FROM {NOTIFYTASK} WHERE id = ? AND {}{lock}",
-        filter.condition()
+        "START TRANSACTION; SELECT id, filename, {ERRORS} FROM {NOTIFYTASK} WHERE id = {id} AND {}{lock}",
+        filter.condition(filter.params().map(literal))
     );
-    let mut params = vec![Value::from(id)];
-    params.extend(filter.params());
-    let mut tx = conn.start_transaction(TxOpts::default()).map_err(fail)?;
-    let row: Option<Row> = tx.exec_first(sql, params).map_err(fail)?;
-    let Some(row) = row else {
-        tx.rollback().map_err(fail)?;
+    let mut claim = Claim {
+        task: Task {
+            id,
+            filename: String::new(),
+            error_count: 0,
+        },
+        // From the first statement on: whatever happens, the transaction ends.
+        open: true,
+        conn,
+    };
+    let rows = batch(claim.conn, &sql).map_err(fail)?;
+    let Some(row) = rows.into_iter().next() else {
+        claim.rollback().map_err(fail)?;
         return Ok(None);
     };
-    // The transaction rolls back when dropped with the error.
+    // The claim rolls back when dropped with the error.
     let (id, filename, error_count): (i64, Option<Vec<u8>>, i64) =
         typed(row, &what).map_err(StatementError::unreadable)?;
-    Ok(Some((
-        tx,
-        Task {
-            id,
-            filename: String::from_utf8_lossy(&filename.unwrap_or_default()).into_owned(),
-            error_count: u32::try_from(error_count.max(0)).unwrap_or(u32::MAX),
-        },
-    )))
+    claim.task = Task {
+        id,
+        filename: String::from_utf8_lossy(&filename.unwrap_or_default()).into_owned(),
+        error_count: u32::try_from(error_count.max(0)).unwrap_or(u32::MAX),
+    };
+    Ok(Some(claim))
 }
 
 /// Ends a claim's named lock (no-op for [`ClaimMode::SkipLocked`]).
@@ -382,37 +483,6 @@ pub fn release(conn: &mut PooledConn, mode: ClaimMode, id: i64) -> Result<(), St
         .map_err(|e| StatementError::new(&format!("cannot release notifytask row {id}"), e))?;
     }
     Ok(())
-}
-
-/// The message went out: the row leaves the queue (commit to make it final).
-pub fn delete_task(tx: &mut Transaction<'_>, id: i64) -> Result<(), StatementError> {
-    tx.exec_drop(format!("DELETE FROM {NOTIFYTASK} WHERE id = ?"), (id,))
-        .map_err(|e| StatementError::new(&format!("cannot delete notifytask row {id}"), e))
-}
-
-/// The attempt failed: one more error, and why (with the retry marker; fitted to the
-/// column, see [`TableFacts::err_info`]).
-pub fn record_failure(
-    tx: &mut Transaction<'_>,
-    id: i64,
-    err_info: &str,
-) -> Result<(), StatementError> {
-    tx.exec_drop(
-        format!("UPDATE {NOTIFYTASK} SET error_count = {ERRORS} + 1, err_info = ? WHERE id = ?"),
-        (err_info, id),
-    )
-    .map_err(|e| {
-        StatementError::new(
-            &format!("cannot record the failure of notifytask row {id}"),
-            e,
-        )
-    })
-}
-
-/// Commits a claim's transaction.
-pub fn commit(tx: Transaction<'_>, id: i64) -> Result<(), StatementError> {
-    tx.commit()
-        .map_err(|e| StatementError::new(&format!("cannot commit notifytask row {id}"), e))
 }
 
 /// `err_info`'s suffix for a transient failure: when it will be tried again, or that
@@ -724,9 +794,9 @@ pub fn queue_overview(
             .exec_first(
                 format!(
                     "SELECT COUNT(*) FROM {NOTIFYTASK} WHERE {}",
-                    this.condition()
+                    this.prepared_condition()
                 ),
-                this.params(),
+                this.params().to_vec(),
             )
             .map_err(fail)?;
         out.push(ModuleQueue {
@@ -853,7 +923,7 @@ pub struct InternalMessage {
 /// Stores the messages of one queue row in the claim's transaction, in one statement:
 /// they are all stored, or none, and only when the row's delete commits with them.
 pub fn insert_internal(
-    tx: &mut Transaction<'_>,
+    tx: &mut impl Queryable,
     table: &str,
     messages: &[InternalMessage],
 ) -> Result<(), StatementError> {

@@ -524,13 +524,14 @@ fn claim_and_send(
     conn: &mut PooledConn,
     job: &Job,
 ) -> Result<Outcome, StatementError> {
-    let Some((mut tx, task)) = schema::claim(conn, shared.mode, &job.filter, job.id)? else {
+    let Some(mut claim) = schema::claim(conn, shared.mode, &job.filter, job.id)? else {
         return Ok(Outcome::Skipped);
     };
+    let task = claim.task.clone();
     let started = Instant::now();
     let result = catch_unwind(AssertUnwindSafe(|| {
         let mut row = ClaimedRow {
-            tx: &mut tx,
+            claim: &mut claim,
             user_columns: &shared.user_columns,
         };
         shared.courier.deliver_file(&task.filename, &mut row)
@@ -544,9 +545,7 @@ fn claim_and_send(
     });
     match result {
         Ok(delivered) => {
-            let done =
-                schema::delete_task(&mut tx, task.id).and_then(|()| schema::commit(tx, task.id));
-            if let Err(e) = done {
+            if let Err(e) = claim.delete() {
                 crate::error!(
                     "notifytask {}: sent, but the row could not be deleted, so it may be sent again: {e}",
                     task.id
@@ -587,8 +586,7 @@ fn claim_and_send(
                 &shared.facts.err_info,
             );
             crate::warn!("notifytask {}: {err_info}", task.id);
-            schema::record_failure(&mut tx, task.id, &err_info)
-                .and_then(|()| schema::commit(tx, task.id))?;
+            claim.record_failure(&err_info)?;
             let retried = !reason.is_permanent() && attempt < config.max_attempts;
             shared
                 .stats
@@ -599,18 +597,18 @@ fn claim_and_send(
 }
 
 /// A claimed row's transaction, as the courier uses it.
-struct ClaimedRow<'a, 't> {
-    tx: &'a mut mysql::Transaction<'t>,
+struct ClaimedRow<'a, 'c> {
+    claim: &'a mut schema::Claim<'c>,
     user_columns: &'a [String],
 }
 
 impl RowTx for ClaimedRow<'_, '_> {
     fn user_fields(&mut self, id: &str) -> Option<crate::xml::Params> {
-        schema::user_fields(self.tx, self.user_columns, id)
+        schema::user_fields(self.claim.conn(), self.user_columns, id)
     }
 
     fn store(&mut self, table: &str, messages: &[schema::InternalMessage]) -> Result<(), String> {
-        schema::insert_internal(self.tx, table, messages).map_err(|e| e.to_string())
+        schema::insert_internal(self.claim.conn(), table, messages).map_err(|e| e.to_string())
     }
 }
 
