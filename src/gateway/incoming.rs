@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 
 use crate::gateway::input::checked_params;
-use crate::gateway::smtp::option;
+use crate::gateway::mail_form::{self, option};
 use crate::gateway::{
     Delivery, Feature, Features, GatewayError, GatewayModule, GatewaySettings, OutgoingInput,
 };
@@ -184,27 +184,15 @@ fn build(protocol: Protocol) -> Metadata {
                 &format!("Пусто — {plain} для STARTTLS и без шифрования, {tls} для TLS"),
             ),
         ),
-        Field {
-            kind: FieldKind::Select,
-            default: Some("starttls".into()),
-            options: vec![
-                option("starttls", "STARTTLS", "STARTTLS"),
-                option("tls", "TLS from the start", "TLS сразу"),
-                option(
-                    "none",
-                    "None (a local server only)",
-                    "Без шифрования (только локальный сервер)",
-                ),
-            ],
-            ..Field::text(
-                "security",
-                ("Encryption", "Шифрование"),
-                (
-                    "The server's certificate is always checked",
-                    "Сертификат сервера проверяется всегда",
-                ),
-            )
-        },
+        mail_form::security(vec![
+            option("starttls", "STARTTLS", "STARTTLS"),
+            option("tls", "TLS from the start", "TLS сразу"),
+            option(
+                "none",
+                "None (a local server only)",
+                "Без шифрования (только локальный сервер)",
+            ),
+        ]),
         Field {
             required: true,
             identifier: true,
@@ -217,18 +205,7 @@ fn build(protocol: Protocol) -> Metadata {
                 ),
             )
         },
-        Field {
-            kind: FieldKind::Password,
-            required: true,
-            ..Field::text(
-                "password",
-                ("Password", "Пароль"),
-                (
-                    "For Gmail and Yandex: an app password",
-                    "Для Gmail и Яндекса — пароль приложения",
-                ),
-            )
-        },
+        mail_form::password(true),
     ];
     match protocol {
         Protocol::Imap => fields.push(Field::text(
@@ -252,36 +229,17 @@ fn build(protocol: Protocol) -> Metadata {
             )
         }),
     }
-    fields.extend([
-        Field::text(
-            "ticket_pattern",
-            ("Ticket number pattern", "Шаблон номера тикета"),
-            (
-                "A regular expression whose first group is the ticket number in a \
+    fields.extend([Field::text(
+        "ticket_pattern",
+        ("Ticket number pattern", "Шаблон номера тикета"),
+        (
+            "A regular expression whose first group is the ticket number in a \
                  subject; \\[#(\\d+)\\] when empty",
-                "Регулярное выражение, первая группа которого — номер тикета в теме; \
+            "Регулярное выражение, первая группа которого — номер тикета в теме; \
                  пусто — \\[#(\\d+)\\]",
-            ),
         ),
-        Field::text(
-            "ca_file",
-            ("Extra CA certificates", "Дополнительные сертификаты ЦС"),
-            (
-                "Optional: a PEM file of CAs to trust besides the system's",
-                "Необязательно: PEM-файл сертификатов ЦС, которым доверять кроме системных",
-            ),
-        ),
-        Field::text(
-            "timeout",
-            ("Timeout, s", "Тайм-аут, с"),
-            (
-                "Optional: seconds to wait for each answer of the server, up to 300; \
-                 30 when empty",
-                "Необязательно: сколько секунд ждать каждого ответа сервера, до 300; \
-                 пусто — 30",
-            ),
-        ),
-    ]);
+    )]);
+    fields.extend(mail_form::ca_file_and_timeout());
     Metadata {
         title_en: format!("{name} (incoming email)"),
         title_ru: format!("{name} (входящая почта)"),

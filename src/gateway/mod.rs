@@ -5,6 +5,7 @@
 pub mod incoming;
 pub mod input;
 pub mod jabber;
+pub mod mail_form;
 pub mod messages;
 pub mod program;
 pub mod script;

@@ -9,13 +9,14 @@
 use std::sync::OnceLock;
 
 use crate::gateway::input::checked_params;
+use crate::gateway::mail_form::{self, option};
 use crate::gateway::{
     Delivery, Feature, Features, GatewayError, GatewayModule, GatewaySettings, OutgoingInput,
 };
 use crate::mail::message::{self, Content, Sender};
 use crate::mail::smtp::{SmtpClient, SmtpSettings};
 use crate::root::MgrRoot;
-use crate::script::{Field, FieldKind, Metadata, SelectOption};
+use crate::script::{Field, Metadata};
 use crate::template::html_text;
 use crate::xml::Params;
 
@@ -110,7 +111,7 @@ pub fn metadata() -> &'static Metadata {
         notify_module: "ntemail".into(),
         required_one_of: Vec::new(),
         contact: None,
-        fields: vec![
+        fields: [
             Field {
                 required: true,
                 identifier: true,
@@ -131,31 +132,19 @@ pub fn metadata() -> &'static Metadata {
                     "Пусто — 587 для STARTTLS, 465 для TLS, 25 без шифрования",
                 ),
             ),
-            Field {
-                kind: FieldKind::Select,
-                default: Some("starttls".into()),
-                options: vec![
-                    option("starttls", "STARTTLS (port 587)", "STARTTLS (порт 587)"),
-                    option(
-                        "tls",
-                        "TLS from the start (port 465)",
-                        "TLS сразу (порт 465)",
-                    ),
-                    option(
-                        "none",
-                        "None (a local relay only)",
-                        "Без шифрования (только локальный релей)",
-                    ),
-                ],
-                ..Field::text(
-                    "security",
-                    ("Encryption", "Шифрование"),
-                    (
-                        "The server's certificate is always checked",
-                        "Сертификат сервера проверяется всегда",
-                    ),
-                )
-            },
+            mail_form::security(vec![
+                option("starttls", "STARTTLS (port 587)", "STARTTLS (порт 587)"),
+                option(
+                    "tls",
+                    "TLS from the start (port 465)",
+                    "TLS сразу (порт 465)",
+                ),
+                option(
+                    "none",
+                    "None (a local relay only)",
+                    "Без шифрования (только локальный релей)",
+                ),
+            ]),
             Field {
                 identifier: true,
                 ..Field::text(
@@ -167,17 +156,7 @@ pub fn metadata() -> &'static Metadata {
                     ),
                 )
             },
-            Field {
-                kind: FieldKind::Password,
-                ..Field::text(
-                    "password",
-                    ("Password", "Пароль"),
-                    (
-                        "For Gmail and Yandex: an app password",
-                        "Для Gmail и Яндекса — пароль приложения",
-                    ),
-                )
-            },
+            mail_form::password(false),
             Field {
                 required: true,
                 ..Field::text(
@@ -205,36 +184,11 @@ pub fn metadata() -> &'static Metadata {
                     "Необязательно: куда идут ответы клиентов, например ящик поддержки",
                 ),
             ),
-            Field::text(
-                "ca_file",
-                ("Extra CA certificates", "Дополнительные сертификаты ЦС"),
-                (
-                    "Optional: a PEM file of CAs to trust besides the system's, \
-                     for a mail server with a certificate of a private CA",
-                    "Необязательно: PEM-файл сертификатов ЦС, которым доверять кроме \
-                     системных, для сервера с сертификатом частного ЦС",
-                ),
-            ),
-            Field::text(
-                "timeout",
-                ("Timeout, s", "Тайм-аут, с"),
-                (
-                    "Optional: seconds to wait for each answer of the server, up to 300; \
-                     30 when empty",
-                    "Необязательно: сколько секунд ждать каждого ответа сервера, до 300; \
-                     пусто — 30",
-                ),
-            ),
-        ],
+        ]
+        .into_iter()
+        .chain(mail_form::ca_file_and_timeout())
+        .collect(),
     })
-}
-
-pub(crate) fn option(value: &str, en: &str, ru: &str) -> SelectOption {
-    SelectOption {
-        value: value.into(),
-        label_en: en.into(),
-        label_ru: ru.into(),
-    }
 }
 
 #[cfg(test)]
