@@ -185,14 +185,14 @@ pub fn run_bounded(
     timeout: Duration,
     max_stdout: u64,
 ) -> std::io::Result<Finished> {
-    let mut child = command
+    command
         // The DB password has no business in another program's environment.
         .env_remove(crate::db::URL_ENV)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()?;
+        .process_group(0);
+    let mut child = spawn_past_text_busy(command)?;
     if let Some(mut stdin) = child.stdin.take() {
         let input = input.to_vec();
         // A program that does not read its stdin must not block us.
@@ -209,6 +209,22 @@ pub fn run_bounded(
         stdout_closed: reply.stdout_closed,
         stopped: reply.stopped,
     })
+}
+
+/// Starts `command`, trying again for a moment while the kernel says its file is busy
+/// (ETXTBSY): a program just written is briefly held open for writing by any process
+/// forked at that instant, until that process execs.
+fn spawn_past_text_busy(command: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 10 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            started => return started,
+        }
+    }
 }
 
 /// What a gateway program wrote, and how the exchange ended.
