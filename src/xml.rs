@@ -14,6 +14,17 @@ mod prescan;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params(Vec<(String, String)>);
 
+impl<'a> FromIterator<(&'a str, &'a str)> for Params {
+    /// Pairs in order; a name that occurs twice keeps its last value.
+    fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(pairs: I) -> Self {
+        let mut p = Self::new();
+        for (k, v) in pairs {
+            p.set(k, v);
+        }
+        p
+    }
+}
+
 impl Params {
     pub fn new() -> Self {
         Self::default()

@@ -165,18 +165,15 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        let mut p = Params::new();
-        for (k, v) in [
+        [
             ("host", "mail.example.com"),
             ("login", "u"),
             ("password", "p"),
         ]
         .iter()
         .chain(pairs)
-        {
-            p.set(k, v);
-        }
-        p
+        .copied()
+        .collect()
     }
 
     #[test]

@@ -100,11 +100,7 @@ mod tests {
     use super::*;
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        let mut p = Params::new();
-        for (k, v) in pairs {
-            p.set(k, v);
-        }
-        p
+        pairs.iter().copied().collect()
     }
 
     #[test]
