@@ -95,12 +95,7 @@ fn gateway_error(e: XmppError) -> GatewayError {
 impl GatewayModule for JabberGateway {
     fn features(&self) -> Features {
         Features {
-            features: vec![
-                Feature::Outgoing,
-                Feature::Ingoing,
-                Feature::Formtune,
-                Feature::CheckConnection,
-            ],
+            features: Feature::ALL.to_vec(),
             notify_module: "ntjabber".to_owned(),
         }
     }

@@ -124,6 +124,14 @@ pub enum Feature {
 }
 
 impl Feature {
+    /// Every feature of the seed's gateway protocol.
+    pub const ALL: [Feature; 4] = [
+        Feature::Outgoing,
+        Feature::Ingoing,
+        Feature::Formtune,
+        Feature::CheckConnection,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Feature::Outgoing => "outgoing",
@@ -248,12 +256,7 @@ pub fn commands(root: &MgrRoot, name: &str, build: crate::roles::Build) -> Vec<&
     features.map_or_else(
         || {
             Features {
-                features: vec![
-                    Feature::Outgoing,
-                    Feature::Ingoing,
-                    Feature::Formtune,
-                    Feature::CheckConnection,
-                ],
+                features: Feature::ALL.to_vec(),
                 notify_module: String::new(),
             }
             .commands()

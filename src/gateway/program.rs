@@ -125,14 +125,9 @@ impl GatewayModule for ProgramGateway {
         };
         for node in doc.descendants() {
             if node.has_tag_name("feature") {
-                let feature = [
-                    Feature::Outgoing,
-                    Feature::Ingoing,
-                    Feature::Formtune,
-                    Feature::CheckConnection,
-                ]
-                .into_iter()
-                .find(|f| node.attribute("name") == Some(f.name()));
+                let feature = Feature::ALL
+                    .into_iter()
+                    .find(|f| node.attribute("name") == Some(f.name()));
                 features.features.extend(feature);
             } else if node.has_tag_name("notify_module") {
                 features.notify_module = crate::xml::text_of(node);
