@@ -618,14 +618,7 @@ fn sync_writes_the_plugin_xml_while_gwsmtp_is_ours() {
             .any(|n| n.attribute("name") == Some(name) && n.attribute("required") == Some("yes"))
     };
     assert!(required("host") && required("from_email") && !required("login"));
-    let msg = |lang: &str, name: &str| {
-        doc.descendants()
-            .filter(|n| n.has_tag_name("lang") && n.attribute("name") == Some(lang))
-            .flat_map(|l| l.descendants())
-            .find(|m| m.has_tag_name("msg") && m.attribute("name") == Some(name))
-            .and_then(|m| m.text())
-            .map(str::to_owned)
-    };
+    let msg = |lang: &str, name: &str| common::plugin::msg(&doc, lang, name);
     assert_eq!(msg("en", "from_email").as_deref(), Some("Sender address"));
     assert_eq!(
         msg("ru", "from_email").as_deref(),

@@ -581,15 +581,8 @@ fn sync_writes_the_forms_of_gwimap_and_gwpop3() {
         );
         assert_eq!(input_type("security").as_deref(), Some("select"), "{role}");
         assert!(input_type(own).is_some(), "{role} {own}");
-        let msg = |lang: &str, name: &str| {
-            doc.descendants()
-                .filter(|n| n.has_tag_name("lang") && n.attribute("name") == Some(lang))
-                .flat_map(|l| l.descendants())
-                .find(|m| m.has_tag_name("msg") && m.attribute("name") == Some(name))
-                .and_then(|m| m.text())
-                .map(str::to_owned)
-                .unwrap_or_default()
-        };
+        let msg =
+            |lang: &str, name: &str| common::plugin::msg(&doc, lang, name).unwrap_or_default();
         assert_eq!(msg("en", "host"), "Mail server");
         assert_eq!(msg("ru", "host"), "Почтовый сервер");
         assert!(msg("en", "hint_port").contains(port), "{role}");

@@ -7,6 +7,7 @@ pub mod fake_http;
 pub mod mariadb;
 pub mod mgr_root;
 pub mod mgrctl;
+pub mod plugin;
 pub mod prosody;
 pub mod providers;
 pub mod smtp;
