@@ -479,7 +479,7 @@ fn a_sent_row_whose_delete_is_refused_stays_queued_with_its_file() {
     assert!(db.task(good).is_none());
     assert!(!root.path().join("var/notify/2026-01-01/good").exists());
     // Sent once, but its row could not leave the queue: it stays as it was, with its
-    // file, for the next run (which may send it again, and says so).
+    // file, and the sent journal names it.
     let row = db
         .task(kept)
         .expect("the row whose delete was refused stays");
@@ -487,10 +487,33 @@ fn a_sent_row_whose_delete_is_refused_stays_queued_with_its_file() {
     assert!(root.path().join("var/notify/2026-01-01/kept").exists());
     let log = root.read("var/ntsms.log");
     assert!(
-        log.contains("could not be deleted, so it may be sent again")
-            && log.contains("delete refused by a trigger"),
+        log.contains("could not be deleted")
+            && log.contains("delete refused by a trigger")
+            && log.contains("the sent journal keeps it from being sent again"),
         "{log}"
     );
+    assert_eq!(delivered(&root).len(), 2);
+
+    // The next run claims it again, and does not send it again.
+    let out = run_process_bounded(&root, &db, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(delivered(&root).len(), 2, "{:?}", delivered(&root));
+    assert!(db.task(kept).is_some());
+
+    // Once the server lets it go, it leaves the queue unsent, with its file and the
+    // journal that named it.
+    db.exec("DROP TRIGGER refuse_delete");
+    let out = run_process_bounded(&root, &db, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(delivered(&root).len(), 2, "{:?}", delivered(&root));
+    assert!(db.task(kept).is_none());
+    assert!(!root.path().join("var/notify/2026-01-01/kept").exists());
+    let log = root.read("var/ntsms.log");
+    assert!(log.contains("removed now, not sent again"), "{log}");
+    let journals = std::fs::read_dir(root.path().join("var/mgrnotify/sent/ntsms"))
+        .unwrap()
+        .count();
+    assert_eq!(journals, 0, "the settled journal is gone");
 }
 
 #[test]

@@ -150,6 +150,9 @@ pub struct StatementError {
     /// The network, a timeout, or the server ended the connection; otherwise the server
     /// refused just this statement (a data error, a lock wait, a trigger) and answered.
     pub connection_lost: bool,
+    /// The server rolled the whole transaction back (a deadlock, a lock wait that
+    /// ends the transaction), not just the statement.
+    pub transaction_lost: bool,
 }
 
 impl StatementError {
@@ -161,9 +164,13 @@ impl StatementError {
             mysql::Error::FromValueError(_) | mysql::Error::FromRowError(_) => false,
             _ => true,
         };
+        /// Server errors that roll back the whole transaction.
+        const ENDS_TRANSACTION: &[u16] = &[1205, 1213];
+        let transaction_lost = matches!(&e, mysql::Error::MySqlError(server) if ENDS_TRANSACTION.contains(&server.code));
         Self {
             error: DbError::query(context, e),
             connection_lost,
+            transaction_lost,
         }
     }
 
@@ -172,6 +179,7 @@ impl StatementError {
         Self {
             error,
             connection_lost: false,
+            transaction_lost: false,
         }
     }
 }

@@ -321,17 +321,18 @@ pub struct Task {
     pub error_count: u32,
 }
 
-/// A claimed row: an open transaction on `conn` that holds the row's lock. It ends
-/// with [`Claim::delete`] or [`Claim::record_failure`], each of which commits, or
-/// rolls back when dropped (an error, a panic unwinding).
+/// Claimed rows: an open transaction on `conn` that holds their locks. It ends with
+/// [`Claim::commit`], or rolls back when dropped (an error, a panic unwinding).
 ///
-/// Not a `mysql::Transaction`: that sends START TRANSACTION, the claim, DELETE and
-/// COMMIT as four round trips. A claim sends START TRANSACTION with the claim, and
-/// DELETE with COMMIT, as two multi-statement text queries (see [`batch`]): half the
-/// round trips, each a send, a receive and a thread switch on both sides.
+/// Not a `mysql::Transaction`: that sends START TRANSACTION, the claim, each DELETE and
+/// COMMIT as round trips of their own. A claim sends START TRANSACTION with the claim,
+/// and every DELETE with COMMIT, as two multi-statement text queries (see [`batch`]):
+/// two round trips for all its rows, each a send, a receive and a thread switch on
+/// both sides.
 pub struct Claim<'c> {
     conn: &'c mut PooledConn,
-    pub task: Task,
+    /// The rows claimed, in the order they were asked for.
+    pub tasks: Vec<Task>,
     /// The transaction has not ended yet: dropping the claim rolls it back.
     open: bool,
 }
@@ -342,29 +343,10 @@ impl Claim<'_> {
         self.conn
     }
 
-    /// The message went out: the row leaves the queue, committed in the same round
-    /// trip.
-    pub fn delete(mut self) -> Result<(), StatementError> {
-        let id = self.task.id;
-        batch(
-            self.conn,
-            &format!("DELETE FROM {NOTIFYTASK} WHERE id = {id}; COMMIT"),
-        )
-        .map_err(|e| StatementError::new(&format!("cannot delete notifytask row {id}"), e))?;
-        self.open = false;
-        Ok(())
-    }
-
-    /// The attempt failed: one more error, and why (with the retry marker; fitted to
-    /// the column, see [`TableFacts::err_info`]), committed.
-    pub fn record_failure(mut self, err_info: &str) -> Result<(), StatementError> {
-        let id = self.task.id;
-        let fail = |e| {
-            StatementError::new(
-                &format!("cannot record the failure of notifytask row {id}"),
-                e,
-            )
-        };
+    /// Row `id`'s attempt failed: one more error, and why (with the retry marker;
+    /// fitted to the column, see [`TableFacts::err_info`]). Committed by
+    /// [`Claim::commit`].
+    pub fn record_failure(&mut self, id: i64, err_info: &str) -> Result<(), StatementError> {
         self.conn
             .exec_drop(
                 format!(
@@ -372,13 +354,53 @@ impl Claim<'_> {
                 ),
                 (err_info, id),
             )
-            .map_err(fail)?;
-        self.conn.query_drop("COMMIT").map_err(fail)?;
-        self.open = false;
-        Ok(())
+            .map_err(|e| {
+                StatementError::new(
+                    &format!("cannot record the failure of notifytask row {id}"),
+                    e,
+                )
+            })
     }
 
-    /// Ends the transaction without a change (the row was not claimable after all).
+    /// The `sent` rows leave the queue, and the transaction commits, in one round trip.
+    /// A delete the server refuses (a trigger) leaves that row alone queued: it comes
+    /// back with the reason, and the others are deleted and committed all the same.
+    pub fn commit(mut self, sent: &[i64]) -> Result<Vec<(i64, StatementError)>, StatementError> {
+        let mut refused = Vec::new();
+        let mut rest = sent;
+        loop {
+            let mut sql = String::new();
+            for id in rest {
+                sql.push_str(&format!("DELETE FROM {NOTIFYTASK} WHERE id = {id}; "));
+            }
+            sql.push_str("COMMIT");
+            match batch(self.conn, &sql) {
+                Ok(_) => {
+                    self.open = false;
+                    return Ok(refused);
+                }
+                Err(failed) => {
+                    let Some(&id) = rest.get(failed.index) else {
+                        return Err(StatementError::new(
+                            "cannot commit the sent rows' deletes",
+                            failed.error,
+                        ));
+                    };
+                    let e = StatementError::new(
+                        &format!("cannot delete notifytask row {id}"),
+                        failed.error,
+                    );
+                    if e.connection_lost || e.transaction_lost {
+                        return Err(e);
+                    }
+                    refused.push((id, e));
+                    rest = &rest[failed.index + 1..];
+                }
+            }
+        }
+    }
+
+    /// Ends the transaction without a change (no row was claimable after all).
     fn rollback(mut self) -> Result<(), mysql::Error> {
         self.open = false;
         self.conn.query_drop("ROLLBACK")
@@ -395,94 +417,155 @@ impl Drop for Claim<'_> {
     }
 }
 
+/// The statement of a [`batch`] that failed (0 for the first), and why.
+struct BatchError {
+    index: usize,
+    error: mysql::Error,
+}
+
 /// Runs `sql`, several statements separated by `;`, in one round trip, and returns
 /// the rows of the last one. Every statement's result is read, so an error in any of
-/// them is returned (the server runs none after a failed one). `query_drop` would not
-/// do: it drops the results after the first unread, errors included.
-fn batch(conn: &mut PooledConn, sql: &str) -> Result<Vec<Row>, mysql::Error> {
-    let mut result = conn.query_iter(sql)?;
+/// them is returned with its place (the server runs none after a failed one).
+/// `query_drop` would not do: it drops the results after the first unread, errors
+/// included.
+fn batch(conn: &mut PooledConn, sql: &str) -> Result<Vec<Row>, BatchError> {
+    let mut result = conn
+        .query_iter(sql)
+        .map_err(|error| BatchError { index: 0, error })?;
     let mut rows = Vec::new();
+    let mut index = 0;
     while let Some(set) = result.iter() {
-        rows = set.collect::<Result<_, _>>()?;
+        rows = set
+            .collect::<Result<_, _>>()
+            .map_err(|error| BatchError { index, error })?;
+        index += 1;
     }
     Ok(rows)
 }
 
-/// Claims row `id` if it is still there, still ready and nobody else holds it. The
-/// claim is a transaction holding the row lock; in [`ClaimMode::NamedLocks`] also a
-/// named lock on the connection, which [`release`] drops after the transaction. A
-/// killed process loses its connection, and the server drops both.
+/// Claims those of rows `ids` that are still there, still ready and held by nobody
+/// else, in one transaction holding their row locks; `None` when there are none. In
+/// [`ClaimMode::NamedLocks`] also a named lock on the connection for each, which
+/// [`release`] drops after the transaction. A killed process loses its connection,
+/// and the server drops both.
 pub fn claim<'c>(
     conn: &'c mut PooledConn,
     mode: ClaimMode,
     filter: &ReadyFilter,
-    id: i64,
+    ids: &[i64],
 ) -> Result<Option<Claim<'c>>, StatementError> {
-    let what = format!("cannot claim notifytask row {id}");
+    let what = match ids {
+        [id] => format!("cannot claim notifytask row {id}"),
+        _ => format!("cannot claim notifytask rows {}", id_list(ids)),
+    };
     let fail = |e: mysql::Error| StatementError::new(&what, e);
-    let lock = match mode {
-        ClaimMode::SkipLocked => " FOR UPDATE SKIP LOCKED",
+    let (lock, ids) = match mode {
+        ClaimMode::SkipLocked => (" FOR UPDATE SKIP LOCKED", ids.to_vec()),
         ClaimMode::NamedLocks => {
-            let got: Option<Row> = conn
-                .exec_first(
-                    "SELECT GET_LOCK(CONCAT('mgrnotify.', MD5(DATABASE()), '.', ?), 0)",
-                    (id,),
-                )
-                .map_err(fail)?;
-            let got: Option<Option<i64>> = got
-                .map(|r| typed(r, &what))
-                .transpose()
-                .map_err(StatementError::unreadable)?;
-            if got.flatten() != Some(1) {
-                return Ok(None);
+            let mut got = Vec::with_capacity(ids.len());
+            for &id in ids {
+                let row: Option<Row> = conn
+                    .exec_first(
+                        "SELECT GET_LOCK(CONCAT('mgrnotify.', MD5(DATABASE()), '.', ?), 0)",
+                        (id,),
+                    )
+                    .map_err(fail)?;
+                let locked: Option<Option<i64>> = row
+                    .map(|r| typed(r, &what))
+                    .transpose()
+                    .map_err(StatementError::unreadable)?;
+                if locked.flatten() == Some(1) {
+                    got.push(id);
+                }
             }
-            // Nobody else of ours holds it; wait for a lock BILLmanager itself may hold.
-            " FOR UPDATE"
+            // Nobody else of ours holds them; wait for a lock BILLmanager itself may hold.
+            (" FOR UPDATE", got)
         }
     };
+    if ids.is_empty() {
+        return Ok(None);
+    }
     // A text query, so its values are written into it, escaped as the server expects.
     let no_backslash_escape = conn.no_backslash_escape();
     let literal = |v: Value| v.as_sql(no_backslash_escape);
     let sql = format!(
-        "START TRANSACTION; SELECT id, filename, {ERRORS} FROM {NOTIFYTASK} WHERE id = {id} AND {}{lock}",
+        "START TRANSACTION; SELECT id, filename, {ERRORS} FROM {NOTIFYTASK} WHERE id IN ({}) AND {}{lock}",
+        id_list(&ids),
         filter.condition(filter.params().map(literal))
     );
     let mut claim = Claim {
-        task: Task {
-            id,
-            filename: String::new(),
-            error_count: 0,
-        },
+        tasks: Vec::new(),
         // From the first statement on: whatever happens, the transaction ends.
         open: true,
         conn,
     };
-    let rows = batch(claim.conn, &sql).map_err(fail)?;
-    let Some(row) = rows.into_iter().next() else {
+    let rows = batch(claim.conn, &sql).map_err(|e| fail(e.error))?;
+    if rows.is_empty() {
         claim.rollback().map_err(fail)?;
         return Ok(None);
-    };
-    // The claim rolls back when dropped with the error.
-    let (id, filename, error_count): (i64, Option<Vec<u8>>, i64) =
-        typed(row, &what).map_err(StatementError::unreadable)?;
-    claim.task = Task {
-        id,
-        filename: String::from_utf8_lossy(&filename.unwrap_or_default()).into_owned(),
-        error_count: u32::try_from(error_count.max(0)).unwrap_or(u32::MAX),
-    };
+    }
+    // The claim rolls back when dropped with an error.
+    for row in rows {
+        let (id, filename, error_count): (i64, Option<Vec<u8>>, i64) =
+            typed(row, &what).map_err(StatementError::unreadable)?;
+        claim.tasks.push(Task {
+            id,
+            filename: String::from_utf8_lossy(&filename.unwrap_or_default()).into_owned(),
+            error_count: u32::try_from(error_count.max(0)).unwrap_or(u32::MAX),
+        });
+    }
+    // In the order asked for: the queue's.
+    claim
+        .tasks
+        .sort_by_key(|t| ids.iter().position(|&id| id == t.id));
     Ok(Some(claim))
 }
 
-/// Ends a claim's named lock (no-op for [`ClaimMode::SkipLocked`]).
-pub fn release(conn: &mut PooledConn, mode: ClaimMode, id: i64) -> Result<(), StatementError> {
+/// `1, 2, 3`: ids as SQL.
+fn id_list(ids: &[i64]) -> String {
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Ends the claims' named locks (no-op for [`ClaimMode::SkipLocked`]).
+pub fn release(conn: &mut PooledConn, mode: ClaimMode, ids: &[i64]) -> Result<(), StatementError> {
     if mode == ClaimMode::NamedLocks {
-        conn.exec_drop(
-            "DO RELEASE_LOCK(CONCAT('mgrnotify.', MD5(DATABASE()), '.', ?))",
-            (id,),
-        )
-        .map_err(|e| StatementError::new(&format!("cannot release notifytask row {id}"), e))?;
+        for &id in ids {
+            conn.exec_drop(
+                "DO RELEASE_LOCK(CONCAT('mgrnotify.', MD5(DATABASE()), '.', ?))",
+                (id,),
+            )
+            .map_err(|e| StatementError::new(&format!("cannot release notifytask row {id}"), e))?;
+        }
     }
     Ok(())
+}
+
+/// Which of `rows` (id and filename) are still queued: a sent journal is kept until
+/// none of its rows is.
+pub fn still_queued(conn: &mut PooledConn, rows: &[(i64, String)]) -> Result<usize, DbError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    const WHAT: &str = "cannot read the notifytask queue";
+    let ids: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+    let found: Vec<Row> = conn
+        .query(format!(
+            "SELECT id, filename FROM {NOTIFYTASK} WHERE id IN ({})",
+            id_list(&ids)
+        ))
+        .map_err(|e| DbError::query(WHAT, e))?;
+    let mut queued = 0;
+    for row in found {
+        let (id, filename): (i64, Option<Vec<u8>>) = typed(row, WHAT)?;
+        let filename = String::from_utf8_lossy(&filename.unwrap_or_default()).into_owned();
+        if rows.iter().any(|(i, f)| *i == id && *f == filename) {
+            queued += 1;
+        }
+    }
+    Ok(queued)
 }
 
 /// `err_info`'s suffix for a transient failure: when it will be tried again, or that

@@ -30,6 +30,10 @@ pub struct QueueConfig {
     pub batch_size: usize,
     /// `auto` (by server version), `skip_locked` or `named_locks` (`QueueClaim`).
     pub claim: Option<ClaimMode>,
+    /// Most rows a worker claims, sends and deletes in one transaction
+    /// (`QueueClaimRows`, 16; 1 claims each row alone). Fewer rows are taken at a
+    /// time when a page holds too few to keep every worker busy.
+    pub claim_rows: usize,
     /// Longest wait for the database on any read or write; a hung server ends the run
     /// after this (`QueueDbTimeout`, 60s).
     pub db_timeout: Duration,
@@ -59,6 +63,7 @@ impl Default for QueueConfig {
             gateway_timeout: Duration::from_secs(60),
             batch_size: 500,
             claim: None,
+            claim_rows: 16,
             db_timeout: Duration::from_secs(60),
             max_file_size: 4 << 20,
             user_fields: Vec::new(),
@@ -189,6 +194,10 @@ impl QueueConfig {
                         _ => return Err(bad("auto, skip_locked or named_locks")),
                     }
                 }
+                "QueueClaimRows" => {
+                    c.claim_rows =
+                        number(value, 1, 1_000).ok_or_else(|| bad("a number from 1 to 1000"))?
+                }
                 "QueueDbTimeout" => {
                     c.db_timeout = duration(value)
                         .filter(|d| *d >= Duration::from_secs(1))
@@ -215,7 +224,7 @@ impl QueueConfig {
                         format!(
                         "{file} line {line}: unknown key {key}: the queue keys are QueueWorkers, \
                          QueueMaxAttempts, QueueRetryBase, QueueRetryCap, QueueTimeBudget, \
-                         QueueGatewayTimeout, QueueBatchSize, QueueClaim, QueueDbTimeout, \
+                         QueueGatewayTimeout, QueueBatchSize, QueueClaim, QueueClaimRows, QueueDbTimeout, \
                          QueueMaxFileSize, QueueUserFields"
                     ),
                     ))
@@ -281,7 +290,7 @@ mod tests {
     fn defaults_and_overrides() {
         let c = QueueConfig::parse(
             "# queue\nQueueWorkers 4\nQueueRetryBase 500ms\nQueueTimeBudget 0\n\
-             QueueClaim named_locks\nTemplateCache 10\n",
+             QueueClaim named_locks\nQueueClaimRows 1\nTemplateCache 10\n",
             "f",
         )
         .unwrap();
@@ -289,6 +298,7 @@ mod tests {
         assert_eq!(c.retry_base, Duration::from_millis(500));
         assert_eq!(c.time_budget, None);
         assert_eq!(c.claim, Some(ClaimMode::NamedLocks));
+        assert_eq!((c.claim_rows, QueueConfig::default().claim_rows), (1, 16));
         assert_eq!(c.max_attempts, 10);
         assert_eq!(QueueConfig::parse("", "f").unwrap(), QueueConfig::default());
         let c = QueueConfig::parse(

@@ -2,15 +2,17 @@
 //! notifytask queue, reliably and fast.
 //!
 //! One dispatcher pages through the ready rows in queue order (priority, then oldest)
-//! and hands their ids to a pool of workers. A worker claims a row (a transaction that
-//! holds the row lock, see [`schema::claim`]), sends its file, and in the same
-//! transaction deletes the row (then its file) or records the failure with its next
-//! retry time. Other runs skip claimed rows, so nothing is sent twice; a killed run's
-//! transactions roll back, so nothing is lost. A run ends when a whole pass over the
-//! queue claimed nothing, or when its time budget is spent.
+//! and hands their ids, a few at a time, to a pool of workers. A worker claims its rows
+//! (a transaction that holds their locks, see [`schema::claim`]), sends each file, and
+//! in the same transaction deletes the sent rows (then their files) and records each
+//! failure with its next retry time. Other runs skip claimed rows, so nothing is sent
+//! twice; a killed run's transactions roll back, so nothing is lost, and its sent
+//! journal ([`journal`]) keeps what it had sent from being sent again. A run ends when
+//! a whole pass over the queue claimed nothing, or when its time budget is spent.
 
 pub mod backoff;
 pub mod config;
+pub mod journal;
 pub mod send;
 pub mod stop;
 
@@ -28,6 +30,7 @@ use crate::db::schema::{self, ClaimMode, QueuePosition, ReadyFilter, TableFacts}
 use crate::db::{DbError, DbSettings, StatementError};
 use crate::root::MgrRoot;
 use config::QueueConfig;
+use journal::{Journals, SentJournal};
 use send::{Channel, Courier, Destination, RowTx};
 
 /// Why a run could not do its work (the database, the configuration). Problems of a
@@ -139,31 +142,39 @@ struct Shared {
     db_lost: AtomicBool,
 }
 
+/// Rows for one worker to claim together, in queue order.
+#[derive(Clone)]
 struct Job {
-    id: i64,
+    ids: Vec<i64>,
     filter: Arc<ReadyFilter>,
+    /// When the run's time budget ends: the rows not yet sent then stay queued.
+    deadline: Option<Instant>,
 }
 
-/// A job a worker has taken. It reports exactly one outcome: the worker's, or
-/// [`Outcome::Released`] when the worker dies first (dropped while unwinding), so the
-/// dispatcher never waits for a row nobody works on.
+/// Each row's outcome.
+type Outcomes = Vec<(i64, Outcome)>;
+
+/// A job a worker has taken. It reports exactly once: the worker's outcomes, or
+/// [`Outcome::Released`] for every row when the worker dies first (dropped while
+/// unwinding), so the dispatcher never waits for rows nobody works on.
 struct Taken<'a> {
-    id: i64,
-    outcomes: &'a mpsc::Sender<(i64, Outcome)>,
+    ids: Vec<i64>,
+    outcomes: &'a mpsc::Sender<Outcomes>,
     reported: bool,
 }
 
 impl Taken<'_> {
-    fn report(mut self, outcome: Outcome) {
+    fn report(mut self, outcomes: Outcomes) {
         self.reported = true;
-        let _ = self.outcomes.send((self.id, outcome));
+        let _ = self.outcomes.send(outcomes);
     }
 }
 
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
         if !self.reported {
-            let _ = self.outcomes.send((self.id, Outcome::Released));
+            let released = self.ids.iter().map(|&id| (id, Outcome::Released));
+            let _ = self.outcomes.send(released.collect());
         }
     }
 }
@@ -223,6 +234,31 @@ pub fn process(root: &MgrRoot, channel: &Channel) -> Result<Summary, QueueError>
             ""
         }
     );
+    // Sends recorded before their delete commits let a worker claim many rows at a
+    // time; without them (var/ not writable), each row is claimed alone, committed
+    // right after its send. A table channel's messages are written in the transaction
+    // itself: nothing to record.
+    let journals = match channel.destination {
+        Destination::Table => None,
+        Destination::Gateways => match Journals::open(root, role) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                crate::warn!(
+                    "process: cannot keep a sent journal under {}: {e}; each row is claimed \
+                     alone",
+                    root.state_dir("sent").display()
+                );
+                None
+            }
+        },
+    };
+    if let Some(j) = &journals {
+        j.remove_settled(|rows| schema::still_queued(&mut conn, rows))?;
+    }
+    let claim_rows = match (&channel.destination, &journals) {
+        (Destination::Gateways, None) => 1,
+        _ => config.claim_rows,
+    };
     let shared = Arc::new(Shared {
         courier: Courier::new(root.clone(), channel.clone(), gateways, &config),
         mode,
@@ -237,8 +273,13 @@ pub fn process(root: &MgrRoot, channel: &Channel) -> Result<Summary, QueueError>
         let mut conn = pool
             .get_conn()
             .map_err(|e| DbError::query("cannot open the workers' database connections", e))?;
-        let shared = shared.clone();
-        Ok(move |job: &Job| run_job(&shared, &mut conn, job))
+        let mut worker = Worker {
+            shared: shared.clone(),
+            journal: None,
+            journals: journals.clone(),
+        };
+        worker.renew_journal();
+        Ok(move |job: &Job| worker.run_job(&mut conn, job))
     })?;
     let ready = ReadyFilter {
         module: role.to_owned(),
@@ -249,12 +290,23 @@ pub fn process(root: &MgrRoot, channel: &Channel) -> Result<Summary, QueueError>
     let result = dispatch(
         |filter, after| schema::ready_page(&mut conn, filter, after, config.batch_size),
         &ready,
+        Grouping {
+            workers: config.workers,
+            most: claim_rows,
+        },
         config.time_budget,
         &workers,
     );
     workers.finish();
     shared.stats.flush();
     let summary = result?;
+    if let Some(j) = &journals {
+        // This run's journals left behind (a refused delete) and those of runs that
+        // ended while it ran.
+        if let Err(e) = j.remove_settled(|rows| schema::still_queued(&mut conn, rows)) {
+            crate::warn!("process: cannot check the sent journals: {e}");
+        }
+    }
     let counts = format!(
         "{} sent, {} failed, {} skipped (held by another run), {} left as they were",
         summary.sent, summary.failed, summary.skipped, summary.released
@@ -282,12 +334,12 @@ pub fn process(root: &MgrRoot, channel: &Channel) -> Result<Summary, QueueError>
 struct Workers {
     /// A short hand-over queue: the time budget is checked close to the sending.
     jobs: mpsc::SyncSender<Job>,
-    outcomes: mpsc::Receiver<(i64, Outcome)>,
+    outcomes: mpsc::Receiver<Outcomes>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Workers {
-    /// Starts `count` workers, each with the row handler `make` gives it. Only the
+    /// Starts `count` workers, each with the job handler `make` gives it. Only the
     /// workers hold the receiving end of the jobs and the sending end of the outcomes:
     /// when every worker is gone, handing over a job fails and waiting for an outcome
     /// ends, instead of blocking for ever.
@@ -296,7 +348,7 @@ impl Workers {
         mut make: impl FnMut() -> Result<H, QueueError>,
     ) -> Result<Self, QueueError>
     where
-        H: FnMut(&Job) -> Outcome + Send + 'static,
+        H: FnMut(&Job) -> Outcomes + Send + 'static,
     {
         let (jobs, job_rx) = mpsc::sync_channel::<Job>(count);
         let job_rx = Arc::new(Mutex::new(job_rx));
@@ -332,6 +384,29 @@ impl Workers {
     }
 }
 
+/// How a page's rows are split into jobs: into enough jobs for every worker when
+/// the page has the rows, and of at most `most` rows each, sizes differing by one at
+/// most.
+#[derive(Debug, Clone, Copy)]
+struct Grouping {
+    workers: usize,
+    most: usize,
+}
+
+impl Grouping {
+    /// The sizes of the jobs for `rows` rows, in order.
+    fn job_sizes(&self, rows: usize) -> impl Iterator<Item = usize> {
+        let jobs = rows
+            .div_ceil(self.most.max(1))
+            .max(rows.min(self.workers))
+            .max(1);
+        let (size, larger) = (rows / jobs, rows % jobs);
+        (0..jobs)
+            .map(move |n| size + usize::from(n < larger))
+            .filter(|&n| n > 0)
+    }
+}
+
 /// Pages through the ready rows (`next_page`) and feeds the workers, pass after pass,
 /// until a pass claims nothing, the time budget is spent or the run is stopped.
 fn dispatch(
@@ -340,6 +415,7 @@ fn dispatch(
         Option<&QueuePosition>,
     ) -> Result<Vec<QueuePosition>, DbError>,
     ready: &ReadyFilter,
+    grouping: Grouping,
     time_budget: Option<Duration>,
     workers: &Workers,
 ) -> Result<Summary, QueueError> {
@@ -370,16 +446,22 @@ fn dispatch(
             let Some(last) = page.last().cloned() else {
                 break;
             };
-            for position in page {
+            let ids: Vec<i64> = page
+                .iter()
+                .map(|p| p.id)
+                .filter(|id| !released.contains(id))
+                .collect();
+            let mut rest = ids.as_slice();
+            for size in grouping.job_sizes(ids.len()) {
                 if must_end(&mut summary) {
                     break 'pages;
                 }
-                if released.contains(&position.id) {
-                    continue;
-                }
+                let (group, after_group) = rest.split_at(size);
+                rest = after_group;
                 let job = Job {
-                    id: position.id,
+                    ids: group.to_vec(),
                     filter: filter.clone(),
+                    deadline: time_budget.map(|b| started + b),
                 };
                 if jobs.send(job).is_err() {
                     return Err(QueueError::WorkersGone { pending: 0 });
@@ -414,39 +496,43 @@ fn dispatch(
     }
 }
 
-/// Counts one row's outcome; 1 when the row was claimed (sent or failed).
+/// Counts one job's outcomes; returns how many rows were claimed (sent or failed).
 fn tally(
     summary: &mut Summary,
     released: &mut HashSet<i64>,
     broken: &mut Option<DbError>,
-    (id, outcome): (i64, Outcome),
+    outcomes: Outcomes,
 ) -> usize {
-    match outcome {
-        Outcome::Sent => summary.sent += 1,
-        Outcome::Failed => summary.failed += 1,
-        Outcome::Skipped => {
-            summary.skipped += 1;
-            return 0;
-        }
-        Outcome::Released => {
-            summary.released += 1;
-            released.insert(id);
-            return 0;
-        }
-        Outcome::Broken(e) => {
-            broken.get_or_insert(e);
-            return 0;
+    let mut claimed = 0;
+    for (id, outcome) in outcomes {
+        match outcome {
+            Outcome::Sent => {
+                summary.sent += 1;
+                claimed += 1;
+            }
+            Outcome::Failed => {
+                summary.failed += 1;
+                claimed += 1;
+            }
+            Outcome::Skipped => summary.skipped += 1,
+            Outcome::Released => {
+                summary.released += 1;
+                released.insert(id);
+            }
+            Outcome::Broken(e) => {
+                broken.get_or_insert(e);
+            }
         }
     }
-    1
+    claimed
 }
 
-/// A worker: takes jobs until there are none, and reports one outcome for each, even
+/// A worker: takes jobs until there are none, and reports the outcomes of each, even
 /// when `handle` panics (then the worker ends; see [`Taken`]).
 fn work(
     jobs: &Mutex<mpsc::Receiver<Job>>,
-    outcomes: &mpsc::Sender<(i64, Outcome)>,
-    mut handle: impl FnMut(&Job) -> Outcome,
+    outcomes: &mpsc::Sender<Outcomes>,
+    mut handle: impl FnMut(&Job) -> Outcomes,
 ) {
     loop {
         let job = {
@@ -457,7 +543,7 @@ fn work(
             }
         };
         let taken = Taken {
-            id: job.id,
+            ids: job.ids.clone(),
             outcomes,
             reported: false,
         };
@@ -465,135 +551,332 @@ fn work(
     }
 }
 
-/// One row, start to end. A panic in any part of it leaves the row as it was (its
-/// transaction rolls back as the panic unwinds) and not taken again in this run; the
-/// worker goes on with the next row.
-fn run_job(shared: &Shared, conn: &mut PooledConn, job: &Job) -> Outcome {
-    if stop::requested() || shared.db_lost.load(Ordering::Relaxed) {
-        return Outcome::Released;
-    }
-    let outcome = match catch_unwind(AssertUnwindSafe(|| handle_row(shared, conn, job))) {
-        Ok(outcome) => outcome,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            crate::error!(
-                "notifytask {}: internal error, the row stays queued as it was: {what}",
-                job.id
-            );
-            match schema::release(conn, shared.mode, job.id) {
-                Err(e) if e.connection_lost => Outcome::Broken(e.error),
-                _ => Outcome::Released,
+/// Every row of `ids` with the same outcome; a lost connection is reported once.
+fn all(ids: &[i64], outcome: impl Fn() -> Outcome) -> Outcomes {
+    ids.iter().map(|&id| (id, outcome())).collect()
+}
+
+/// How a job ended before its rows could be told apart.
+enum JobError {
+    /// The claim failed: no row was touched.
+    Claim(StatementError),
+    /// The transaction was lost after rows were sent: they are in the sent journal.
+    Commit(StatementError),
+}
+
+/// One worker's state: its share of the run, and its sent journal.
+struct Worker {
+    shared: Arc<Shared>,
+    journals: Option<Arc<Journals>>,
+    /// `None` when the run keeps no journal, or a new one cannot be opened.
+    journal: Option<SentJournal>,
+}
+
+impl Worker {
+    /// A new journal when the last one holds sends whose delete did not commit: it
+    /// stays behind for whoever claims those rows next.
+    fn renew_journal(&mut self) {
+        if self.journal.as_ref().is_some_and(|j| !j.has_pending()) {
+            return;
+        }
+        self.journal = None;
+        if let Some(journals) = &self.journals {
+            match journals.journal() {
+                Ok(j) => self.journal = Some(j),
+                Err(e) => crate::warn!(
+                    "process: cannot open a sent journal: {e}; a sent row whose delete fails \
+                     may be sent again"
+                ),
             }
         }
-    };
-    if matches!(outcome, Outcome::Broken(_)) {
-        shared.db_lost.store(true, Ordering::Relaxed);
     }
-    outcome
-}
 
-fn handle_row(shared: &Shared, conn: &mut PooledConn, job: &Job) -> Outcome {
-    let outcome = claim_and_send(shared, conn, job).unwrap_or_else(|e| {
-        if e.connection_lost {
-            return Outcome::Broken(e.error);
+    /// One job, start to end. A panic in any part of it leaves its rows as they were
+    /// (the transaction rolls back as the panic unwinds; rows sent before it are in
+    /// the sent journal) and not taken again in this run; the worker goes on.
+    fn run_job(&mut self, conn: &mut PooledConn, job: &Job) -> Outcomes {
+        let shared = self.shared.clone();
+        if stop::requested() || shared.db_lost.load(Ordering::Relaxed) {
+            return all(&job.ids, || Outcome::Released);
         }
-        crate::error!(
-            "notifytask {}: {e}; the row stays queued as it was, for the next run",
-            job.id
-        );
-        Outcome::Released
-    });
-    // A named lock outlives the transaction: drop it whatever happened.
-    match (outcome, schema::release(conn, shared.mode, job.id)) {
-        (Outcome::Broken(e), _) => Outcome::Broken(e),
-        (_, Err(e)) if e.connection_lost => Outcome::Broken(e.error),
-        (outcome, Err(e)) => {
-            crate::warn!("notifytask {}: {e}", job.id);
-            outcome
-        }
-        (outcome, Ok(())) => outcome,
-    }
-}
-
-fn claim_and_send(
-    shared: &Shared,
-    conn: &mut PooledConn,
-    job: &Job,
-) -> Result<Outcome, StatementError> {
-    let Some(mut claim) = schema::claim(conn, shared.mode, &job.filter, job.id)? else {
-        return Ok(Outcome::Skipped);
-    };
-    let task = claim.task.clone();
-    let started = Instant::now();
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        let mut row = ClaimedRow {
-            claim: &mut claim,
-            user_columns: &shared.user_columns,
-        };
-        shared.courier.deliver_file(&task.filename, &mut row)
-    }))
-    .unwrap_or_else(|_| {
-        Err(send::SendError {
-            kind: send::SendErrorKind::Transient,
-            msg: "internal error while sending (see the log)".to_owned(),
-            gateway: String::new(),
-        })
-    });
-    match result {
-        Ok(delivered) => {
-            if let Err(e) = claim.delete() {
+        let outcomes = catch_unwind(AssertUnwindSafe(|| self.handle_rows(conn, job)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
                 crate::error!(
-                    "notifytask {}: sent, but the row could not be deleted, so it may be sent again: {e}",
+                    "notifytask {}: internal error, the rows stay queued as they were: {what}",
+                    ids_text(&job.ids)
+                );
+                match schema::release(conn, shared.mode, &job.ids) {
+                    Err(e) if e.connection_lost => broken(&job.ids, e.error),
+                    _ => all(&job.ids, || Outcome::Released),
+                }
+            });
+        self.renew_journal();
+        if outcomes
+            .iter()
+            .any(|(_, o)| matches!(o, Outcome::Broken(_)))
+        {
+            shared.db_lost.store(true, Ordering::Relaxed);
+        }
+        outcomes
+    }
+
+    fn handle_rows(&mut self, conn: &mut PooledConn, job: &Job) -> Outcomes {
+        let mode = self.shared.mode;
+        let outcomes = match self.claim_and_send(conn, job) {
+            Ok(outcomes) => outcomes,
+            Err(JobError::Claim(e) | JobError::Commit(e)) if e.connection_lost => {
+                broken(&job.ids, e.error)
+            }
+            // The server refused to claim them together (one row it cannot read):
+            // each alone, so the others still go.
+            Err(JobError::Claim(e)) if job.ids.len() > 1 => {
+                crate::warn!(
+                    "notifytask {}: {e}; claiming them one by one",
+                    ids_text(&job.ids)
+                );
+                let _ = schema::release(conn, mode, &job.ids);
+                return job
+                    .ids
+                    .iter()
+                    .flat_map(|&id| {
+                        let one = Job {
+                            ids: vec![id],
+                            ..job.clone()
+                        };
+                        self.handle_rows(conn, &one)
+                    })
+                    .collect();
+            }
+            Err(JobError::Claim(e)) => {
+                crate::error!(
+                    "notifytask {}: {e}; the row stays queued as it was, for the next run",
+                    ids_text(&job.ids)
+                );
+                all(&job.ids, || Outcome::Released)
+            }
+            Err(JobError::Commit(e)) => {
+                crate::error!(
+                    "notifytask {}: {e}; the rows stay queued as they were, and those already \
+                     sent are in the sent journal, so they are not sent again",
+                    ids_text(&job.ids)
+                );
+                all(&job.ids, || Outcome::Released)
+            }
+        };
+        // A named lock outlives the transaction: drop it whatever happened.
+        match schema::release(conn, mode, &job.ids) {
+            Err(e) if e.connection_lost => broken(&job.ids, e.error),
+            Err(e) => {
+                crate::warn!("notifytask {}: {e}", ids_text(&job.ids));
+                outcomes
+            }
+            Ok(()) => outcomes,
+        }
+    }
+
+    /// Claims the job's rows, sends each claimed row that no journal names, and
+    /// commits the sent rows' deletes with the failures.
+    fn claim_and_send(&mut self, conn: &mut PooledConn, job: &Job) -> Result<Outcomes, JobError> {
+        let shared = &*self.shared;
+        let ids = &job.ids;
+        let out_of_time = || job.deadline.is_some_and(|d| Instant::now() >= d);
+        let Some(mut claim) =
+            schema::claim(conn, shared.mode, &job.filter, ids).map_err(JobError::Claim)?
+        else {
+            return Ok(all(ids, || Outcome::Skipped));
+        };
+        let tasks = std::mem::take(&mut claim.tasks);
+        let mut outcomes: Outcomes = ids
+            .iter()
+            .filter(|id| !tasks.iter().any(|t| t.id == **id))
+            .map(|&id| (id, Outcome::Skipped))
+            .collect();
+        let sent_before = self
+            .journal
+            .as_ref()
+            .map(|j| j.journals().sent_before(&tasks))
+            .unwrap_or_default();
+        let mut sent = Vec::new();
+        let mut stopped = false;
+        for task in tasks {
+            if sent_before.contains(&task.id) {
+                sent.push(SentRow {
+                    task,
+                    delivered: None,
+                    started: Instant::now(),
+                });
+                continue;
+            }
+            if stopped || stop::requested() || out_of_time() {
+                outcomes.push((task.id, Outcome::Released));
+                continue;
+            }
+            let started = Instant::now();
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                let mut row = ClaimedRow {
+                    claim: &mut claim,
+                    user_columns: &shared.user_columns,
+                };
+                shared.courier.deliver_file(&task.filename, &mut row)
+            }))
+            .unwrap_or_else(|_| {
+                Err(send::SendError {
+                    kind: send::SendErrorKind::Transient,
+                    msg: "internal error while sending (see the log)".to_owned(),
+                    gateway: String::new(),
+                })
+            });
+            match result {
+                Ok(delivered) => {
+                    if let Some(journal) = &mut self.journal {
+                        if let Err(e) = journal.record(task.id, &task.filename) {
+                            crate::warn!(
+                                "notifytask {}: cannot write to the sent journal: {e}; if its \
+                                 delete fails, it may be sent again",
+                                task.id
+                            );
+                        }
+                    }
+                    sent.push(SentRow {
+                        task,
+                        delivered: Some(delivered),
+                        started,
+                    });
+                }
+                // Cut short by the stop, not refused by anyone: back to the queue as
+                // it was.
+                Err(_) if stop::requested() => outcomes.push((task.id, Outcome::Released)),
+                Err(reason) => {
+                    let (outcome, ends) = self.record_failure(&mut claim, &task, &reason)?;
+                    stopped |= ends;
+                    outcomes.push((task.id, outcome));
+                }
+            }
+        }
+        let sent_ids: Vec<i64> = sent.iter().map(|s| s.task.id).collect();
+        let refused = claim.commit(&sent_ids).map_err(JobError::Commit)?;
+        if refused.is_empty() {
+            if let Some(journal) = &mut self.journal {
+                if let Err(e) = journal.settled() {
+                    crate::warn!("process: cannot empty the sent journal: {e}");
+                }
+            }
+        }
+        for s in sent {
+            let id = s.task.id;
+            if let Some((_, e)) = refused.iter().find(|(r, _)| *r == id) {
+                crate::error!(
+                    "notifytask {id}: sent, but the row could not be deleted: {e}; it stays \
+                     queued, and the sent journal keeps it from being sent again"
+                );
+                outcomes.push((id, Outcome::Released));
+                continue;
+            }
+            match s.delivered {
+                Some(delivered) => {
+                    let latency = s.started.elapsed();
+                    for one in &delivered.sent {
+                        shared
+                            .stats
+                            .sent(shared.courier.role(), &one.module, latency);
+                        crate::info!(
+                            "notifytask {id}: {} in {} ms{}",
+                            one.via(),
+                            latency.as_millis(),
+                            one.provider_message_id
+                                .as_deref()
+                                .map(|p| format!(", provider id {p}"))
+                                .unwrap_or_default()
+                        );
+                    }
+                    remove_file(&delivered.path);
+                }
+                None => {
+                    crate::info!(
+                        "notifytask {id}: sent by an earlier run that could not remove it; \
+                         removed now, not sent again"
+                    );
+                    if let Some(path) = shared.courier.file_path(&s.task.filename) {
+                        remove_file(&path);
+                    }
+                }
+            }
+            outcomes.push((id, Outcome::Sent));
+        }
+        Ok(outcomes)
+    }
+
+    /// Records a row's failed attempt in the claim's transaction. Also says whether
+    /// the job must stop: the server ended the whole transaction.
+    fn record_failure(
+        &self,
+        claim: &mut schema::Claim<'_>,
+        task: &schema::Task,
+        reason: &send::SendError,
+    ) -> Result<(Outcome, bool), JobError> {
+        let shared = &*self.shared;
+        let attempt = task.error_count.saturating_add(1);
+        let config = &shared.config;
+        let delay = backoff::retry_delay(attempt, config.retry_base, config.retry_cap);
+        let err_info = backoff::failure_text(
+            &reason.msg,
+            reason.is_permanent(),
+            attempt,
+            config.max_attempts,
+            time::OffsetDateTime::now_utc(),
+            delay,
+            &shared.facts.err_info,
+        );
+        crate::warn!("notifytask {}: {err_info}", task.id);
+        match claim.record_failure(task.id, &err_info) {
+            Ok(()) => {
+                let retried = !reason.is_permanent() && attempt < config.max_attempts;
+                shared
+                    .stats
+                    .failed(shared.courier.role(), &reason.gateway, retried);
+                Ok((Outcome::Failed, false))
+            }
+            Err(e) if e.connection_lost => Err(JobError::Commit(e)),
+            Err(e) => {
+                crate::error!(
+                    "notifytask {}: {e}; the row stays queued as it was, for the next run",
                     task.id
                 );
-                return Err(e);
+                Ok((Outcome::Released, e.transaction_lost))
             }
-            let latency = started.elapsed();
-            for s in &delivered.sent {
-                shared.stats.sent(shared.courier.role(), &s.module, latency);
-                crate::info!(
-                    "notifytask {}: {} in {} ms{}",
-                    task.id,
-                    s.via(),
-                    started.elapsed().as_millis(),
-                    s.provider_message_id
-                        .as_deref()
-                        .map(|id| format!(", provider id {id}"))
-                        .unwrap_or_default()
-                );
-            }
-            remove_file(&delivered.path);
-            Ok(Outcome::Sent)
-        }
-        // Cut short by the stop, not refused by anyone: back to the queue as it was
-        // (the transaction rolls back as it is dropped).
-        Err(_) if stop::requested() => Ok(Outcome::Released),
-        Err(reason) => {
-            let attempt = task.error_count.saturating_add(1);
-            let config = &shared.config;
-            let delay = backoff::retry_delay(attempt, config.retry_base, config.retry_cap);
-            let err_info = backoff::failure_text(
-                &reason.msg,
-                reason.is_permanent(),
-                attempt,
-                config.max_attempts,
-                time::OffsetDateTime::now_utc(),
-                delay,
-                &shared.facts.err_info,
-            );
-            crate::warn!("notifytask {}: {err_info}", task.id);
-            claim.record_failure(&err_info)?;
-            let retried = !reason.is_permanent() && attempt < config.max_attempts;
-            shared
-                .stats
-                .failed(shared.courier.role(), &reason.gateway, retried);
-            Ok(Outcome::Failed)
         }
     }
+}
+
+/// A row sent in this job (`delivered`), or by an earlier run (`None`).
+struct SentRow {
+    task: schema::Task,
+    delivered: Option<send::Delivered>,
+    started: Instant,
+}
+
+/// The first row carries the lost connection's error; the rest are left as they were.
+fn broken(ids: &[i64], e: DbError) -> Outcomes {
+    let mut e = Some(e);
+    ids.iter()
+        .map(|&id| match e.take() {
+            Some(e) => (id, Outcome::Broken(e)),
+            None => (id, Outcome::Released),
+        })
+        .collect()
+}
+
+/// `1, 2, 3` for the log.
+fn ids_text(ids: &[i64]) -> String {
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A claimed row's transaction, as the courier uses it.
@@ -637,24 +920,30 @@ mod tests {
     use super::*;
 
     /// Runs `dispatch` over a queue of rows 1..=`rows` with `workers` threads whose
-    /// `handle` says what became of each row; a sent row leaves the queue. Fails the
-    /// test when the run hangs.
+    /// `handle` says what became of each row, `most` rows a job; a sent row leaves the
+    /// queue. Fails the test when the run hangs.
     fn run(
         rows: i64,
         workers: usize,
-        handle: impl Fn(&Job) -> Outcome + Send + Clone + 'static,
+        most: usize,
+        handle: impl Fn(i64) -> Outcome + Send + Clone + 'static,
     ) -> Result<Summary, QueueError> {
         let (done_tx, done_rx) = mpsc::channel();
         std::thread::spawn(move || {
             let sent: Arc<Mutex<HashSet<i64>>> = Arc::default();
-            let workers = Workers::start(workers, || {
+            let pool = Workers::start(workers, || {
                 let (handle, sent) = (handle.clone(), sent.clone());
                 Ok(move |job: &Job| {
-                    let outcome = handle(job);
-                    if matches!(outcome, Outcome::Sent) {
-                        sent.lock().unwrap().insert(job.id);
-                    }
-                    outcome
+                    job.ids
+                        .iter()
+                        .map(|&id| {
+                            let outcome = handle(id);
+                            if matches!(outcome, Outcome::Sent) {
+                                sent.lock().unwrap().insert(id);
+                            }
+                            (id, outcome)
+                        })
+                        .collect()
                 })
             })
             .unwrap();
@@ -675,8 +964,9 @@ mod tests {
                     })
                     .collect())
             };
-            let result = dispatch(queue, &ready, None, &workers);
-            workers.finish();
+            let grouping = Grouping { workers, most };
+            let result = dispatch(queue, &ready, grouping, None, &pool);
+            pool.finish();
             let _ = done_tx.send(result);
         });
         done_rx
@@ -686,9 +976,9 @@ mod tests {
 
     #[test]
     fn a_worker_that_dies_is_an_outcome_and_the_run_goes_on() {
-        let summary = run(40, 4, |job| {
-            if job.id == 7 || job.id == 30 {
-                panic!("row {} breaks the worker", job.id);
+        let summary = run(40, 4, 1, |id| {
+            if id == 7 || id == 30 {
+                panic!("row {id} breaks the worker");
             }
             Outcome::Sent
         })
@@ -700,8 +990,38 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_that_dies_with_several_rows_reports_each_of_them() {
+        // 40 rows, 4 workers: jobs of 10 rows. The job holding row 7 dies whole.
+        let summary = run(40, 4, 16, |id| {
+            if id == 7 {
+                panic!("row {id} breaks the worker");
+            }
+            Outcome::Sent
+        })
+        .unwrap();
+        assert_eq!((summary.sent, summary.released), (30, 10), "{summary:?}");
+    }
+
+    #[test]
+    fn every_worker_gets_a_job_and_none_more_than_most_rows() {
+        let g = Grouping {
+            workers: 16,
+            most: 16,
+        };
+        let sizes = |g: Grouping, rows| g.job_sizes(rows).collect::<Vec<_>>();
+        let many = sizes(g, 500);
+        assert_eq!((many.len(), many.iter().sum::<usize>()), (32, 500));
+        assert!(many.iter().all(|&n| n == 15 || n == 16), "{many:?}");
+        let few = sizes(g, 24);
+        assert_eq!(few, [[2; 8], [1; 8]].concat());
+        assert_eq!(sizes(g, 5), [1; 5]);
+        assert_eq!(sizes(g, 0), Vec::<usize>::new());
+        assert_eq!(sizes(Grouping { most: 1, ..g }, 40), [1; 40]);
+    }
+
+    #[test]
     fn when_every_worker_dies_the_run_ends_with_an_error() {
-        let e = run(10, 3, |job| panic!("row {} breaks the worker", job.id)).unwrap_err();
+        let e = run(10, 3, 1, |id| panic!("row {id} breaks the worker")).unwrap_err();
         assert!(matches!(e, QueueError::WorkersGone { .. }), "{e:?}");
         assert!(e.to_string().contains("every worker stopped"), "{e}");
     }

@@ -433,6 +433,11 @@ impl Courier {
         Ok((file.path, notices))
     }
 
+    /// Where a row's notification file really is, when it exists under `var/notify`.
+    pub fn file_path(&self, filename: &str) -> Option<PathBuf> {
+        self.files.path(filename).ok()
+    }
+
     /// The field of `<user>` that holds the contact.
     pub fn contact_field(&self) -> &str {
         &self.channel.contact_field
