@@ -33,6 +33,8 @@ pub const REDACTED: &str = "***";
 
 struct Logger {
     role: String,
+    /// This process's id, read once: getpid is a system call.
+    pid: u32,
     level: u8,
     sink: Mutex<Sink>,
     offset: time::UtcOffset,
@@ -62,6 +64,7 @@ pub fn init(root: &MgrRoot, role: &str) {
     let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
     let _ = LOGGER.set(Logger {
         role: role.to_owned(),
+        pid: std::process::id(),
         level,
         sink: Mutex::new(sink),
         offset,
@@ -131,8 +134,7 @@ pub fn write(level: u8, args: fmt::Arguments<'_>) {
     let message = redact(&args.to_string());
     let line = format!(
         "{stamp} [{}:{tname}] {} {name} {message}\n",
-        std::process::id(),
-        logger.role
+        logger.pid, logger.role
     );
     let Ok(mut sink) = logger.sink.lock() else {
         return;

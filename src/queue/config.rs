@@ -26,12 +26,12 @@ pub struct QueueConfig {
     pub time_budget: Option<Duration>,
     /// A gateway program that has not answered by then is killed (`QueueGatewayTimeout`, 60s).
     pub gateway_timeout: Duration,
-    /// Rows read from the queue per query (`QueueBatchSize`, 500).
+    /// Rows read from the queue per query (`QueueBatchSize`, 1000).
     pub batch_size: usize,
     /// `auto` (by server version), `skip_locked` or `named_locks` (`QueueClaim`).
     pub claim: Option<ClaimMode>,
     /// Most rows a worker claims, sends and deletes in one transaction
-    /// (`QueueClaimRows`, 16; 1 claims each row alone). Fewer rows are taken at a
+    /// (`QueueClaimRows`, 64; 1 claims each row alone). Fewer rows are taken at a
     /// time when a page holds too few to keep every worker busy.
     pub claim_rows: usize,
     /// Longest wait for the database on any read or write; a hung server ends the run
@@ -61,9 +61,9 @@ impl Default for QueueConfig {
             retry_cap: Duration::from_secs(3600),
             time_budget: Some(Duration::from_secs(600)),
             gateway_timeout: Duration::from_secs(60),
-            batch_size: 500,
+            batch_size: 1000,
             claim: None,
-            claim_rows: 16,
+            claim_rows: 64,
             db_timeout: Duration::from_secs(60),
             max_file_size: 4 << 20,
             user_fields: Vec::new(),
@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(c.retry_base, Duration::from_millis(500));
         assert_eq!(c.time_budget, None);
         assert_eq!(c.claim, Some(ClaimMode::NamedLocks));
-        assert_eq!((c.claim_rows, QueueConfig::default().claim_rows), (1, 16));
+        assert_eq!((c.claim_rows, QueueConfig::default().claim_rows), (1, 64));
         assert_eq!(c.max_attempts, 10);
         assert_eq!(QueueConfig::parse("", "f").unwrap(), QueueConfig::default());
         let c = QueueConfig::parse(
