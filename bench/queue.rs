@@ -19,6 +19,8 @@
 //!
 //! Uses the test MariaDB (MGRNOTIFY_TEST_DB_URL, or the private server the tests start).
 //!
+//! `QUEUE_BENCH_CONF` adds lines to ntsms's mgrnotify.conf (`QueueClaimRows 1`, say).
+//!
 //! To profile ntsms: `QUEUE_BENCH_ONLY=1` makes one in-process run (provider at once,
 //! the server's durability), and `QUEUE_BENCH_WRAP` runs ntsms under a program, e.g.
 //! `QUEUE_BENCH_WRAP="perf record -g -o /tmp/ntsms.perf --" cargo bench --profile
@@ -351,7 +353,10 @@ fn third_party_run(messages: usize) -> Figures {
 fn run(root: &MgrRoot, db: &TestDb, messages: usize) -> Figures {
     root.write(
         "etc/mgrnotify/mgrnotify.conf",
-        &format!("QueueWorkers {WORKERS}\nQueueTimeBudget 0\n"),
+        &format!(
+            "QueueWorkers {WORKERS}\nQueueTimeBudget 0\n{}\n",
+            std::env::var("QUEUE_BENCH_CONF").unwrap_or_default()
+        ),
     );
     let mut conn = db.conn();
     for chunk in (0..messages).collect::<Vec<_>>().chunks(1000) {
