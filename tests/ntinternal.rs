@@ -2,7 +2,8 @@
 //! notification lands in mgrnotify's own table once (created on first use, named in
 //! mgrnotify.conf), together with its row's removal from the queue — a block that
 //! cannot be rendered or a failed insert stores nothing of the row and keeps it for
-//! its retry, three runs at once store each row once.
+//! its retry, a row whose delete is refused stores nothing, three runs at once store
+//! each row once.
 
 mod common;
 
@@ -195,6 +196,30 @@ fn a_failure_stores_nothing_and_the_row_waits_for_its_retry() {
         stored(&db, "client_notes"),
         [(7, Some(1), "S".into(), "fine".into(), None)]
     );
+}
+
+#[test]
+fn a_row_whose_delete_is_refused_stores_nothing_and_holds_up_no_other() {
+    let root = MgrRoot::new();
+    let db = TestDb::create();
+    let kept = queue(&root, &db, "k", &[block("kept", "S", 7, "1")]);
+    queue(&root, &db, "g", &[block("good", "S", 8, "1")]);
+    db.exec(&format!(
+        "CREATE TRIGGER refuse_delete BEFORE DELETE ON notifytask FOR EACH ROW \
+         BEGIN IF OLD.id = {kept} THEN \
+         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'delete refused by a trigger'; END IF; END"
+    ));
+    process(&root, &db);
+    // The message of the row that stays queued is not kept: it would be stored twice.
+    assert_eq!(
+        stored(&db, "mgrnotify_internal"),
+        [(8, Some(1), "S".into(), "good".into(), None)]
+    );
+    let row = db.task(kept).expect("the row stays queued");
+    assert_eq!((row.error_count, row.err_info), (0, None));
+    assert!(root
+        .read("var/ntinternal.log")
+        .contains("delete refused by a trigger"));
 }
 
 #[test]

@@ -400,6 +400,25 @@ impl Claim<'_> {
         }
     }
 
+    /// The `sent` rows leave the queue and the transaction commits, or nothing does:
+    /// for rows whose sending is itself a write in this transaction (see
+    /// [`insert_internal`]), a refused delete must undo that write too.
+    pub fn commit_whole(mut self, sent: &[i64]) -> Result<(), StatementError> {
+        let mut sql = String::new();
+        for id in sent {
+            sql.push_str(&format!("DELETE FROM {NOTIFYTASK} WHERE id = {id}; "));
+        }
+        sql.push_str("COMMIT");
+        batch(self.conn, &sql).map_err(|e| {
+            StatementError::new(
+                &format!("cannot delete notifytask row(s) {}", id_list(sent)),
+                e.error,
+            )
+        })?;
+        self.open = false;
+        Ok(())
+    }
+
     /// Ends the transaction without a change (no row was claimable after all).
     fn rollback(mut self) -> Result<(), mysql::Error> {
         self.open = false;

@@ -255,9 +255,12 @@ pub fn process(root: &MgrRoot, channel: &Channel) -> Result<Summary, QueueError>
     if let Some(j) = &journals {
         j.remove_settled(|rows| schema::still_queued(&mut conn, rows))?;
     }
+    // A table channel's row commits whole or not at all (its messages with its
+    // delete), so one row a transaction: a row the server will not delete then holds
+    // up no other.
     let claim_rows = match (&channel.destination, &journals) {
-        (Destination::Gateways, None) => 1,
-        _ => config.claim_rows,
+        (Destination::Gateways, Some(_)) => config.claim_rows,
+        _ => 1,
     };
     let shared = Arc::new(Shared {
         courier: Courier::new(root.clone(), channel.clone(), gateways, &config),
@@ -661,9 +664,14 @@ impl Worker {
             }
             Err(JobError::Commit(e)) => {
                 crate::error!(
-                    "notifytask {}: {e}; the rows stay queued as they were, and those already \
-                     sent are in the sent journal, so they are not sent again",
-                    ids_text(&job.ids)
+                    "notifytask {}: {e}; the rows stay queued as they were{}",
+                    ids_text(&job.ids),
+                    if self.journal.is_some() {
+                        ", and those already sent are in the sent journal, so they are not \
+                         sent again"
+                    } else {
+                        ""
+                    }
                 );
                 all(&job.ids, || Outcome::Released)
             }
@@ -759,7 +767,12 @@ impl Worker {
             }
         }
         let sent_ids: Vec<i64> = sent.iter().map(|s| s.task.id).collect();
-        let refused = claim.commit(&sent_ids).map_err(JobError::Commit)?;
+        let refused = if shared.courier.writes_in_transaction() {
+            claim.commit_whole(&sent_ids).map_err(JobError::Commit)?;
+            Vec::new()
+        } else {
+            claim.commit(&sent_ids).map_err(JobError::Commit)?
+        };
         if refused.is_empty() {
             if let Some(journal) = &mut self.journal {
                 if let Err(e) = journal.settled() {

@@ -433,6 +433,11 @@ impl Courier {
         Ok((file.path, notices))
     }
 
+    /// Sending is a write in the claimed row's transaction (a table channel).
+    pub fn writes_in_transaction(&self) -> bool {
+        self.channel.destination == Destination::Table
+    }
+
     /// Where a row's notification file really is, when it exists under `var/notify`.
     pub fn file_path(&self, filename: &str) -> Option<PathBuf> {
         self.files.path(filename).ok()
