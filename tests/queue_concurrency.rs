@@ -140,9 +140,11 @@ fn three_in_process_runs_named_locks() {
 fn sigkill_mid_run_loses_nothing_and_repeats_only_the_in_flight() {
     let workers = 4;
     let root = MgrRoot::new();
+    // Jobs of 4 rows: when the kill comes, each worker is a few jobs in, with rows sent
+    // but not yet deleted, which only its sent journal keeps from being sent again.
     root.write(
         "etc/mgrnotify/mgrnotify.conf",
-        &format!("QueueWorkers {workers}\n"),
+        &format!("QueueWorkers {workers}\nQueueClaimRows 4\n"),
     );
     let db = TestDb::create();
     // A slow provider: the message is recorded after 0.2 s, so some are in flight

@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -188,10 +188,6 @@ pub struct SentJournal {
 }
 
 impl SentJournal {
-    pub fn journals(&self) -> &Journals {
-        &self.journals
-    }
-
     /// Row `id` (file `filename`) was sent.
     pub fn record(&mut self, id: i64, filename: &str) -> io::Result<()> {
         lock(&self.journals.unsettled).insert(id, filename.to_owned());
@@ -211,7 +207,9 @@ impl SentJournal {
         for id in self.pending.drain(..) {
             unsettled.remove(&id);
         }
-        self.file.set_len(0)
+        // Back to the start too: the next line must not follow a hole.
+        self.file.set_len(0)?;
+        self.file.rewind()
     }
 }
 
@@ -271,6 +269,12 @@ mod tests {
         assert!(journals.sent_before(&[task(7, "other")]).is_empty());
         journal.settled().unwrap();
         assert!(journals.sent_before(&claimed).is_empty());
+        // What is written after a settle is all the file holds, and another run reads it.
+        journal.record(9, "f/9").unwrap();
+        assert_eq!(std::fs::read_to_string(&journal.path).unwrap(), "9 f/9\n");
+        let other = Journals::open(&root, "ntsms").unwrap();
+        assert_eq!(other.sent_before(&[task(9, "f/9")]), HashSet::from([9]));
+        journal.settled().unwrap();
         let path = journal.path.clone();
         drop(journal);
         assert!(!path.exists(), "a settled journal goes with its worker");

@@ -705,9 +705,9 @@ impl Worker {
             .map(|&id| (id, Outcome::Skipped))
             .collect();
         let sent_before = self
-            .journal
+            .journals
             .as_ref()
-            .map(|j| j.journals().sent_before(&tasks))
+            .map(|j| j.sent_before(&tasks))
             .unwrap_or_default();
         let mut sent = Vec::new();
         let mut stopped = false;
