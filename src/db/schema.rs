@@ -369,12 +369,7 @@ impl Claim<'_> {
         let mut refused = Vec::new();
         let mut rest = sent;
         loop {
-            let mut sql = String::new();
-            for id in rest {
-                sql.push_str(&format!("DELETE FROM {NOTIFYTASK} WHERE id = {id}; "));
-            }
-            sql.push_str("COMMIT");
-            match batch(self.conn, &sql) {
+            match batch(self.conn, &delete_and_commit(rest)) {
                 Ok(_) => {
                     self.open = false;
                     return Ok(refused);
@@ -404,12 +399,7 @@ impl Claim<'_> {
     /// for rows whose sending is itself a write in this transaction (see
     /// [`insert_internal`]), a refused delete must undo that write too.
     pub fn commit_whole(mut self, sent: &[i64]) -> Result<(), StatementError> {
-        let mut sql = String::new();
-        for id in sent {
-            sql.push_str(&format!("DELETE FROM {NOTIFYTASK} WHERE id = {id}; "));
-        }
-        sql.push_str("COMMIT");
-        batch(self.conn, &sql).map_err(|e| {
+        batch(self.conn, &delete_and_commit(sent)).map_err(|e| {
             StatementError::new(
                 &format!("cannot delete notifytask row(s) {}", id_list(sent)),
                 e.error,
@@ -434,6 +424,17 @@ impl Drop for Claim<'_> {
             let _ = self.conn.query_drop("ROLLBACK");
         }
     }
+}
+
+/// A DELETE of each row by its id (a row lock each, no gap locks), then COMMIT: one
+/// statement each, so a [`batch`] error says which row it was.
+fn delete_and_commit(ids: &[i64]) -> String {
+    let mut sql = String::new();
+    for id in ids {
+        sql.push_str(&format!("DELETE FROM {NOTIFYTASK} WHERE id = {id}; "));
+    }
+    sql.push_str("COMMIT");
+    sql
 }
 
 /// The statement of a [`batch`] that failed (0 for the first), and why.
