@@ -468,11 +468,7 @@ fn a_sent_row_whose_delete_is_refused_stays_queued_with_its_file() {
     let good = queue(&root, &db, "good", "good", 1);
     // The delete and the commit go to the server together: the delete's error must
     // still be seen, and the commit must not run.
-    db.exec(&format!(
-        "CREATE TRIGGER refuse_delete BEFORE DELETE ON notifytask FOR EACH ROW \
-         BEGIN IF OLD.id = {kept} THEN \
-         SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'delete refused by a trigger'; END IF; END"
-    ));
+    db.refuse_delete(kept);
 
     let out = run_process_bounded(&root, &db, Duration::from_secs(60));
     assert!(out.status.success(), "{}", stderr(&out));

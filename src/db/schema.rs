@@ -541,8 +541,8 @@ pub fn claim<'c>(
     Ok(Some(claim))
 }
 
-/// `1, 2, 3`: ids as SQL.
-fn id_list(ids: &[i64]) -> String {
+/// `1, 2, 3`: ids as SQL, and for the log.
+pub fn id_list(ids: &[i64]) -> String {
     ids.iter()
         .map(i64::to_string)
         .collect::<Vec<_>>()

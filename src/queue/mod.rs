@@ -611,7 +611,7 @@ impl Worker {
                     .unwrap_or_default();
                 crate::error!(
                     "notifytask {}: internal error, the rows stay queued as they were: {what}",
-                    ids_text(&job.ids)
+                    schema::id_list(&job.ids)
                 );
                 match schema::release(conn, shared.mode, &job.ids) {
                     Err(e) if e.connection_lost => broken(&job.ids, e.error),
@@ -640,7 +640,7 @@ impl Worker {
             Err(JobError::Claim(e)) if job.ids.len() > 1 => {
                 crate::warn!(
                     "notifytask {}: {e}; claiming them one by one",
-                    ids_text(&job.ids)
+                    schema::id_list(&job.ids)
                 );
                 let _ = schema::release(conn, mode, &job.ids);
                 return job
@@ -658,14 +658,14 @@ impl Worker {
             Err(JobError::Claim(e)) => {
                 crate::error!(
                     "notifytask {}: {e}; the row stays queued as it was, for the next run",
-                    ids_text(&job.ids)
+                    schema::id_list(&job.ids)
                 );
                 all(&job.ids, || Outcome::Released)
             }
             Err(JobError::Commit(e)) => {
                 crate::error!(
                     "notifytask {}: {e}; the rows stay queued as they were{}",
-                    ids_text(&job.ids),
+                    schema::id_list(&job.ids),
                     if self.journal.is_some() {
                         ", and those already sent are in the sent journal, so they are not \
                          sent again"
@@ -680,7 +680,7 @@ impl Worker {
         match schema::release(conn, mode, &job.ids) {
             Err(e) if e.connection_lost => broken(&job.ids, e.error),
             Err(e) => {
-                crate::warn!("notifytask {}: {e}", ids_text(&job.ids));
+                crate::warn!("notifytask {}: {e}", schema::id_list(&job.ids));
                 outcomes
             }
             Ok(()) => outcomes,
@@ -882,14 +882,6 @@ fn broken(ids: &[i64], e: DbError) -> Outcomes {
             None => (id, Outcome::Released),
         })
         .collect()
-}
-
-/// `1, 2, 3` for the log.
-fn ids_text(ids: &[i64]) -> String {
-    ids.iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A claimed row's transaction, as the courier uses it.

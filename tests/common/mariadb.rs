@@ -444,6 +444,16 @@ impl TestDb {
     pub fn exec(&self, sql: &str) {
         self.conn().query_drop(sql).expect("run SQL");
     }
+
+    /// A trigger `refuse_delete` makes the server refuse to delete queue row `id`
+    /// ("delete refused by a trigger"), as a statement error.
+    pub fn refuse_delete(&self, id: u64) {
+        self.exec(&format!(
+            "CREATE TRIGGER refuse_delete BEFORE DELETE ON notifytask FOR EACH ROW \
+             BEGIN IF OLD.id = {id} THEN \
+             SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'delete refused by a trigger'; END IF; END"
+        ));
+    }
 }
 
 /// A notification file for an SMS: message text `text` (the template), a user with
